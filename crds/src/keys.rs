@@ -1,0 +1,57 @@
+//! Every annotation, label, finalizer, class and event reason Portico reads or writes.
+//! Keeping them in one place is what lets `grep` find every user-facing name.
+
+/// `spec.loadBalancerClass` of the Services Portico acts on.
+pub const LOAD_BALANCER_CLASS: &str = "portico.dev/lb";
+
+/// Finalizer the controller adds before it allocates anything, and removes after cleanup.
+pub const FINALIZER: &str = "portico.dev/load-balancer-cleanup";
+
+/// Field manager for every server-side apply Portico makes.
+pub const CONTROLLER_FIELD_MANAGER: &str = "portico-controller";
+pub const AGENT_FIELD_MANAGER: &str = "portico-agent";
+
+/// Service annotations.
+pub mod service {
+    /// Name of the `AddressPool` to allocate from (also the only way to use `autoAssign: false` pools).
+    pub const ADDRESS_POOL: &str = "portico.dev/address-pool";
+    /// Requested addresses, comma separated, at most one per IP family.
+    pub const LOAD_BALANCER_IPS: &str = "portico.dev/load-balancer-ips";
+    /// Sharing key: Services with the same key may share an address when their ports do not clash.
+    pub const ALLOW_SHARED_IP: &str = "portico.dev/allow-shared-ip";
+}
+
+/// Node labels and taints that keep a node out of load balancers (KEP-3458).
+pub mod node {
+    /// Label whose value, parsed as a bool, excludes the node from external load balancers.
+    pub const EXCLUDE_FROM_EXTERNAL_LB: &str =
+        "node.kubernetes.io/exclude-from-external-load-balancers";
+    /// Taint the cluster autoscaler puts on a node it is about to delete.
+    pub const TO_BE_DELETED_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+}
+
+/// Labels Portico puts on what it creates.
+pub mod label {
+    /// Marks objects managed by Portico (the conventional `app.kubernetes.io/managed-by`).
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "portico";
+}
+
+/// Event reasons. The first group are the cloud-provider service controller's, kept for the same
+/// moments because operators already grep for them; the second group are Portico's own.
+pub mod reason {
+    pub const ENSURING_LOAD_BALANCER: &str = "EnsuringLoadBalancer";
+    pub const ENSURED_LOAD_BALANCER: &str = "EnsuredLoadBalancer";
+    pub const SYNC_LOAD_BALANCER_FAILED: &str = "SyncLoadBalancerFailed";
+    pub const DELETING_LOAD_BALANCER: &str = "DeletingLoadBalancer";
+    pub const DELETED_LOAD_BALANCER: &str = "DeletedLoadBalancer";
+    pub const UPDATED_LOAD_BALANCER: &str = "UpdatedLoadBalancer";
+    pub const UPDATE_LOAD_BALANCER_FAILED: &str = "UpdateLoadBalancerFailed";
+    pub const UNAVAILABLE_LOAD_BALANCER: &str = "UnAvailableLoadBalancer";
+
+    pub const IP_ALLOCATED: &str = "IPAllocated";
+    pub const ALLOCATION_FAILED: &str = "AllocationFailed";
+    pub const NODE_ANNOUNCING: &str = "NodeAnnouncing";
+    /// kube-proxy's reason when a health check node port cannot be bound.
+    pub const FAILED_TO_START_SERVICE_HEALTHCHECK: &str = "FailedToStartServiceHealthcheck";
+}

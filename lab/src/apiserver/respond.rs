@@ -1,0 +1,21 @@
+//! Response helpers: every body the server writes is JSON, as a real API server answers a client
+//! that accepts JSON (kubectl and kube-rs both do; neither needs protobuf).
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+
+pub fn json<T: Serialize + ?Sized>(code: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub fn ok<T: Serialize + ?Sized>(body: &T) -> Response {
+    json(StatusCode::OK, body)
+}

@@ -1,0 +1,220 @@
+//! Request routing: one handler parses the Kubernetes path grammar
+//! (`/api/v1[/namespaces/{ns}]/{resource}[/{name}[/status]]`, `/apis/{group}/{version}/...`)
+//! against the kinds served right now, checks the bearer token, and maps the HTTP method (and
+//! `watch`) to a verb.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::cluster::{Cluster, DeleteOptions, Page, WriteContext};
+use super::resources::ResourceType;
+use super::selector::{FieldSelector, LabelSelector, Selectors};
+use super::status::ApiError;
+use super::watch::{WatchRequest, watch};
+use super::{discovery, openapi, respond, table};
+
+pub struct Server {
+    pub cluster: Cluster,
+    pub token: String,
+    pub bookmark_interval: Duration,
+}
+
+/// The largest request body the real API server takes (etcd's limit is about the same).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
+}
+
+async fn handle(State(server): State<Arc<Server>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let response = match dispatch(&server, &method, &uri, &headers, &body) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+struct Request<'a> {
+    query: HashMap<String, String>,
+    headers: &'a HeaderMap,
+}
+
+impl Request<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.param(name), Some("true" | "1"))
+    }
+
+    fn wants_table(&self) -> bool {
+        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
+    }
+
+    fn content_type(&self) -> &str {
+        let value = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        value.split(';').next().unwrap_or_default().trim()
+    }
+
+    /// `fieldManager`, or the user agent's first word as the API server derives it.
+    fn write_context(&self) -> WriteContext {
+        let manager = match self.param("fieldManager") {
+            Some(m) => m.to_string(),
+            None => self
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        };
+        WriteContext { manager, force: self.flag("force") }
+    }
+
+    fn selectors(&self, rt: &ResourceType) -> Result<Selectors, ApiError> {
+        Ok(Selectors {
+            labels: LabelSelector::parse(self.param("labelSelector").unwrap_or_default())?,
+            fields: FieldSelector::parse(self.param("fieldSelector").unwrap_or_default(), rt)?,
+        })
+    }
+}
+
+fn authorized(server: &Server, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| token.trim() == server.token)
+}
+
+fn decode_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml_ng::from_slice(body))
+        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+}
+
+fn dispatch(server: &Server, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["healthz" | "livez" | "readyz", ..] => return Ok((StatusCode::OK, "ok").into_response()),
+        ["version"] => return Ok(respond::ok(&discovery::version())),
+        _ => {}
+    }
+    if !authorized(server, headers) {
+        return Err(ApiError::unauthorized());
+    }
+    let query = Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    let request = Request { query, headers };
+    let cluster = &server.cluster;
+    let discovery_only = |value: Option<Value>| value.map(|v| respond::ok(&v)).ok_or_else(ApiError::no_route);
+    match segments.as_slice() {
+        ["api"] => Ok(respond::ok(&discovery::core_versions())),
+        ["apis"] => Ok(respond::ok(&discovery::group_list(&cluster.lock().registry))),
+        ["openapi", "v3"] => {
+            let state = cluster.lock();
+            Ok(respond::ok(&openapi::root(&state.registry, state.store.resource_version())))
+        }
+        ["openapi", "v3", rest @ ..] => discovery_only(openapi::group_version(&cluster.lock().registry, &rest.join("/"))),
+        ["api", version] => discovery_only(discovery::resource_list(&cluster.lock().registry, "", version)),
+        ["apis", group] => discovery_only(discovery::group(&cluster.lock().registry, group)),
+        ["apis", group, version] => discovery_only(discovery::resource_list(&cluster.lock().registry, group, version)),
+        ["api", version, rest @ ..] => resource(server, &request, method, "", version, rest, body),
+        ["apis", group, version, rest @ ..] => resource(server, &request, method, group, version, rest, body),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource(server: &Server, request: &Request, method: &Method, group: &str, version: &str, rest: &[&str], body: &[u8]) -> Result<Response, ApiError> {
+    let cluster = &server.cluster;
+    // `/api/v1/namespaces/{name}/status` is the Namespace's own subresource, not a resource
+    // called "status" in that namespace.
+    let namespace_subresource = group.is_empty() && rest.len() == 3 && rest[0] == "namespaces" && matches!(rest[2], "status" | "finalize");
+    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource {
+        (Some(rest[1]), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    let (plural, name, sub) = match rest {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(*name), None),
+        [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
+        _ => return Err(ApiError::no_route()),
+    };
+    let rt = cluster.resource(group, version, plural).ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !rt.namespaced {
+        return Err(ApiError::no_route());
+    }
+    if sub.is_some_and(|s| s != "status" || !rt.status_subresource) {
+        return Err(ApiError::no_route());
+    }
+    if rt.namespaced && namespace.is_none() && (name.is_some() || *method != Method::GET) {
+        return if name.is_some() { Err(ApiError::no_route()) } else { Err(ApiError::method_not_allowed()) };
+    }
+    let ctx = request.write_context();
+    match (method.clone(), name) {
+        (Method::GET, Some(name)) => {
+            let object = cluster.get(&rt, namespace, name)?;
+            if request.wants_table() {
+                let rv = object["metadata"]["resourceVersion"].clone();
+                let include = request.param("includeObject").unwrap_or("Metadata");
+                return Ok(respond::ok(&table::table(&rt, &[object], &rv, &Value::Null, include)));
+            }
+            Ok(respond::ok(&object))
+        }
+        (Method::GET, None) if request.flag("watch") => {
+            let timeout = request.param("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(1800);
+            let selectors = request.selectors(&rt)?;
+            let watch_request = WatchRequest {
+                rt,
+                namespace: namespace.map(String::from),
+                selectors,
+                resource_version: request.param("resourceVersion").map(String::from),
+                send_initial_events: request.param("sendInitialEvents").map(|v| v == "true"),
+                allow_bookmarks: request.flag("allowWatchBookmarks"),
+                timeout: Duration::from_secs(timeout),
+                bookmark_interval: server.bookmark_interval,
+            };
+            watch(cluster, watch_request)
+        }
+        (Method::GET, None) => {
+            let page = Page {
+                limit: request.param("limit").and_then(|l| l.parse().ok()),
+                continue_token: request.param("continue").map(String::from),
+            };
+            let list = cluster.list(&rt, namespace, &request.selectors(&rt)?, &page)?;
+            if request.wants_table() {
+                let items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
+                let items: Vec<Value> = items.iter().map(|i| super::cluster::present(&rt, i)).collect();
+                let include = request.param("includeObject").unwrap_or("Metadata");
+                return Ok(respond::ok(&table::table(&rt, &items, &list["metadata"]["resourceVersion"], &list["metadata"]["continue"], include)));
+            }
+            Ok(respond::ok(&list))
+        }
+        (Method::POST, None) => {
+            let created = cluster.create(&rt, namespace, decode_body(body)?, &ctx)?;
+            Ok(respond::json(StatusCode::CREATED, &created))
+        }
+        (Method::PUT, Some(name)) => Ok(respond::ok(&cluster.update(&rt, namespace, name, sub, decode_body(body)?, &ctx)?)),
+        (Method::PATCH, Some(name)) => {
+            let (object, created) = cluster.patch(&rt, namespace, name, sub, request.content_type(), body, &ctx)?;
+            Ok(respond::json(if created { StatusCode::CREATED } else { StatusCode::OK }, &object))
+        }
+        (Method::DELETE, Some(name)) => {
+            let options = if body.is_empty() { DeleteOptions::default() } else { DeleteOptions::from_body(&decode_body(body)?) };
+            Ok(respond::ok(&cluster.delete(&rt, namespace, name, &options)?))
+        }
+        (Method::DELETE, None) => Ok(respond::ok(&cluster.delete_collection(&rt, namespace, &request.selectors(&rt)?)?)),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

@@ -1,0 +1,122 @@
+//! The `portico-lab` command line: `apiserver` runs the embedded API server in the foreground;
+//! the hidden `lease-holder` campaigns for a Lease and reports on stdout, so tests can prove
+//! leader election across real processes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use ipnet::Ipv4Net;
+use portico_runtime::LogArgs;
+use portico_runtime::leader::{LeaderElectionConfig, LeaderElector};
+use tokio::io::AsyncWriteExt;
+
+use crate::apiserver::{ApiServerConfig, LabApiServer};
+
+#[derive(Parser, Debug)]
+#[command(name = "portico-lab", about = "Portico's lab: an embedded Kubernetes API server (and, later, a network-namespace cluster).")]
+pub struct Args {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the lab's Kubernetes API server until SIGTERM or SIGINT.
+    Apiserver(ApiserverArgs),
+    /// Campaign for a Lease and print `leading <identity>` / `lost <identity>` (for tests).
+    #[command(hide = true)]
+    LeaseHolder(LeaseHolderArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct ApiserverArgs {
+    /// Address to serve HTTPS on; repeat for more. The first is written into the kubeconfig.
+    #[arg(long, env = "PORTICO_LAB_LISTEN", value_delimiter = ',', default_value = "127.0.0.1:6443")]
+    pub listen: Vec<SocketAddr>,
+    /// Where to write the kubeconfig (with the CA and a bearer token) for this server.
+    #[arg(long, env = "PORTICO_LAB_KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// The range Services' clusterIPs come from.
+    #[arg(long, env = "PORTICO_LAB_SERVICE_CIDR", default_value = "10.96.0.0/16")]
+    pub service_cidr: Ipv4Net,
+    /// The nodePort range, as `--service-node-port-range` of kube-apiserver.
+    #[arg(long, env = "PORTICO_LAB_NODE_PORT_RANGE", default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// How many changes a watch may resume across before it is told 410 Gone.
+    #[arg(long, env = "PORTICO_LAB_WATCH_HISTORY", default_value_t = 10_000)]
+    pub watch_history: usize,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct LeaseHolderArgs {
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub identity: String,
+    /// Lease duration in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    pub lease_duration_ms: u64,
+    /// Renew deadline in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub renew_deadline_ms: u64,
+    /// Retry period in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub retry_period_ms: u64,
+}
+
+fn parse_range(range: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
+    let (start, end) = range.split_once('-').ok_or_else(|| anyhow::anyhow!("--service-node-port-range {range:?} is not START-END"))?;
+    let (start, end): (u16, u16) = (start.trim().parse()?, end.trim().parse()?);
+    anyhow::ensure!(start <= end, "--service-node-port-range {range:?} is empty");
+    Ok(start..=end)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.log.init()?;
+    match args.command {
+        Command::Apiserver(a) => {
+            let config = ApiServerConfig {
+                listen: a.listen,
+                kubeconfig: Some(a.kubeconfig),
+                service_cidr: a.service_cidr,
+                node_port_range: parse_range(&a.service_node_port_range)?,
+                watch_history: a.watch_history,
+                ..ApiServerConfig::default()
+            };
+            let server = LabApiServer::start(config).await?;
+            eprintln!("portico-lab apiserver: serving {} (kubeconfig {})", server.urls().join(", "), server.kubeconfig_path().display());
+            portico_runtime::shutdown::signal().await;
+            server.shutdown().await;
+            Ok(())
+        }
+        Command::LeaseHolder(a) => lease_holder(a).await,
+    }
+}
+
+async fn lease_holder(a: LeaseHolderArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&a.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let election = LeaderElectionConfig {
+        lease_duration: Duration::from_millis(a.lease_duration_ms),
+        renew_deadline: Duration::from_millis(a.renew_deadline_ms),
+        retry_period: Duration::from_millis(a.retry_period_ms),
+    };
+    let elector = LeaderElector::new(client, &a.namespace, &a.name, &a.identity, election);
+    let (mut leading, _task) = elector.spawn();
+    let mut stdout = tokio::io::stdout();
+    while leading.changed().await.is_ok() {
+        let line = if *leading.borrow() { format!("leading {}\n", a.identity) } else { format!("lost {}\n", a.identity) };
+        stdout.write_all(line.as_bytes()).await?;
+        stdout.flush().await?;
+    }
+    Ok(())
+}

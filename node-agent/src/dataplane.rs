@@ -1,0 +1,1 @@
+//! The node's Service dataplane (being built).

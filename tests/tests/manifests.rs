@@ -1,0 +1,219 @@
+//! The deploy manifests: every overlay renders with `kubectl kustomize`, every object validates
+//! offline against the Kubernetes OpenAPI schemas (kubernetes-validate, strict), and the objects
+//! carry what the binaries need (least-privilege RBAC, leader election, host network, ...).
+
+use std::path::Path;
+use std::process::Command;
+
+use portico_tests::{repo_root, tool};
+use serde_json::Value;
+
+/// The Kubernetes version whose schemas the manifests are checked against (k8s-openapi's too).
+const KUBERNETES_VERSION: &str = "1.33.0";
+const OVERLAYS: [&str; 3] = ["baremetal", "aws", "gcp"];
+
+fn render(overlay: &str) -> Option<String> {
+    let kubectl = tool("kubectl")?;
+    let dir = repo_root().join("deploy/overlays").join(overlay);
+    let output = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {overlay}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8(output.stdout).unwrap())
+}
+
+fn objects(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind}/{name} missing"))
+}
+
+fn validate_offline(file: &Path) -> Option<(bool, String)> {
+    let validator = tool("kubernetes-validate")?;
+    let output = Command::new(validator)
+        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
+        .arg(file)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success() && !report.contains("ERROR"), report))
+}
+
+#[test]
+fn every_overlay_renders_and_validates_against_the_kubernetes_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    for overlay in OVERLAYS {
+        let Some(yaml) = render(overlay) else { return };
+        let file = dir.path().join(format!("{overlay}.yaml"));
+        std::fs::write(&file, &yaml).unwrap();
+        let Some((valid, report)) = validate_offline(&file) else {
+            return;
+        };
+        assert!(valid, "{overlay} does not validate:\n{report}");
+        assert!(objects(&yaml).len() >= 13, "{overlay} renders every object");
+    }
+}
+
+#[test]
+fn the_validator_rejects_a_broken_manifest() {
+    // Guards the test above: a validator that accepted anything would prove nothing.
+    let Some(yaml) = render("baremetal") else {
+        return;
+    };
+    let broken = yaml.replacen(
+        "hostNetwork: true",
+        "hostNetwork: true\n      hostNetwrk: true",
+        1,
+    );
+    assert_ne!(broken, yaml);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, broken).unwrap();
+    let Some((valid, report)) = validate_offline(&file) else {
+        return;
+    };
+    assert!(!valid, "a misspelt field must be rejected:\n{report}");
+    assert!(report.contains("hostNetwrk"), "{report}");
+}
+
+#[test]
+fn each_overlay_selects_its_provider_and_turns_leader_election_on() {
+    for overlay in OVERLAYS {
+        let Some(yaml) = render(overlay) else { return };
+        let objects = objects(&yaml);
+        let controller = find(&objects, "Deployment", "portico-controller");
+        assert_eq!(controller["metadata"]["namespace"], "portico-system");
+        let args = &controller["spec"]["template"]["spec"]["containers"][0]["args"];
+        let args: Vec<&str> = args
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(args.contains(&"--leader-elect=true"), "{overlay}: {args:?}");
+        assert!(
+            args.contains(&format!("--provider={overlay}").as_str()),
+            "{overlay}: {args:?}"
+        );
+        assert!(
+            controller["spec"]["replicas"].as_u64().unwrap() >= 2,
+            "a standby replica"
+        );
+    }
+}
+
+#[test]
+fn the_agent_runs_on_every_node_with_host_network_and_only_the_capabilities_it_needs() {
+    let Some(yaml) = render("baremetal") else {
+        return;
+    };
+    let objects = objects(&yaml);
+    let agent = find(&objects, "DaemonSet", "portico-agent");
+    let pod = &agent["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert!(
+        pod["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t.get("key").is_none()),
+        "tolerates every taint"
+    );
+    let capabilities = &pod["containers"][0]["securityContext"]["capabilities"];
+    assert_eq!(
+        capabilities["add"],
+        serde_json::json!(["NET_ADMIN", "NET_RAW"])
+    );
+    assert_eq!(capabilities["drop"], serde_json::json!(["ALL"]));
+    assert!(
+        pod["containers"][0]["securityContext"]
+            .get("privileged")
+            .is_none()
+    );
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(
+        env.iter().any(|e| e["name"] == "NODE_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName")
+    );
+}
+
+/// Collects (apiGroup, resource, verb) triples granted by a ClusterRole or Role.
+fn grants(role: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    let s = |v: &Value| v.as_str().unwrap().to_owned();
+                    out.push((s(group), s(resource), s(verb)));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rbac_grants_no_wildcards_and_the_agent_writes_only_events() {
+    let Some(yaml) = render("baremetal") else {
+        return;
+    };
+    let objects = objects(&yaml);
+    for role in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        for (group, resource, verb) in grants(role) {
+            assert!(
+                ![&group, &resource, &verb].iter().any(|s| s.contains('*')),
+                "wildcard in {}",
+                role["metadata"]["name"]
+            );
+        }
+    }
+    let agent = grants(find(&objects, "ClusterRole", "portico-agent"));
+    for (group, resource, verb) in &agent {
+        let reads = ["get", "list", "watch"].contains(&verb.as_str());
+        assert!(
+            reads || resource == "events",
+            "agent may {verb} {group}/{resource}"
+        );
+    }
+    let controller = grants(find(&objects, "ClusterRole", "portico-controller"));
+    assert!(controller.contains(&("".into(), "services/status".into(), "patch".into())));
+    assert!(
+        !controller
+            .iter()
+            .any(|(_, r, v)| r == "services" && (v == "update" || v == "delete")),
+        "never writes spec"
+    );
+    let lease = grants(find(&objects, "Role", "portico-controller-leader-election"));
+    assert!(
+        lease
+            .iter()
+            .all(|(group, resource, _)| group == "coordination.k8s.io" && resource == "leases")
+    );
+    assert_eq!(
+        find(&objects, "Role", "portico-controller-leader-election")["metadata"]["namespace"],
+        "portico-system"
+    );
+}
