@@ -3,6 +3,8 @@
 use clap::{Parser, ValueEnum};
 use portico_runtime::{AdminArgs, ClientArgs, LogArgs};
 
+use crate::leader::LeaderArgs;
+
 /// Where external addresses and load balancers come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
@@ -32,6 +34,9 @@ pub struct Args {
     /// default implementation. Without it, only Services of class portico.dev/lb are touched.
     #[arg(long, env = "PORTICO_DEFAULT_CLASS")]
     pub default_class: bool,
+
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 
     #[command(flatten)]
     pub client: ClientArgs,

@@ -49,6 +49,21 @@ fn a_bad_flag_value_names_the_flag() {
 }
 
 #[test]
+fn inconsistent_leader_election_timing_is_refused_naming_the_flags() {
+    let output = cli::run_without_kubeconfig(
+        Path::new(BINARY),
+        &[
+            "--leader-elect",
+            "--leader-elect-lease-duration=5s",
+            "--leader-elect-renew-deadline=10s",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--leader-elect-renew-deadline (10s) must be shorter than --leader-elect-lease-duration (5s)"), "{stderr}");
+}
+
+#[test]
 fn serves_admin_endpoints_and_stays_unready_until_the_api_server_answers() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = cli::unreachable_kubeconfig(dir.path());

@@ -40,6 +40,24 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     on_path
 }
 
+/// A binary of the workspace, from the target directory this test runs from. `cargo test
+/// --workspace` builds the binaries (their packages have integration tests); a missing binary
+/// fails under CI and skips elsewhere.
+pub fn workspace_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe.parent()?.parent()?.join(name);
+    if path.is_file() {
+        Some(path)
+    } else {
+        skip_or_fail(&format!(
+            "{} is not built (run cargo test --workspace)",
+            path.display()
+        ));
+        None
+    }
+}
+
 /// Whether this process runs as root (from /proc, so no unsafe call is needed).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use portico_tests::{repo_root, tool};
+use portico_tests::{cli, repo_root, tool, workspace_binary};
 use serde_json::Value;
 
 /// The Kubernetes version whose schemas the manifests are checked against (k8s-openapi's too).
@@ -216,4 +216,50 @@ fn rbac_grants_no_wildcards_and_the_agent_writes_only_events() {
         find(&objects, "Role", "portico-controller-leader-election")["metadata"]["namespace"],
         "portico-system"
     );
+}
+
+/// The flags the manifests pass are flags the real binaries accept: started with the manifest's
+/// arguments and no cluster, each gets as far as looking for a kubeconfig (exit 1), not a usage
+/// error (exit 2).
+#[test]
+fn the_real_binaries_accept_the_arguments_the_manifests_pass() {
+    for overlay in OVERLAYS {
+        let Some(yaml) = render(overlay) else { return };
+        let objects = objects(&yaml);
+        for (kind, name, binary) in [
+            ("Deployment", "portico-controller", "portico-controller"),
+            ("DaemonSet", "portico-agent", "portico-agent"),
+        ] {
+            let Some(path) = workspace_binary(binary) else {
+                return;
+            };
+            let container =
+                &find(&objects, kind, name)["spec"]["template"]["spec"]["containers"][0];
+            let args: Vec<&str> = container["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let home = tempfile::tempdir().unwrap();
+            let output = cli::isolated(&path, home.path())
+                .env("NODE_NAME", "node-a")
+                .env("POD_NAME", "portico-controller-0")
+                .env("POD_NAMESPACE", "portico-system")
+                .args(&args)
+                .args(["--admin-addr", "127.0.0.1:0"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{overlay} {binary} {args:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("no Kubernetes configuration found"),
+                "{stderr}"
+            );
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub struct AssignedAddress {
 pub struct Allocation {
     /// The Service's addresses, in its `ipFamilies` order: what `status.loadBalancer.ingress` lists.
     pub addresses: Vec<AssignedAddress>,
-    /// What the Service held before the call.
+    /// What the Service held before the call (for a restore: what its status showed).
     pub previous: Vec<IpAddr>,
 }
 
@@ -124,13 +124,8 @@ impl Allocator {
         }
         for pool in pools.values_mut() {
             for family in [IpFamily::V4, IpFamily::V6] {
-                let held_in_pool = self
-                    .ledger
-                    .used()
-                    .keys()
-                    .filter(|addr| IpFamily::of(**addr) == family && pool.contains(**addr))
-                    .count();
-                pool.space_mut(family).assigned = held_in_pool as u128;
+                let held_in_pool = pool.count_held(family, self.ledger.used());
+                pool.space_mut(family).assigned = held_in_pool;
             }
         }
         let mut pool_order: Vec<&Pool> = pools.values().collect();
@@ -153,6 +148,7 @@ impl Allocator {
             let ips = holding.ips.clone();
             return Ok(self.allocation(request, ips.clone(), ips));
         }
+        // Its status already shows these addresses, so nothing "changes" by restoring them.
         let profile = ShareProfile::of(request);
         let mut ips: Vec<IpAddr> = Vec::with_capacity(2);
         for addr in &request.current_ips {
@@ -167,7 +163,7 @@ impl Allocator {
         if !ips.is_empty() {
             self.commit(&request.key, ips.clone(), profile, &[]);
         }
-        Ok(self.allocation(request, ips, Vec::new()))
+        Ok(self.allocation(request, ips, request.current_ips.clone()))
     }
 
     /// Gives the Service its addresses: what it already holds while that still fits its request

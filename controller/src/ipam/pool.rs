@@ -125,6 +125,20 @@ impl Pool {
         self.avoid_buggy_ips && family == IpFamily::V4 && matches!(value & 0xff, 0 | 0xff)
     }
 
+    /// How many addresses of `used` the pool may hand out (for its `assigned` count after a
+    /// pool change), walking only the used addresses inside its entries.
+    pub(crate) fn count_held<V>(&self, family: IpFamily, used: &BTreeMap<IpAddr, V>) -> u128 {
+        self.space(family)
+            .intervals
+            .iter()
+            .map(|(first, last)| {
+                used.range(to_ip(family, *first)..=to_ip(family, *last))
+                    .filter(|(addr, _)| !self.is_buggy(family, ip_to_u128(**addr)))
+                    .count() as u128
+            })
+            .sum()
+    }
+
     /// The first free address at or after the cursor, wrapping round once; `None` when full.
     pub(crate) fn next_free<V>(
         &self,

@@ -156,3 +156,12 @@ fn ten_thousand_services_from_a_slash_16_get_distinct_addresses() {
         (10_000, 65_536 - 10_000)
     );
 }
+
+#[test]
+fn avoid_buggy_ips_counts_every_dot_zero_and_dot_255_across_a_range() {
+    // 56 + 256 + 11 addresses, of which 10.0.0.255, 10.0.1.0, 10.0.1.255 and 10.0.2.0 are skipped.
+    let allocator = allocator(&[mk_pool_with("p", &["10.0.0.200-10.0.2.10"], |s| {
+        s.avoid_buggy_ips = true
+    })]);
+    assert_eq!(allocator.pool_stats("p").unwrap().available_ipv4, 323 - 4);
+}

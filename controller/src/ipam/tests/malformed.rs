@@ -34,7 +34,11 @@ fn read(service: &Service) -> Result<ServiceRequest, String> {
 }
 
 /// Annotations, a change to the spec, and what the error must say.
-type MalformedCase = (&'static [(&'static str, &'static str)], fn(&mut ServiceSpec), &'static str);
+type MalformedCase = (
+    &'static [(&'static str, &'static str)],
+    fn(&mut ServiceSpec),
+    &'static str,
+);
 
 #[test]
 fn malformed_input_is_refused_naming_the_annotation_or_field_and_quoting_the_value() {

@@ -1,0 +1,12 @@
+//! API-level tests of the lab API server: real HTTPS, real kube-rs clients and kubectl, real
+//! watches. One test binary; each module covers one area.
+
+mod common;
+mod crds;
+mod crud;
+mod kubectl;
+mod leader;
+mod patch;
+mod runtime;
+mod services;
+mod watch;

@@ -1,0 +1,2 @@
+//! Placeholder until the iptables bench lands.
+fn main() {}
