@@ -47,7 +47,7 @@ fn timed(f: impl FnOnce()) -> Duration {
 fn row(case: &str, elapsed: Duration) {
     let per_service = elapsed / SERVICES as u32;
     println!(
-        "| {case:<44} | {:>10.2} ms | {:>8.2} µs |",
+        "| {case:<50} | {:>10.2} ms | {:>8.2} µs |",
         elapsed.as_secs_f64() * 1e3,
         per_service.as_secs_f64() * 1e6
     );
@@ -102,10 +102,10 @@ fn scenario(label: &str, pools: &[AddressPool], families: &[IpFamily], policy: I
 
 fn main() {
     println!(
-        "| {SERVICES} Services{:<29} | {:>13} | {:>11} |",
+        "| {SERVICES} Services{:<36} | {:>13} | {:>11} |",
         "", "total", "per Service"
     );
-    println!("|{:-<46}|{:-<15}|{:-<13}|", "", "", "");
+    println!("|{:-<52}|{:-<15}|{:-<13}|", "", "", "");
     scenario(
         "IPv4 /16",
         &[pool("v4", &["10.1.0.0/16"])],

@@ -3,12 +3,17 @@
 //! decision is unit-tested; the reconcile feeds it objects and writes out what it returns.
 //!
 //! ```text
-//!  AddressPool list ──▶ set_pools ──▶ ┌──────────── Allocator ────────────┐ ──▶ stats() ──▶ AddressPool status, metrics
-//!                                     │ pools (valid) + invalid_pools     │ ──▶ invalid_pools() ──▶ Valid=False, Warning
-//!  Services with status ─▶ restore ─▶ │ ledger: address → holders,        │ ──▶ outside_pools() ──▶ Warning Events
-//!                                     │   Service → addresses, key → IPs  │
-//!  each Service ──▶ ServiceRequest ─▶ │ assign ──▶ Allocation             │ ──▶ status.loadBalancer.ingress, IPAllocated
-//!  Service deleted ──────▶ release ─▶ └───────────────────────────────────┘ ──▶ or IpamError: AllocationFailed + label()
+//!   AddressPool list ────────────────────────▶ set_pools ──┐
+//!   Services with addresses in their status ─▶ restore ────┤     ┌───────────────────────────┐
+//!   Service ─▶ ServiceRequest::from_service ─▶ assign ─────┼───▶ │ Allocator                 │
+//!   Service deleted ─────────────────────────▶ release ────┘     │  pools: valid, invalid    │
+//!                                                                │  ledger: address→holders, │
+//!                                                                │   Service→addresses       │
+//!                                                                └─────────────┬─────────────┘
+//!   Allocation (addresses, pool of each, previous) ──▶ status.loadBalancer.ingress, IPAllocated
+//!   IpamError (message, label()) ────────────────────▶ AllocationFailed Event, failure metric
+//!   stats(), invalid_pools(), overlapping_pools() ───▶ AddressPool status and conditions
+//!   outside_pools() ─────────────────────────────────▶ Warning Events on the Services
 //! ```
 //!
 //! The call order the reconcile follows:
@@ -17,14 +22,17 @@
 //!    any `assign`, so that a restart neither renumbers nor lets a new Service take an address
 //!    that an old one has not reclaimed yet.
 //! 3. [`Allocator::assign`] per Service, with a [`ServiceRequest`] built by
-//!    [`ServiceRequest::from_service`] (which reports malformed annotations and fields).
+//!    [`ServiceRequest::from_service`] (which reports malformed annotations and fields). A
+//!    Service that was not restored has its status addresses reclaimed here, if still free.
 //!    What a Service holds never changes while it fits its request and pools; an address whose
 //!    pool shrank or went away is kept and reported by [`Allocation::outside_pools`].
 //! 4. [`Allocator::release`] when the Service is deleted or stops being Portico's.
 //!
 //! Pool choice: the pool named by annotation `portico.dev/address-pool` (also the only way to
-//! use an `autoAssign: false` pool automatically); else the `autoAssign` pools whose
-//! `serviceAllocation` serves the Service, by priority (lower first, none last), then name.
+//! use an `autoAssign: false` pool without asking for a specific address); else the `autoAssign`
+//! pools whose `serviceAllocation` (namespaces, namespace or Service selectors) selects the
+//! Service; else the `autoAssign` pools without such restrictions. Within each group pools go
+//! by `serviceAllocation.priority` (lower first, none last), then by name.
 
 mod allocator;
 mod error;

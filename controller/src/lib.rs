@@ -11,6 +11,11 @@ pub mod args;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod pool_status;
+pub mod reconcile;
+pub mod run;
+pub mod service_filter;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -46,23 +51,57 @@ pub async fn run(args: Args) -> ExitCode {
         _ = startup::wait_for_api_server(&started.client) => started.readiness.set(true),
         _ = shutdown::signal() => return ExitCode::SUCCESS,
     }
+    let identity = args.leader.identity();
     let (mut leading, releaser) = args.leader.campaign(started.client.clone(), leader_config);
     let shutdown = shutdown::signal();
     tokio::pin!(shutdown);
-    loop {
-        let is_leader = *leading.borrow_and_update();
-        metrics.leader.set(i64::from(is_leader));
-        tracing::info!(leader = is_leader, "leadership");
+    // Wait to lead; a standby replica is healthy and ready, but does nothing.
+    while !*leading.borrow_and_update() {
+        metrics.leader.set(0);
         tokio::select! {
-            changed = leading.changed() => if changed.is_err() { break },
-            _ = &mut shutdown => break,
+            changed = leading.changed() => if changed.is_err() { return ExitCode::FAILURE },
+            _ = &mut shutdown => return ExitCode::SUCCESS,
         }
     }
+    metrics.leader.set(1);
+    tracing::info!(identity = %identity, "leading; starting the controller");
+    if args.provider != Provider::Baremetal {
+        tracing::warn!(provider = ?args.provider, "this provider is not built yet; allocating from AddressPools");
+    }
+    let controller = run::run(
+        started.client.clone(),
+        args.default_class,
+        metrics.clone(),
+        identity,
+    );
+    tokio::pin!(controller);
+    let code = loop {
+        tokio::select! {
+            result = &mut controller => {
+                break match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = %e, "controller stopped");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            changed = leading.changed() => {
+                if changed.is_err() || !*leading.borrow_and_update() {
+                    // As client-go's controllers do: a replica that lost the Lease exits and
+                    // starts afresh as a standby, so no stale state outlives its leadership.
+                    metrics.leader.set(0);
+                    tracing::error!("lost leadership; exiting");
+                    return ExitCode::FAILURE;
+                }
+            }
+            _ = &mut shutdown => break ExitCode::SUCCESS,
+        }
+    };
     if let Some(mut releaser) = releaser
-        && *leading.borrow()
         && let Err(e) = releaser.release().await
     {
         tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
     }
-    ExitCode::SUCCESS
+    code
 }

@@ -1,14 +1,56 @@
 //! The controller's Prometheus metrics, under the `portico_controller_` prefix.
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The error's short label (`pool_exhausted`, `api`, ...).
+    pub error: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: String,
+    /// `IPv4` or `IPv6`.
+    pub family: &'static str,
+    /// `assigned` or `available`.
+    pub state: &'static str,
+}
+
 /// Handles to the controller's metrics; the registry that serves them is returned beside it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ControllerMetrics {
     /// 1 while this replica holds the leader Lease (or runs without leader election).
     pub leader: Gauge,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub pool_addresses: Family<PoolLabels, Gauge>,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        ControllerMetrics {
+            leader: Gauge::default(),
+            reconciles: Family::default(),
+            reconcile_errors: Family::default(),
+            // 0.5 ms to ~4 s: reconciles are API round trips on a healthy cluster.
+            reconcile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            pool_addresses: Family::default(),
+        }
+    }
 }
 
 pub fn registry() -> (Registry, ControllerMetrics) {
@@ -23,6 +65,26 @@ pub fn registry() -> (Registry, ControllerMetrics) {
         "leader",
         "Whether this replica leads (1) or waits (0)",
         metrics.leader.clone(),
+    );
+    registry.register(
+        "reconciles",
+        "Service reconciles, by result",
+        metrics.reconciles.clone(),
+    );
+    registry.register(
+        "reconcile_errors",
+        "Failed Service reconciles, by error",
+        metrics.reconcile_errors.clone(),
+    );
+    registry.register(
+        "reconcile_duration_seconds",
+        "Time taken by one Service reconcile",
+        metrics.reconcile_duration.clone(),
+    );
+    registry.register(
+        "pool_addresses",
+        "Addresses of each AddressPool, by family and state (assigned or available)",
+        metrics.pool_addresses.clone(),
     );
     (registry, metrics)
 }

@@ -52,6 +52,10 @@ pub mod reason {
     pub const IP_ALLOCATED: &str = "IPAllocated";
     pub const ALLOCATION_FAILED: &str = "AllocationFailed";
     pub const NODE_ANNOUNCING: &str = "NodeAnnouncing";
+    /// A Service keeps an address that its pool no longer contains (the pool shrank or went away).
+    pub const ADDRESS_OUTSIDE_POOL: &str = "AddressOutsidePool";
+    /// An AddressPool whose spec cannot be used; its addresses are not handed out.
+    pub const INVALID_ADDRESS_POOL: &str = "InvalidAddressPool";
     /// kube-proxy's reason when a health check node port cannot be bound.
     pub const FAILED_TO_START_SERVICE_HEALTHCHECK: &str = "FailedToStartServiceHealthcheck";
 }

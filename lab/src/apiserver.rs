@@ -22,6 +22,7 @@ use ipnet::Ipv4Net;
 
 mod apply;
 mod cluster;
+mod conversion;
 mod crd;
 mod discovery;
 mod meta;

@@ -10,7 +10,6 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use ipnet::Ipv4Net;
 use portico_runtime::LogArgs;
 use portico_runtime::leader::{LeaderElectionConfig, LeaderElector};
-use tokio::io::AsyncWriteExt;
 
 use crate::apiserver::{ApiServerConfig, LabApiServer};
 
@@ -112,11 +111,13 @@ async fn lease_holder(a: LeaseHolderArgs) -> anyhow::Result<()> {
     };
     let elector = LeaderElector::new(client, &a.namespace, &a.name, &a.identity, election);
     let (mut leading, _task) = elector.spawn();
-    let mut stdout = tokio::io::stdout();
     while leading.changed().await.is_ok() {
-        let line = if *leading.borrow() { format!("leading {}\n", a.identity) } else { format!("lost {}\n", a.identity) };
-        stdout.write_all(line.as_bytes()).await?;
-        stdout.flush().await?;
+        let line = if *leading.borrow() { format!("leading {}", a.identity) } else { format!("lost {}", a.identity) };
+        // One short line per change; println! flushes on newline only for terminals.
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod dataplane;
+pub mod health;
 pub mod metrics;
 
 use std::process::ExitCode;

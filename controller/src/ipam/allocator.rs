@@ -4,7 +4,7 @@
 
 mod choose;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use portico_api::{AddressPool, AddressPoolStatus, IpFamily, ValidationErrors};
@@ -235,6 +235,42 @@ impl Allocator {
         self.invalid_pools
             .iter()
             .map(|(name, errors)| (name.as_str(), errors))
+    }
+
+    /// Pairs of valid pools that share addresses, each pair sorted, for an `Overlapping`
+    /// condition on both. Allocation stays safe regardless: an address held through one pool
+    /// counts as used in the other.
+    pub fn overlapping_pools(&self) -> Vec<(String, String)> {
+        let mut pairs = BTreeSet::new();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let mut intervals: Vec<(u128, u128, &str)> = self
+                .pools
+                .values()
+                .flat_map(|pool| {
+                    pool.intervals(family)
+                        .iter()
+                        .map(move |(first, last)| (*first, *last, pool.name.as_str()))
+                })
+                .collect();
+            intervals.sort_unstable();
+            // A sweep in address order: every interval still open when another starts overlaps it.
+            let mut open: Vec<(u128, &str)> = Vec::new();
+            for (first, last, name) in intervals {
+                open.retain(|(open_last, _)| *open_last >= first);
+                for (_, other) in &open {
+                    if *other != name {
+                        let (a, b) = if name < *other {
+                            (name, *other)
+                        } else {
+                            (*other, name)
+                        };
+                        pairs.insert((a.to_owned(), b.to_owned()));
+                    }
+                }
+                open.push((last, name));
+            }
+        }
+        pairs.into_iter().collect()
     }
 
     /// Held addresses that no valid pool contains (after a pool shrank or was deleted), by

@@ -13,7 +13,7 @@ use portico_api::address_range::ip_to_u128;
 use portico_api::{AddressPool, IpFamily, ServiceAllocation, ValidationErrors};
 
 use super::request::ServiceRequest;
-use super::selector::allocation_serves;
+use super::selector::{allocation_restricts, allocation_serves};
 
 /// The addresses of one family in one pool, and how many of them are held.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,6 +93,12 @@ impl Pool {
         allocation_serves(self.allocation.as_ref(), request)
     }
 
+    /// Whether the pool was set aside for this Service: its `serviceAllocation` restricts who
+    /// may use it, and the Service is among them. Such pools are tried before open ones.
+    pub(crate) fn is_dedicated_to(&self, request: &ServiceRequest) -> bool {
+        allocation_restricts(self.allocation.as_ref()) && self.serves(request)
+    }
+
     pub(crate) fn space(&self, family: IpFamily) -> &FamilySpace {
         match family {
             IpFamily::V4 => &self.v4,
@@ -105,6 +111,11 @@ impl Pool {
             IpFamily::V4 => &mut self.v4,
             IpFamily::V6 => &mut self.v6,
         }
+    }
+
+    /// The pool's entries of `family` as sorted, disjoint inclusive integer intervals.
+    pub(crate) fn intervals(&self, family: IpFamily) -> &[(u128, u128)] {
+        &self.space(family).intervals
     }
 
     /// Whether the pool may hand out `addr` (inside an entry, and not a buggy address the

@@ -34,6 +34,16 @@ pub(crate) fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String
             })
 }
 
+/// Whether the `serviceAllocation` names namespaces or Services at all (a priority alone does
+/// not restrict).
+pub(crate) fn allocation_restricts(allocation: Option<&ServiceAllocation>) -> bool {
+    allocation.is_some_and(|a| {
+        !a.namespaces.is_empty()
+            || !a.namespace_selectors.is_empty()
+            || !a.service_selectors.is_empty()
+    })
+}
+
 /// Whether a pool with this `serviceAllocation` serves the Service (MetalLB's semantics):
 /// `namespaces` and `namespaceSelectors` together restrict the namespace (either may match),
 /// and `serviceSelectors` further restrict the Service. No restriction serves everyone.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::meta::now_rfc3339;
-use super::patch::{ListKind, ListRules, strategic_merge};
+use super::patch::{ListKind, ListRules, key_value, strategic_merge};
 
 /// Encoded segments: `f:name`, `k:{"port":80,"protocol":"TCP"}`, `v:"value"`.
 type FieldPath = Vec<String>;
@@ -56,7 +56,7 @@ fn collect(value: &Value, rules: &ListRules, names: &mut Vec<String>, prefix: &m
                 ListKind::Map(keys) => {
                     names.push("[]".into());
                     for item in items {
-                        let key_value: Map<String, Value> = keys.iter().map(|k| (k.clone(), item[k.as_str()].clone())).collect();
+                        let key_value: Map<String, Value> = keys.iter().map(|k| (k.clone(), key_value(item, k))).collect();
                         prefix.push(format!("k:{}", Value::Object(key_value)));
                         out.insert(prefix.clone());
                         collect(item, rules, names, prefix, out);
@@ -85,7 +85,7 @@ fn value_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
             at.get(field)?
         } else if let Some(key) = seg.strip_prefix("k:") {
             let key: Map<String, Value> = serde_json::from_str(key).ok()?;
-            at.as_array()?.iter().find(|item| key.iter().all(|(k, v)| item[k.as_str()] == *v))?
+            at.as_array()?.iter().find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v))?
         } else {
             let wanted: Value = serde_json::from_str(seg.strip_prefix("v:")?).ok()?;
             at.as_array()?.iter().find(|item| **item == wanted)?
@@ -102,7 +102,7 @@ fn remove_at(value: &mut Value, path: &[String]) {
             at.get_mut(field)
         } else if let Some(key) = seg.strip_prefix("k:") {
             let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else { return };
-            at.as_array_mut().and_then(|items| items.iter_mut().find(|item| key.iter().all(|(k, v)| item[k.as_str()] == *v)))
+            at.as_array_mut().and_then(|items| items.iter_mut().find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v)))
         } else {
             return;
         };
@@ -117,7 +117,7 @@ fn remove_at(value: &mut Value, path: &[String]) {
         }
     } else if let Some(items) = at.as_array_mut() {
         if let Some(key) = last.strip_prefix("k:").and_then(|k| serde_json::from_str::<Map<String, Value>>(k).ok()) {
-            items.retain(|item| !key.iter().all(|(k, v)| item[k.as_str()] == *v));
+            items.retain(|item| !key.iter().all(|(k, v)| key_value(item, k) == *v));
         } else if let Some(wanted) = last.strip_prefix("v:").and_then(|v| serde_json::from_str::<Value>(v).ok()) {
             items.retain(|item| *item != wanted);
         }

@@ -15,7 +15,7 @@ use super::store::Store;
 
 mod write;
 
-pub use write::{DeleteOptions, WriteContext};
+pub use write::{DeleteOptions, ObjectRef, WriteContext};
 
 pub struct State {
     pub registry: Registry,
@@ -55,7 +55,7 @@ fn decode_token(token: &str) -> Option<(u64, String, String)> {
 /// Sets `apiVersion` and `kind` for the version the client asked through (one stored object
 /// serves every version of a custom resource, as with the `None` conversion strategy).
 pub fn present(rt: &ResourceType, object: &Value) -> Value {
-    let mut object = object.clone();
+    let mut object = super::conversion::from_storage(rt, object);
     object["apiVersion"] = json!(rt.api_version());
     object["kind"] = json!(rt.kind);
     object
@@ -147,7 +147,7 @@ impl Cluster {
             let item = if custom {
                 present(rt, object)
             } else {
-                let mut item = (**object).clone();
+                let mut item = super::conversion::from_storage(rt, object);
                 if let Some(map) = item.as_object_mut() {
                     map.remove("apiVersion");
                     map.remove("kind");

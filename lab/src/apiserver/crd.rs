@@ -77,6 +77,7 @@ pub fn prepare(crd: &mut Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
                     .collect(),
             ),
             schema: Some(v["schema"]["openAPIV3Schema"].clone()).filter(|s| !s.is_null()),
+            conversion: super::conversion::Conversion::None,
         })
         .collect();
     let now = now_rfc3339();
@@ -128,5 +129,67 @@ mod tests {
             "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
         let errors = prepare(&mut crd).unwrap_err();
         assert_eq!(errors[0].field, "metadata.name");
+    }
+}
+
+/// What the API server does to a custom object with its structural schema before storing it:
+/// drops fields the schema does not know (unless it preserves unknown fields) and fills in
+/// `default`s of absent fields.
+pub fn prune_and_default(schema: &Value, object: &mut Value) {
+    walk(schema, object, true);
+}
+
+fn walk(schema: &Value, value: &mut Value, root: bool) {
+    match value {
+        Value::Object(map) => {
+            let properties = schema["properties"].as_object();
+            let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true || schema["additionalProperties"].is_object() || schema["additionalProperties"] == true;
+            if let Some(properties) = properties {
+                if !preserve {
+                    map.retain(|k, _| properties.contains_key(k) || (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")));
+                }
+                for (name, property) in properties {
+                    if !map.contains_key(name)
+                        && let Some(default) = property.get("default")
+                    {
+                        map.insert(name.clone(), default.clone());
+                    }
+                }
+                for (name, child) in map.iter_mut() {
+                    if root && name == "metadata" {
+                        continue;
+                    }
+                    if let Some(property) = properties.get(name) {
+                        walk(property, child, false);
+                    }
+                }
+            } else if let Some(additional) = schema["additionalProperties"].as_object() {
+                let additional = Value::Object(additional.clone());
+                for child in map.values_mut() {
+                    walk(&additional, child, false);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                walk(&schema["items"], item, false);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_pruned_and_defaults_filled_in() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"autoAssign": {"type": "boolean", "default": true}, "addresses": {"type": "array", "items": {"type": "string"}}}},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+        let mut object = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "bogus": 1}, "status": {"anything": 1}, "extra": true});
+        prune_and_default(&schema, &mut object);
+        assert_eq!(object, json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "autoAssign": true}, "status": {"anything": 1}}));
     }
 }

@@ -173,8 +173,17 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, rules: &ListRules, pat
     }
 }
 
+/// A list item's value for a merge key; an unset `protocol` is TCP, its default on every kind
+/// that keys by it, so a config that leaves it out still finds the stored entry.
+pub fn key_value(item: &Value, key: &str) -> Value {
+    match &item[key] {
+        Value::Null if key == "protocol" => Value::String("TCP".into()),
+        other => other.clone(),
+    }
+}
+
 fn key_matches(a: &Value, b: &Value, keys: &[String]) -> bool {
-    keys.iter().all(|k| a[k.as_str()] == b[k.as_str()])
+    keys.iter().all(|k| key_value(a, k) == key_value(b, k))
 }
 
 fn merge_list(slot: &mut Value, items: &[Value], rules: &ListRules, path: &mut Vec<String>) {

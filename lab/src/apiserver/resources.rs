@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::conversion::Conversion;
+
 /// A printer column as a CRD's `additionalPrinterColumns` declares it.
 #[derive(Clone, Debug)]
 pub struct PrinterColumn {
@@ -39,6 +41,8 @@ pub struct ResourceType {
     pub printer_columns: Option<Vec<PrinterColumn>>,
     /// The CRD's structural schema for this version, for list semantics in server-side apply.
     pub schema: Option<Value>,
+    /// Whether objects are stored in another kind's shape.
+    pub conversion: Conversion,
 }
 
 impl ResourceType {
@@ -58,6 +62,7 @@ impl ResourceType {
             strategic_merge: true,
             printer_columns: None,
             schema: None,
+            conversion: Conversion::None,
         }
     }
 
@@ -94,9 +99,13 @@ impl ResourceType {
         }
     }
 
-    /// The storage identity: one object is shared by every version of its group and resource.
+    /// The storage identity: one object is shared by every version of its group and resource
+    /// (and, for converted kinds, with the kind it is stored as).
     pub fn storage_key(&self) -> GroupResource {
-        GroupResource(Arc::from(self.group_resource()))
+        match self.conversion {
+            Conversion::None => GroupResource(Arc::from(self.group_resource())),
+            Conversion::EventsV1 => GroupResource(Arc::from("events")),
+        }
     }
 
     pub fn is(&self, group: &str, plural: &str) -> bool {
@@ -137,7 +146,10 @@ impl Default for Registry {
                 .in_category("all"),
             b("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[]),
             b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
-            b("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
+            ResourceType {
+                conversion: Conversion::EventsV1,
+                ..b("events.k8s.io", "v1", "events", "Event", true, &["ev"])
+            },
             b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[]),
             b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[]),
             b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]),

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::cluster::{Cluster, DeleteOptions, Page, WriteContext};
+use super::cluster::{Cluster, DeleteOptions, ObjectRef, Page, WriteContext};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, Selectors};
 use super::status::ApiError;
@@ -128,14 +128,13 @@ fn dispatch(server: &Server, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         ["api", version] => discovery_only(discovery::resource_list(&cluster.lock().registry, "", version)),
         ["apis", group] => discovery_only(discovery::group(&cluster.lock().registry, group)),
         ["apis", group, version] => discovery_only(discovery::resource_list(&cluster.lock().registry, group, version)),
-        ["api", version, rest @ ..] => resource(server, &request, method, "", version, rest, body),
-        ["apis", group, version, rest @ ..] => resource(server, &request, method, group, version, rest, body),
+        ["api", version, rest @ ..] => resource(server, &request, method, ("", version), rest, body),
+        ["apis", group, version, rest @ ..] => resource(server, &request, method, (group, version), rest, body),
         _ => Err(ApiError::no_route()),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn resource(server: &Server, request: &Request, method: &Method, group: &str, version: &str, rest: &[&str], body: &[u8]) -> Result<Response, ApiError> {
+fn resource(server: &Server, request: &Request, method: &Method, (group, version): (&str, &str), rest: &[&str], body: &[u8]) -> Result<Response, ApiError> {
     let cluster = &server.cluster;
     // `/api/v1/namespaces/{name}/status` is the Namespace's own subresource, not a resource
     // called "status" in that namespace.
@@ -205,9 +204,13 @@ fn resource(server: &Server, request: &Request, method: &Method, group: &str, ve
             let created = cluster.create(&rt, namespace, decode_body(body)?, &ctx)?;
             Ok(respond::json(StatusCode::CREATED, &created))
         }
-        (Method::PUT, Some(name)) => Ok(respond::ok(&cluster.update(&rt, namespace, name, sub, decode_body(body)?, &ctx)?)),
+        (Method::PUT, Some(name)) => {
+            let target = ObjectRef { namespace, name, subresource: sub };
+            Ok(respond::ok(&cluster.update(&rt, &target, decode_body(body)?, &ctx)?))
+        }
         (Method::PATCH, Some(name)) => {
-            let (object, created) = cluster.patch(&rt, namespace, name, sub, request.content_type(), body, &ctx)?;
+            let target = ObjectRef { namespace, name, subresource: sub };
+            let (object, created) = cluster.patch(&rt, &target, request.content_type(), body, &ctx)?;
             Ok(respond::json(if created { StatusCode::CREATED } else { StatusCode::OK }, &object))
         }
         (Method::DELETE, Some(name)) => {

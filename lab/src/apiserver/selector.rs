@@ -103,6 +103,18 @@ fn extra_fields(rt: &ResourceType) -> &'static [&'static str] {
             "source",
             "type",
         ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
         ("", "nodes") => &["spec.unschedulable"],
         ("", "secrets") => &["type"],
         ("", "namespaces") => &["status.phase"],
@@ -130,7 +142,7 @@ impl FieldSelector {
                     "field label not supported: {field}"
                 )));
             }
-            requirements.push((field.to_string(), equal, value.trim().to_string()));
+            requirements.push((super::conversion::stored_field(rt, field), equal, value.trim().to_string()));
         }
         Ok(FieldSelector(requirements))
     }

@@ -50,6 +50,9 @@ pub struct Change {
 
 pub type Key = (String, String);
 
+/// The changes to replay on resume, and the live stream after them.
+pub type Resume = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 /// The resourceVersion asked for is older than the retained history.
 #[derive(Debug)]
 pub struct TooOld {
@@ -147,7 +150,7 @@ impl Store {
 
     /// The retained changes after `rv`, and a receiver for everything after them. Taken under
     /// the store's lock, so no change falls between the replay and the live stream.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), TooOld> {
+    pub fn watch_from(&self, rv: u64) -> Result<Resume, TooOld> {
         if rv < self.compacted {
             return Err(TooOld { oldest: self.compacted });
         }

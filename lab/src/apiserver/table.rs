@@ -105,7 +105,7 @@ pub fn json_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
                 let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
                 at = at.as_array()?.iter().find(|item| match &item[field.trim()] {
                     Value::String(s) => s == value,
-                    other => other.to_string() == value,
+                    other => value.parse::<Value>().ok().as_ref() == Some(other),
                 })?;
             } else {
                 at = at.get(inner.parse::<usize>().ok()?)?;

@@ -230,15 +230,19 @@ impl Allocator {
         self.ledger.check_sharing(&request.key, profile, addr)
     }
 
-    /// Pools the Service may take addresses from when it asks for specific ones: the named
-    /// pool, else every pool whose `serviceAllocation` serves it (`autoAssign` does not matter:
-    /// asking for an address is asking explicitly).
+    /// Pools the Service may take addresses from, in the order automatic allocation tries them:
+    /// the named pool; else first the pools whose `serviceAllocation` selects the Service, then
+    /// the unrestricted ones (MetalLB's order), each group by priority then name. Includes
+    /// `autoAssign: false` pools, which serve requests for specific addresses.
     pub(super) fn usable_pools(&self, request: &ServiceRequest) -> Result<Vec<&Pool>, IpamError> {
         let Some(name) = &request.pool else {
-            return Ok(self
+            let mut pools: Vec<&Pool> = self
                 .ordered_pools()
                 .filter(|pool| pool.serves(request))
-                .collect());
+                .collect();
+            // Stable: each group keeps the priority order.
+            pools.sort_by_key(|pool| !pool.is_dedicated_to(request));
+            return Ok(pools);
         };
         match self.pools.get(name) {
             Some(pool) if pool.serves(request) => Ok(vec![pool]),
@@ -257,7 +261,7 @@ impl Allocator {
     }
 
     /// Pools automatic allocation tries, in order: the named pool, else the `autoAssign` pools
-    /// that serve the Service, by priority then name.
+    /// among [`Allocator::usable_pools`].
     fn auto_pools(&self, request: &ServiceRequest) -> Result<Vec<&Pool>, IpamError> {
         let mut pools = self.usable_pools(request)?;
         if request.pool.is_none() {

@@ -165,3 +165,37 @@ fn avoid_buggy_ips_counts_every_dot_zero_and_dot_255_across_a_range() {
     })]);
     assert_eq!(allocator.pool_stats("p").unwrap().available_ipv4, 323 - 4);
 }
+
+#[test]
+fn churn_refills_every_freed_address_before_reporting_exhaustion() {
+    let mut allocator = allocator(&[mk_pool("p", &["10.0.0.0/24", "10.0.2.0/25"])]);
+    let key = |i: usize| format!("ns/s{i}");
+    for i in 0..384 {
+        allocator.assign(&mk_service(&key(i))).unwrap();
+    }
+    for i in (0..384).step_by(3) {
+        allocator.release(&ServiceKey::new("ns", format!("s{i}")));
+    }
+    let mut refilled = std::collections::BTreeSet::new();
+    for i in 0..128 {
+        let allocation = allocator
+            .assign(&mk_service(&format!("ns/new{i}")))
+            .unwrap();
+        assert!(refilled.insert(allocation.ips()[0]));
+    }
+    let freed_addresses: std::collections::BTreeSet<_> = (0..384)
+        .step_by(3)
+        .map(|i: usize| {
+            if i < 256 {
+                ip(&format!("10.0.0.{i}"))
+            } else {
+                ip(&format!("10.0.2.{}", i - 256))
+            }
+        })
+        .collect();
+    assert_eq!(refilled, freed_addresses);
+    assert_eq!(
+        outcome(allocator.assign(&mk_service("ns/extra"))),
+        Err("pool_exhausted")
+    );
+}

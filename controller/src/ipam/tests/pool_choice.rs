@@ -77,6 +77,18 @@ fn pool_choice_follows_annotation_then_allocation_then_priority_then_name() {
             got(&["10.0.8.0"]),
         ),
         (
+            "pool dedicated to the namespace beats an open pool of better priority",
+            mk_service("team-a/a"),
+            got(&["10.0.6.0"]),
+        ),
+        (
+            "two dedicated pools of one priority go by name",
+            mk_service("ns/a")
+                .labelled(&[("tier", "gold")])
+                .namespace_labelled(&[("env", "prod")]),
+            got(&["10.0.7.0"]),
+        ),
+        (
             "unknown pool named",
             mk_service("ns/a").in_pool("missing"),
             Err("unknown_pool"),

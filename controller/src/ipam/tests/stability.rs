@@ -175,3 +175,33 @@ fn released_address_is_not_handed_out_again_at_once() {
             .is_empty()
     );
 }
+
+#[test]
+fn overlapping_pools_are_reported_and_never_hand_out_one_address_twice() {
+    let mut allocator = allocator(&[
+        mk_pool("a", &["10.0.0.0/30", "2001:db8::/126"]),
+        mk_pool("b", &["10.0.0.2-10.0.0.9"]),
+        mk_pool("c", &["10.0.1.0/24", "2001:db8::2-2001:db8::9"]),
+    ]);
+    assert_eq!(
+        allocator.overlapping_pools(),
+        [
+            ("a".to_owned(), "b".to_owned()),
+            ("a".to_owned(), "c".to_owned())
+        ]
+    );
+    allocator.assign(&mk_service("ns/x").in_pool("b")).unwrap();
+    allocator.assign(&mk_service("ns/y").in_pool("b")).unwrap();
+    let given: Vec<_> = (0..3)
+        .map(|i| outcome(allocator.assign(&mk_service(&format!("ns/a{i}")).in_pool("a"))))
+        .collect();
+    assert_eq!(
+        given,
+        [
+            got(&["10.0.0.0"]),
+            got(&["10.0.0.1"]),
+            Err("pool_exhausted")
+        ]
+    );
+    assert_eq!(allocator.pool_stats("a").unwrap().available_ipv4, 0);
+}

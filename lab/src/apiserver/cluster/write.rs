@@ -16,6 +16,14 @@ use super::super::resources::ResourceType;
 use super::super::status::{ApiError, FieldError};
 use super::{Cluster, State, present};
 
+/// One object, or its status, as a request path names it.
+#[derive(Clone, Copy)]
+pub struct ObjectRef<'a> {
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub subresource: Option<&'a str>,
+}
+
 /// Who writes, as `managedFields` records it.
 pub struct WriteContext {
     pub manager: String,
@@ -113,12 +121,15 @@ fn owner<'a>(ctx: &'a WriteContext, rt: &'a ResourceType, api_version: &'a str, 
 
 impl Cluster {
     pub fn create(&self, rt: &Arc<ResourceType>, namespace: Option<&str>, body: Value, ctx: &WriteContext) -> Result<Value, ApiError> {
+        check_type(rt, &body)?;
         let mut state = self.lock();
-        let created = create_locked(&mut state, rt, namespace, body, ctx, false)?;
+        let (stored_rt, body) = stored_view(&state, rt, body);
+        let created = create_locked(&mut state, &stored_rt, namespace, body, ctx, false)?;
         Ok(present(rt, &created))
     }
 
-    pub fn update(&self, rt: &Arc<ResourceType>, namespace: Option<&str>, name: &str, sub: Option<&str>, body: Value, ctx: &WriteContext) -> Result<Value, ApiError> {
+    pub fn update(&self, rt: &Arc<ResourceType>, target: &ObjectRef, body: Value, ctx: &WriteContext) -> Result<Value, ApiError> {
+        let ObjectRef { namespace, name, subresource: sub } = *target;
         check_type(rt, &body)?;
         if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
@@ -128,18 +139,21 @@ impl Cluster {
         }
         let mut state = self.lock();
         let old = state.store.get(&rt.storage_key(), namespace.unwrap_or_default(), name).ok_or_else(|| ApiError::not_found(rt, name))?;
-        let updated = update_locked(&mut state, rt, &old, body, sub, ctx, false)?;
+        let (stored_rt, body) = stored_view(&state, rt, body);
+        let updated = update_locked(&mut state, &stored_rt, &old, body, sub, ctx, false)?;
         Ok(present(rt, &updated))
     }
 
     /// Returns the object and whether the patch created it (an apply may).
-    pub fn patch(&self, rt: &Arc<ResourceType>, namespace: Option<&str>, name: &str, sub: Option<&str>, content_type: &str, body: &[u8], ctx: &WriteContext) -> Result<(Value, bool), ApiError> {
+    pub fn patch(&self, rt: &Arc<ResourceType>, target: &ObjectRef, content_type: &str, body: &[u8], ctx: &WriteContext) -> Result<(Value, bool), ApiError> {
+        let ObjectRef { namespace, name, subresource: sub } = *target;
         let mut state = self.lock();
         let old = state.store.get(&rt.storage_key(), namespace.unwrap_or_default(), name);
         if content_type != patch::APPLY_PATCH {
             let old = old.ok_or_else(|| ApiError::not_found(rt, name))?;
             let patched = patch::patch_object(content_type, rt, &present(rt, &old), body)?;
-            let updated = update_locked(&mut state, rt, &old, patched, sub, ctx, false)?;
+            let (stored_rt, patched) = stored_view(&state, rt, patched);
+            let updated = update_locked(&mut state, &stored_rt, &old, patched, sub, ctx, false)?;
             return Ok((present(rt, &updated), false));
         }
         if ctx.manager.is_empty() {
@@ -153,7 +167,8 @@ impl Cluster {
         let api_version = rt.api_version();
         let rules = ListRules::for_type(rt, true);
         let owner = owner(ctx, rt, &api_version, sub);
-        let result = apply::apply(old.as_deref(), &applied, &rules, &owner, ctx.force).map_err(|conflicts| {
+        let live = old.as_deref().map(|o| present(rt, o));
+        let result = apply::apply(live.as_ref(), &applied, &rules, &owner, ctx.force).map_err(|conflicts| {
             let causes: Vec<Value> = conflicts
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
@@ -165,17 +180,18 @@ impl Cluster {
                 ..ApiError::new(409, "Conflict", format!("Apply failed with {} {noun}: {}", conflicts.len(), listed.join("\n")))
             }
         })?;
+        let (stored_rt, result) = stored_view(&state, rt, result);
         match old {
             None => {
                 let mut applied = result;
                 if applied["metadata"]["name"].is_null() {
                     applied["metadata"]["name"] = json!(name);
                 }
-                let created = create_locked(&mut state, rt, namespace, applied, ctx, true)?;
+                let created = create_locked(&mut state, &stored_rt, namespace, applied, ctx, true)?;
                 Ok((present(rt, &created), true))
             }
             Some(old) => {
-                let updated = update_locked(&mut state, rt, &old, result, sub, ctx, true)?;
+                let updated = update_locked(&mut state, &stored_rt, &old, result, sub, ctx, true)?;
                 Ok((present(rt, &updated), false))
             }
         }
@@ -238,6 +254,18 @@ impl Cluster {
             }
         }
         Ok(json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}))
+    }
+}
+
+/// A body written through a converted kind, in its stored shape, with the kind it is stored
+/// as (whose rules then apply); other kinds pass through.
+fn stored_view(state: &State, rt: &Arc<ResourceType>, body: Value) -> (Arc<ResourceType>, Value) {
+    match rt.conversion {
+        super::super::conversion::Conversion::None => (rt.clone(), body),
+        super::super::conversion::Conversion::EventsV1 => {
+            let core = state.registry.find("", "v1", "events").expect("built in");
+            (core, super::super::conversion::to_storage(rt, &body))
+        }
     }
 }
 
@@ -328,6 +356,9 @@ pub(super) fn create_locked(state: &mut State, rt: &Arc<ResourceType>, namespace
         }
         _ => {}
     }
+    if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
+        crd::prune_and_default(schema, &mut body);
+    }
     if !from_apply {
         let api_version = rt.api_version();
         apply::record_update(None, &mut body, &ListRules::for_type(rt, true), &owner(ctx, rt, &api_version, None));
@@ -401,6 +432,9 @@ pub(super) fn update_locked(state: &mut State, rt: &Arc<ResourceType>, old: &Arc
             registers = Some(crd::prepare(&mut new).map_err(|errors| invalid(rt, &name, &errors))?);
         }
         _ => {}
+    }
+    if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
+        crd::prune_and_default(schema, &mut new);
     }
     if rt.generation && spec_part(&new) != spec_part(old) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

@@ -1,0 +1,403 @@
+//! One reconcile per Service, keyed by namespace/name:
+//!
+//! ```text
+//!   Service ──not Portico's──▶ release address, clear status, drop finalizer (if it was ours)
+//!           ──Portico's─────▶ finalizer added first ─▶ ServiceRequest ─▶ Allocator::assign
+//!                                                     ─▶ status.loadBalancer.ingress (on a difference)
+//!                                                     ─▶ Events: IPAllocated / AllocationFailed
+//!           ──being deleted─▶ release address ─▶ finalizer removed
+//! ```
+//! It never writes `spec`. Errors the user can fix are Warning Events on the Service; the
+//! address a Service already has is never taken away because of them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use portico_api::AddressPool;
+use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
+
+use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
+use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
+use crate::service_filter::is_portico_service;
+use crate::status::{current_ingress, current_ips, desired_ingress, status_apply_body};
+
+/// How often every Service is looked at again even without a change (drift repair).
+pub const RESYNC_PERIOD: Duration = Duration::from_secs(300);
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0}")]
+    Allocation(#[source] IpamError),
+    #[error("API request failed: {0}")]
+    Api(#[source] kube::Error),
+    #[error("finalizer {FINALIZER}: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
+}
+
+impl ReconcileError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReconcileError::Allocation(e) => e.label(),
+            ReconcileError::Api(_) => "api",
+            ReconcileError::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
+                    inner.label()
+                }
+                _ => "finalizer",
+            },
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: kube::Client,
+    pub default_class: bool,
+    pub allocator: Mutex<Allocator>,
+    pub pools: Store<AddressPool>,
+    pub namespaces: Store<Namespace>,
+    pub recorder: Recorder,
+    pub metrics: ControllerMetrics,
+    /// Pool names and resourceVersions last given to the allocator.
+    pools_seen: Mutex<BTreeMap<String, String>>,
+    /// Failed attempts in a row, per Service, for the backoff.
+    failures: Mutex<HashMap<ServiceKey, u32>>,
+    /// Services this controller holds addresses for (to release those deleted behind its back).
+    holders: Mutex<HashSet<ServiceKey>>,
+    /// Set when allocations changed, so the pool status writer runs.
+    pub pools_dirty: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data behind these locks stays consistent between statements; keep going after a panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        default_class: bool,
+        pools: Store<AddressPool>,
+        namespaces: Store<Namespace>,
+        recorder: Recorder,
+        metrics: ControllerMetrics,
+    ) -> Self {
+        Context {
+            client,
+            default_class,
+            allocator: Mutex::new(Allocator::new()),
+            pools,
+            namespaces,
+            recorder,
+            metrics,
+            pools_seen: Mutex::default(),
+            failures: Mutex::default(),
+            holders: Mutex::default(),
+            pools_dirty: AtomicBool::new(true),
+        }
+    }
+
+    /// Hands the allocator the current pools when any pool changed since the last call.
+    pub fn refresh_pools(&self) {
+        let pools = self.pools.state();
+        let seen: BTreeMap<String, String> = pools
+            .iter()
+            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .collect();
+        let mut last = lock(&self.pools_seen);
+        if *last != seen {
+            let owned: Vec<AddressPool> = pools.iter().map(|p| (**p).clone()).collect();
+            lock(&self.allocator).set_pools(&owned);
+            *last = seen;
+            self.pools_dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds one Service's allocation from its status, before anything new is assigned.
+    pub fn restore(&self, service: &Service) -> Result<(), IpamError> {
+        let key = service_key(service);
+        let request = self.request_for(service).unwrap_or_else(|_| {
+            // A malformed annotation must not cost the Service the address it already has.
+            let mut request = ServiceRequest::new(key.clone());
+            request.current_ips = current_ips(service);
+            request
+        });
+        lock(&self.allocator).restore(&request)?;
+        lock(&self.holders).insert(key);
+        Ok(())
+    }
+
+    fn request_for(&self, service: &Service) -> Result<ServiceRequest, IpamError> {
+        let namespace = service.namespace().unwrap_or_default();
+        ServiceRequest::from_service(service, &self.namespace_labels(&namespace))
+    }
+
+    fn release(&self, key: &ServiceKey) -> Vec<std::net::IpAddr> {
+        lock(&self.holders).remove(key);
+        let released = lock(&self.allocator).release(key);
+        if !released.is_empty() {
+            self.pools_dirty.store(true, Ordering::Relaxed);
+        }
+        released
+    }
+
+    /// Releases the addresses of Services that no longer exist (deleted while the controller
+    /// was not looking, or without the finalizer).
+    pub fn release_missing(&self, existing: &HashSet<ServiceKey>) {
+        let gone: Vec<ServiceKey> = lock(&self.holders)
+            .iter()
+            .filter(|key| !existing.contains(key))
+            .cloned()
+            .collect();
+        for key in gone {
+            let released = self.release(&key);
+            tracing::info!(namespace = %key.namespace, name = %key.name, ?released, "released the addresses of a Service that is gone");
+        }
+    }
+
+    async fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &service.object_ref(&()))
+            .await
+        {
+            tracing::warn!(error = %e, reason, "could not publish an Event");
+        }
+    }
+}
+
+pub fn service_key(service: &Service) -> ServiceKey {
+    ServiceKey::new(service.namespace().unwrap_or_default(), service.name_any())
+}
+
+/// The reconcile the kube-runtime Controller calls.
+pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let key = service_key(&service);
+    let span = tracing::info_span!("reconcile", namespace = %key.namespace, name = %key.name);
+    let _entered = span.enter();
+    let started = Instant::now();
+    ctx.refresh_pools();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let result = if is_portico_service(&service, ctx.default_class) {
+        finalizer(&api, FINALIZER, service, |event| async {
+            match event {
+                finalizer::Event::Apply(service) => apply(&api, &service, &ctx).await,
+                finalizer::Event::Cleanup(service) => cleanup(&service, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner,
+            other => ReconcileError::Finalizer(Box::new(other)),
+        })
+    } else {
+        let outcome = release_if_ours(&api, &service, &ctx).await;
+        outcome.map(|()| Action::await_change())
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    let result_label = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ResultLabels {
+            result: result_label,
+        })
+        .inc();
+    if result.is_ok() {
+        lock(&ctx.failures).remove(&key);
+    }
+    result
+}
+
+/// Retries with a per-Service backoff from 5 s to 300 s, as the cloud service controller does.
+pub fn error_policy(service: Arc<Service>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = service_key(&service);
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.label(),
+        })
+        .inc();
+    let attempts = {
+        let mut failures = lock(&ctx.failures);
+        let attempts = failures.entry(key.clone()).or_insert(0);
+        *attempts = attempts.saturating_add(1);
+        *attempts
+    };
+    let delay = BACKOFF_MIN
+        .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
+        .min(BACKOFF_MAX);
+    tracing::warn!(namespace = %key.namespace, name = %key.name, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn apply(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let request = match ctx.request_for(service) {
+        Ok(request) => request,
+        Err(e) => {
+            // The user must fix the Service; whatever address it has stays.
+            ctx.publish(
+                service,
+                EventType::Warning,
+                reason::ALLOCATION_FAILED,
+                e.to_string(),
+            )
+            .await;
+            return Err(ReconcileError::Allocation(e));
+        }
+    };
+    let assigned = lock(&ctx.allocator).assign(&request);
+    let allocation = match assigned {
+        Ok(allocation) => allocation,
+        Err(e) => {
+            ctx.publish(
+                service,
+                EventType::Warning,
+                reason::ALLOCATION_FAILED,
+                e.to_string(),
+            )
+            .await;
+            return Err(ReconcileError::Allocation(e));
+        }
+    };
+    lock(&ctx.holders).insert(request.key.clone());
+    let ips = allocation.ips();
+    let desired = desired_ingress(&ips);
+    if current_ingress(service) != desired {
+        write_status(api, service, &desired).await?;
+    }
+    if allocation.changed() {
+        ctx.pools_dirty.store(true, Ordering::Relaxed);
+        let pools: Vec<String> = allocation
+            .addresses
+            .iter()
+            .filter_map(|a| a.pool.clone())
+            .collect();
+        let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
+        ctx.publish(
+            service,
+            EventType::Normal,
+            reason::IP_ALLOCATED,
+            format!("Assigned IP {addresses:?} from pool {}", pools.join(", ")),
+        )
+        .await;
+    }
+    for ip in allocation.outside_pools() {
+        ctx.publish(
+            service,
+            EventType::Warning,
+            reason::ADDRESS_OUTSIDE_POOL,
+            format!(
+                "IP {ip} is no longer in any AddressPool this Service may use; it keeps the address \
+                 until the pool is restored or the Service is changed or deleted"
+            ),
+        )
+        .await;
+    }
+    Ok(Action::requeue(RESYNC_PERIOD))
+}
+
+async fn cleanup(service: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
+    let released = ctx.release(&service_key(service));
+    if !released.is_empty() {
+        let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
+        ctx.publish(
+            service,
+            EventType::Normal,
+            reason::DELETED_LOAD_BALANCER,
+            format!("Released IP {addresses:?}"),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// A Service that stopped being Portico's (type or class changed): give its address back,
+/// clear the status Portico wrote and remove the finalizer, if Portico had added it.
+async fn release_if_ours(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let ours = service.finalizers().iter().any(|f| f == FINALIZER);
+    let released = ctx.release(&service_key(service));
+    if !ours {
+        return Ok(());
+    }
+    if !current_ingress(service).is_empty() {
+        write_status(api, service, &[]).await?;
+    }
+    let remaining: Vec<&String> = service
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    // The resourceVersion makes the patch fail rather than drop a finalizer added meanwhile.
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": remaining, "resourceVersion": service.resource_version() }
+    });
+    api.patch(
+        &service.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(ReconcileError::Api)?;
+    let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
+    ctx.publish(
+        service,
+        EventType::Normal,
+        reason::DELETED_LOAD_BALANCER,
+        format!("No longer a Portico load balancer; released IP {addresses:?}"),
+    )
+    .await;
+    Ok(())
+}
+
+async fn write_status(
+    api: &Api<Service>,
+    service: &Service,
+    ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
+) -> Result<(), ReconcileError> {
+    let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
+    api.patch_status(
+        &service.name_any(),
+        &params,
+        &Patch::Apply(status_apply_body(ingress)),
+    )
+    .await
+    .map_err(ReconcileError::Api)?;
+    Ok(())
+}

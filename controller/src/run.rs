@@ -1,0 +1,160 @@
+//! Wiring of the bare-metal controller, once this replica leads:
+//!
+//! ```text
+//!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
+//!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
+//!   Services (list) ────────┘   (allocator)         └─▶ pool status writer
+//!   Services ─watch─▶ Controller ◀── pool changes, periodic resync
+//! ```
+//! Every Service that already has an address is restored into the allocator before the first
+//! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
+//! holds (MetalLB's lesson).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use portico_api::AddressPool;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
+
+use crate::metrics::ControllerMetrics;
+use crate::reconcile::{self, Context, RESYNC_PERIOD};
+use crate::service_filter::is_portico_service;
+use crate::status::current_ips;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot list Services to restore their addresses: {0}")]
+    ListServices(#[source] kube::Error),
+}
+
+/// Starts a reflector for `api` and returns its store; `on_change` is told of every event.
+fn reflect<K>(api: Api<K>, on_change: Option<mpsc::Sender<()>>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => {
+                    if let Some(tx) = &on_change {
+                        // A full channel already holds a pending "reconcile all".
+                        let _ = tx.try_send(());
+                    }
+                }
+                // The watcher retries on its own; one bad event must not stop the controller.
+                Err(e) => tracing::warn!(error = %e, "watch error"),
+            }
+        }
+    });
+    store
+}
+
+/// Runs the controller until the future is dropped (shutdown or lost leadership).
+pub async fn run(
+    client: kube::Client,
+    default_class: bool,
+    metrics: ControllerMetrics,
+    identity: String,
+) -> Result<(), RunError> {
+    let (pools_changed_tx, pools_changed_rx) = mpsc::channel(1);
+    let pools = reflect(
+        Api::<AddressPool>::all(client.clone()),
+        Some(pools_changed_tx),
+    );
+    let namespaces = reflect(Api::<Namespace>::all(client.clone()), None);
+    let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "portico-controller".into(),
+            instance: Some(identity),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        default_class,
+        pools,
+        namespaces,
+        recorder,
+        metrics,
+    ));
+    ctx.refresh_pools();
+    restore_all(&client, &ctx).await?;
+    tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
+
+    let services: Api<Service> = Api::all(client);
+    let controller = Controller::new(services, watcher::Config::default())
+        .with_config(controller::Config::default().debounce(std::time::Duration::from_millis(50)))
+        .reconcile_all_on(ReceiverStream::new(pools_changed_rx))
+        .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
+    let store = controller.store();
+    tokio::spawn(release_deleted(store, ctx.clone()));
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    Ok(())
+}
+
+/// Restores every Portico Service's addresses, those with addresses first.
+async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunError> {
+    let services = Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(RunError::ListServices)?;
+    let mut restored = 0;
+    for service in services
+        .items
+        .iter()
+        .filter(|s| is_portico_service(s, ctx.default_class))
+    {
+        if current_ips(service).is_empty() {
+            continue;
+        }
+        match ctx.restore(service) {
+            Ok(()) => restored += 1,
+            // The reconcile reports it on the Service with an Event.
+            Err(e) => {
+                tracing::warn!(service = %reconcile::service_key(service), error = %e, "could not restore an address")
+            }
+        }
+    }
+    tracing::info!(restored, "restored the addresses Services already had");
+    Ok(())
+}
+
+/// Releases the addresses of Services deleted without the finalizer running (for example when
+/// it was removed by hand), checked on every resync.
+async fn release_deleted(store: Store<Service>, ctx: Arc<Context>) {
+    let mut ticker = tokio::time::interval(RESYNC_PERIOD);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let existing: HashSet<_> = store
+            .state()
+            .iter()
+            .map(|s| reconcile::service_key(s))
+            .collect();
+        ctx.release_missing(&existing);
+    }
+}

@@ -1,0 +1,92 @@
+//! kubectl (v1.32 at /usr/bin/kubectl) against the lab: CRDs installed by `kubectl apply`,
+//! and `kubectl get` printing the server's Table columns.
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, PostParams};
+
+use crate::common::{kubectl, lab, mk_service, write_portico_crds};
+
+fn header_columns(output: &str) -> Vec<String> {
+    let header = output.lines().next().unwrap_or_default();
+    header.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+}
+
+async fn apply_crds(lab: &portico_lab::LabApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    write_portico_crds(dir.path());
+    let (ok, stdout, stderr) = kubectl(lab, &["apply", "-f", dir.path().to_str().unwrap()]).await;
+    assert!(ok, "kubectl apply failed: {stderr}");
+    assert!(stdout.contains("customresourcedefinition.apiextensions.k8s.io/addresspools.portico.dev created"), "{stdout}");
+}
+
+#[tokio::test]
+async fn kubectl_apply_installs_the_crds_and_reapplying_is_unchanged() {
+    let lab = lab().await;
+    apply_crds(&lab).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_portico_crds(dir.path());
+    let (ok, stdout, stderr) = kubectl(&lab, &["apply", "-f", dir.path().to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("addresspools.portico.dev unchanged"), "{stdout}");
+    let (ok, stdout, _) = kubectl(&lab, &["get", "crds"]).await;
+    assert!(ok && stdout.contains("l2announcements.portico.dev"), "{stdout}");
+}
+
+#[tokio::test]
+async fn kubectl_get_svc_shows_the_cluster_columns_and_pending_external_ip() {
+    let lab = lab().await;
+    let services: Api<Service> = Api::namespaced(lab.client().await.unwrap(), "default");
+    let created = services.create(&PostParams::default(), &mk_service("web", "LoadBalancer", &[80])).await.unwrap();
+    let node_port = created.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port.unwrap();
+    let cluster_ip = created.spec.unwrap().cluster_ip.unwrap();
+    let (ok, stdout, stderr) = kubectl(&lab, &["get", "svc"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(header_columns(&stdout), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+    let row: Vec<&str> = stdout.lines().find(|l| l.starts_with("web ")).expect("a row for web").split_whitespace().collect();
+    assert_eq!(&row[..5], ["web", "LoadBalancer", cluster_ip.as_str(), "<pending>", &format!("80:{node_port}/TCP")]);
+}
+
+#[tokio::test]
+async fn kubectl_get_addresspools_shows_the_crd_printer_columns() {
+    let lab = lab().await;
+    apply_crds(&lab).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pool.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: portico.dev/v1alpha1\nkind: AddressPool\nmetadata:\n  name: lab-pool\nspec:\n  addresses: [\"198.18.0.200-198.18.0.250\"]\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = kubectl(&lab, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = kubectl(&lab, &["get", "addresspools"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(header_columns(&stdout), ["NAME", "AUTO ASSIGN", "AVOID BUGGY IPS", "ADDRESSES", "ASSIGNED IPV4", "AVAILABLE IPV4", "AGE"]);
+    assert!(stdout.contains("lab-pool   true          false             [\"198.18.0.200-198.18.0.250\"]"), "{stdout}");
+}
+
+#[tokio::test]
+async fn kubectl_server_side_apply_and_client_side_apply_update_a_service() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("svc.yaml");
+    let manifest = |port: u16| format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: app\nspec:\n  type: NodePort\n  ports:\n  - name: http\n    port: {port}\n");
+    std::fs::write(&file, manifest(80)).unwrap();
+    let (ok, stdout, stderr) = kubectl(&lab, &["apply", "--server-side", "-f", file.to_str().unwrap()]).await;
+    assert!(ok && stdout.contains("serverside-applied"), "{stdout}{stderr}");
+    std::fs::write(&file, manifest(8080)).unwrap();
+    let (ok, _, stderr) = kubectl(&lab, &["apply", "--server-side", "-f", file.to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = kubectl(&lab, &["get", "svc", "app", "-o", "jsonpath={.spec.ports[*].port}"]).await;
+    assert!(ok);
+    assert_eq!(stdout, "8080", "the port list is replaced by the manager's keyed entries");
+}
+
+#[tokio::test]
+async fn kubectl_discovers_short_names() {
+    let lab = lab().await;
+    let (ok, stdout, stderr) = kubectl(&lab, &["api-resources"]).await;
+    assert!(ok, "{stderr}");
+    let services = stdout.lines().find(|l| l.starts_with("services ")).expect("services listed");
+    assert!(services.split_whitespace().any(|c| c == "svc"), "{services}");
+}

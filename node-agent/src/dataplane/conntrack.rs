@@ -1,0 +1,117 @@
+//! Stale UDP conntrack entries. UDP has no connection to close, so a client that keeps sending
+//! to a Service keeps hitting the conntrack entry that DNATs it to an endpoint that is gone.
+//! When an endpoint leaves a UDP Service port, the entries that point at it are deleted
+//! (kube-proxy's `deleteStaleServiceConntrackEntries`).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use tokio::process::Command;
+
+use super::endpoints::categorize;
+use super::model::{DesiredState, Protocol, ServicePort};
+
+/// Where the stale flows were addressed before DNAT.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowDestination {
+    /// A ClusterIP, external IP or LB IP with the Service port.
+    ServiceIp { ip: IpAddr, port: u16 },
+    /// Any local address on the node port.
+    NodePort { port: u16 },
+}
+
+/// The conntrack entries (UDP, this destination, DNATed to this endpoint IP) to delete.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StaleUdpFlow {
+    pub destination: FlowDestination,
+    pub endpoint_ip: IpAddr,
+}
+
+impl StaleUdpFlow {
+    /// The `conntrack` arguments that delete exactly these entries.
+    pub fn conntrack_args(&self) -> Vec<String> {
+        let family = match self.endpoint_ip {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        };
+        let mut args: Vec<String> = ["-D", "-f", family, "-p", "udp"].map(String::from).to_vec();
+        match &self.destination {
+            FlowDestination::ServiceIp { ip, port } => {
+                args.extend(["--orig-dst".into(), ip.to_string()]);
+                args.extend(["--orig-port-dst".into(), port.to_string()]);
+            }
+            FlowDestination::NodePort { port } => {
+                args.extend(["--orig-port-dst".into(), port.to_string()]);
+            }
+        }
+        args.extend(["--dst-nat".into(), self.endpoint_ip.to_string()]);
+        args
+    }
+}
+
+/// Lists the UDP flows whose endpoint the node used in `old` and no longer uses in `new`, for
+/// every destination the Service port had in `old`.
+pub fn stale_udp_flows(old: &DesiredState, new: &DesiredState, node_name: &str) -> Vec<StaleUdpFlow> {
+    let mut flows = BTreeSet::new();
+    for (key, old_port) in &old.ports {
+        if key.protocol != Protocol::Udp {
+            continue;
+        }
+        let old_ips = used_endpoint_ips(old_port, node_name);
+        let new_ips = new.ports.get(key).map(|port| used_endpoint_ips(port, node_name)).unwrap_or_default();
+        for endpoint_ip in old_ips.difference(&new_ips) {
+            for destination in destinations(old_port) {
+                flows.insert(StaleUdpFlow { destination, endpoint_ip: *endpoint_ip });
+            }
+        }
+    }
+    flows.into_iter().collect()
+}
+
+fn used_endpoint_ips(port: &ServicePort, node_name: &str) -> BTreeSet<IpAddr> {
+    let sets = categorize(port, node_name);
+    sets.cluster.iter().chain(&sets.local).map(|ep| ep.ip).collect()
+}
+
+fn destinations(port: &ServicePort) -> Vec<FlowDestination> {
+    let service_ips = std::iter::once(&port.cluster_ip)
+        .chain(&port.external_ips)
+        .chain(&port.load_balancer_ips);
+    let mut destinations: Vec<FlowDestination> = service_ips
+        .map(|ip| FlowDestination::ServiceIp { ip: *ip, port: port.port })
+        .collect();
+    destinations.extend(port.node_port.map(|port| FlowDestination::NodePort { port }));
+    destinations
+}
+
+/// Why deleting conntrack entries failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConntrackError {
+    #[error("conntrack_spawn: could not run conntrack: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("conntrack_failed: conntrack {args} failed: {stderr}")]
+    Failed { args: String, stderr: String },
+}
+
+/// Runs `conntrack -D` for each flow, optionally inside a network namespace (tests). A filter
+/// that matched nothing is not an error: the entries may have expired already.
+pub async fn delete_stale_udp_flows(flows: &[StaleUdpFlow], netns: Option<&str>) -> Result<(), ConntrackError> {
+    for flow in flows {
+        let args = flow.conntrack_args();
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "conntrack"]);
+                command
+            }
+            None => Command::new("conntrack"),
+        };
+        let output = command.args(&args).output().await.map_err(ConntrackError::Spawn)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
+        if !output.status.success() && !stderr.contains("0 flow entries") {
+            return Err(ConntrackError::Failed { args: args.join(" "), stderr: stderr.trim().to_string() });
+        }
+    }
+    Ok(())
+}
