@@ -89,35 +89,43 @@ impl LeaderArgs {
         })
     }
 
-    /// Starts campaigning (or, without `--leader-elect`, leads at once). The receiver says
-    /// whether this replica leads now.
-    pub fn campaign(
-        &self,
-        client: kube::Client,
-        config: LeaderElectionConfig,
-    ) -> (watch::Receiver<bool>, Option<LeaderElector>) {
+    /// Starts campaigning (or, without `--leader-elect`, leads at once).
+    pub fn campaign(&self, client: kube::Client, config: LeaderElectionConfig) -> Campaign {
         if !self.leader_elect {
-            let (_tx, rx) = watch::channel(true);
-            return (rx, None);
+            let (always_leading, leading) = watch::channel(true);
+            return Campaign {
+                leading,
+                releaser: None,
+                _always_leading: Some(always_leading),
+            };
         }
-        let elector = LeaderElector::new(
-            client.clone(),
-            &self.leader_elect_namespace,
-            &self.leader_elect_lease_name,
-            &self.identity(),
-            config.clone(),
-        );
-        let (rx, _task) = elector.spawn();
-        // A second elector with the same identity releases the Lease at shutdown.
-        let releaser = LeaderElector::new(
-            client,
-            &self.leader_elect_namespace,
-            &self.leader_elect_lease_name,
-            &self.identity(),
-            config,
-        );
-        (rx, Some(releaser))
+        let elector = |client| {
+            LeaderElector::new(
+                client,
+                &self.leader_elect_namespace,
+                &self.leader_elect_lease_name,
+                &self.identity(),
+                config.clone(),
+            )
+        };
+        let (leading, _task) = elector(client.clone()).spawn();
+        // The campaign owns its elector; a second one with the same identity releases the
+        // Lease at shutdown, so the standby need not wait for it to expire.
+        Campaign {
+            leading,
+            releaser: Some(elector(client)),
+            _always_leading: None,
+        }
     }
+}
+
+/// A running campaign: `leading` says whether this replica leads now.
+pub struct Campaign {
+    pub leading: watch::Receiver<bool>,
+    pub releaser: Option<LeaderElector>,
+    /// Without leader election nothing ever changes; the sender lives as long as the campaign
+    /// so that `leading.changed()` waits instead of reporting a closed channel.
+    _always_leading: Option<watch::Sender<bool>>,
 }
 
 #[cfg(test)]

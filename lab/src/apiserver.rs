@@ -31,6 +31,7 @@ mod patch;
 mod resources;
 mod respond;
 mod routes;
+mod schema;
 mod selector;
 mod services;
 mod status;

@@ -1,2 +1,1 @@
-//! Placeholder until the iptables bench lands.
 fn main() {}

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod dataplane;
+pub mod iptables;
 pub mod health;
 pub mod metrics;
 

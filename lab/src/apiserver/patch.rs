@@ -93,6 +93,25 @@ pub const MERGE_PATCH: &str = "application/merge-patch+json";
 pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
 pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
+/// The API server's JSON patch library (evanphx/json-patch) passes a `test` of `null` against
+/// a path that does not exist; RFC 6902 (and the json-patch crate) fail it. kube-runtime's
+/// finalizer helper relies on the API server's reading when it adds the first finalizer, so such
+/// tests are dropped before applying.
+fn without_null_tests_of_absent_paths(operations: Value, current: &Value) -> Value {
+    match operations {
+        Value::Array(ops) => Value::Array(
+            ops.into_iter()
+                .filter(|op| {
+                    let is_null_test = op["op"] == "test" && op.get("value").is_some_and(Value::is_null);
+                    let path = op["path"].as_str().unwrap_or_default();
+                    !(is_null_test && current.pointer(path).is_none())
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Applies a non-apply PATCH body to the current object.
 pub fn patch_object(content_type: &str, rt: &ResourceType, current: &Value, body: &[u8]) -> Result<Value, ApiError> {
     let decode = |body: &[u8]| -> Result<Value, ApiError> {
@@ -101,8 +120,9 @@ pub fn patch_object(content_type: &str, rt: &ResourceType, current: &Value, body
     let mut patched = current.clone();
     match content_type {
         JSON_PATCH => {
+            let operations = without_null_tests_of_absent_paths(decode(body)?, current);
             let patch: json_patch::Patch =
-                serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                serde_json::from_value(operations).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut patched, &patch).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))?;
         }
         MERGE_PATCH => json_patch::merge(&mut patched, &decode(body)?),

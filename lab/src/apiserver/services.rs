@@ -154,7 +154,8 @@ impl ServiceAllocator {
         }
         let spec_value = Value::Object(spec.clone());
         let old_held = old_spec.map(held_by).unwrap_or_default();
-        let mut errors = self.validate(old_spec, &spec_value, &old_held);
+        let mut errors = validation::validate_spec(old_spec, &spec_value);
+        errors.extend(self.validate(old_spec, &spec_value, &old_held));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -317,6 +318,9 @@ fn drop_type_dependent_fields(old: &Value, spec: &mut Map<String, Value>) {
     if str_of(&now, "type") != "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts") == Some(&old["allocateLoadBalancerNodePorts"]) {
         spec.remove("allocateLoadBalancerNodePorts");
     }
+    if str_of(&now, "type") != "LoadBalancer" && spec.get("loadBalancerClass") == Some(&old["loadBalancerClass"]) {
+        spec.remove("loadBalancerClass");
+    }
     if !allows_node_ports(&now) && spec.get("externalTrafficPolicy") == Some(&old["externalTrafficPolicy"]) {
         spec.remove("externalTrafficPolicy");
     }
@@ -348,6 +352,8 @@ fn patch_allocated_values(old: &Value, spec: &mut Map<String, Value>) {
         spec.insert("healthCheckNodePort".into(), old["healthCheckNodePort"].clone());
     }
 }
+
+mod validation;
 
 #[cfg(test)]
 mod tests;

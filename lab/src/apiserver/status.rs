@@ -139,12 +139,16 @@ impl ApiError {
             .map(|e| json!({ "reason": e.reason, "message": e.detail, "field": e.field }))
             .collect();
         let mut details = json!({ "name": name, "kind": kind, "causes": causes });
-        if !group.is_empty() {
+        // `schema.GroupKind.String()`: the group follows the kind, as in `AddressPool.portico.dev`.
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
             details["group"] = json!(group);
-        }
+            format!("{kind}.{group}")
+        };
         ApiError {
             details: Some(details),
-            ..Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {joined}"))
+            ..Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}"))
         }
     }
 

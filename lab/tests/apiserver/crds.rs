@@ -89,3 +89,20 @@ async fn deleting_a_crd_stops_serving_its_kind() {
     let names: Vec<&str> = body["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
     assert!(!names.contains(&"addresspools"), "{names:?}");
 }
+
+#[tokio::test]
+async fn custom_resources_breaking_the_crd_schema_are_invalid_with_the_field_path() {
+    let lab = lab().await;
+    let client = lab.client().await.unwrap();
+    install_crds(&client).await;
+    let pools: Api<AddressPool> = Api::all(client);
+    let mut bad = pool("bad");
+    bad.spec.addresses = vec!["not-an-address".into()];
+    let status = status_of(pools.create(&PostParams::default(), &bad).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(status.message.starts_with("AddressPool.portico.dev \"bad\" is invalid: spec.addresses[0]"), "{}", status.message);
+    let mut empty = pool("empty");
+    empty.spec.addresses = vec![];
+    let status = status_of(pools.create(&PostParams::default(), &empty).await);
+    assert_eq!(status.details.unwrap().causes[0].field, "spec.addresses");
+}

@@ -4,6 +4,7 @@
 mod common;
 mod crds;
 mod crud;
+mod events;
 mod kubectl;
 mod leader;
 mod patch;

@@ -88,3 +88,16 @@ async fn a_cluster_ip_outside_the_service_cidr_is_invalid() {
     assert_eq!(status.code, 422);
     assert_eq!(status.details.unwrap().causes[0].field, "spec.clusterIPs");
 }
+
+#[tokio::test]
+async fn load_balancer_class_may_not_change_once_set() {
+    let lab = lab().await;
+    let services: Api<Service> = Api::namespaced(lab.client().await.unwrap(), "default");
+    let mut svc = mk_service("classy", "LoadBalancer", &[80]);
+    svc.spec.as_mut().unwrap().load_balancer_class = Some("portico.dev/lb".into());
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let patch = json!({"spec": {"loadBalancerClass": "example.com/other"}});
+    let status = status_of(services.patch("classy", &PatchParams::default(), &Patch::Merge(&patch)).await);
+    assert_eq!(status.code, 422);
+    assert_eq!(status.details.unwrap().causes[0].field, "spec.loadBalancerClass");
+}

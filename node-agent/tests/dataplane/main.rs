@@ -1,1 +1,1 @@
-//! Placeholder until the dataplane tests land.
+//! Root-only tests with real packets (placeholder while being written).

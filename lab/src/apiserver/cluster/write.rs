@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::super::apply::{self, FieldOwner};
-use super::super::crd;
+use super::super::{crd, schema};
 use super::super::meta::{self, is_dns_subdomain, now_rfc3339};
 use super::super::patch::{self, ListRules};
 use super::super::resources::ResourceType;
@@ -358,6 +358,10 @@ pub(super) fn create_locked(state: &mut State, rt: &Arc<ResourceType>, namespace
     }
     if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
         crd::prune_and_default(schema, &mut body);
+        let errors = schema::validate(schema, &body, None);
+        if !errors.is_empty() {
+            return Err(invalid(rt, &name, &errors));
+        }
     }
     if !from_apply {
         let api_version = rt.api_version();
@@ -435,6 +439,10 @@ pub(super) fn update_locked(state: &mut State, rt: &Arc<ResourceType>, old: &Arc
     }
     if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
         crd::prune_and_default(schema, &mut new);
+        let errors = schema::validate(schema, &new, Some(old));
+        if !errors.is_empty() {
+            return Err(invalid(rt, &name, &errors));
+        }
     }
     if rt.generation && spec_part(&new) != spec_part(old) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

@@ -56,7 +56,7 @@ fn taken_and_out_of_range_node_ports_are_invalid_with_their_field_path() {
     let mut alloc = allocator();
     let mut first = json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
     alloc.prepare(None, &mut first).unwrap();
-    let mut second = json!({"spec": {"type": "NodePort", "ports": [{"port": 1}, {"port": 80, "nodePort": 30080}, {"port": 2, "nodePort": 40000}]}});
+    let mut second = json!({"spec": {"type": "NodePort", "ports": [{"port": 1, "name": "a"}, {"port": 80, "name": "b", "nodePort": 30080}, {"port": 2, "name": "c", "nodePort": 40000}]}});
     let errors = alloc.prepare(None, &mut second).unwrap_err();
     assert_eq!(errors[0].field, "spec.ports[1].nodePort");
     assert!(errors[0].detail.contains("already allocated"));

@@ -1,0 +1,286 @@
+//! The thin I/O layer: runs iptables-restore, iptables-save and iptables (or their ip6tables,
+//! `-nft` and `-legacy` variants), optionally inside a network namespace for tests.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::names;
+use super::render::BUILTIN_JUMPS;
+use super::ruleset::{ChainNames, ExtraLines, Table};
+use crate::dataplane::IpFamily;
+
+/// Which kernel interface the iptables tools drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// iptables-nft: rules are nf_tables rules in tables named like the iptables ones.
+    Nft,
+    /// iptables-legacy: the x_tables blob interface.
+    Legacy,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Legacy => "legacy",
+        }
+    }
+}
+
+/// Why an iptables command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IptablesError {
+    #[error("iptables_spawn: could not run {binary}: {source}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("iptables_failed: {binary} {args} exited with {status}: {stderr}")]
+    Failed { binary: String, args: String, status: String, stderr: String },
+    #[error("iptables_backend: cannot tell the backend from {version:?}")]
+    UnknownBackend { version: String },
+}
+
+impl IptablesError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            IptablesError::Spawn { .. } => "iptables_spawn",
+            IptablesError::Failed { .. } => "iptables_failed",
+            IptablesError::UnknownBackend { .. } => "iptables_backend",
+        }
+    }
+}
+
+/// Tells the backend from `iptables -V` ("iptables v1.8.9 (nf_tables)" or "(legacy)").
+pub fn parse_backend(version: &str) -> Option<Backend> {
+    if version.contains("nf_tables") {
+        Some(Backend::Nft)
+    } else if version.contains("legacy") {
+        Some(Backend::Legacy)
+    } else {
+        None
+    }
+}
+
+/// Runs `iptables -V` and reports the backend the plain `iptables` tools use.
+pub async fn detect_backend(netns: Option<&str>) -> Result<Backend, IptablesError> {
+    let tools = Iptables { family: IpFamily::V4, backend: None, netns: netns.map(String::from) };
+    let version = tools.run("iptables", &["-V"], None).await?;
+    parse_backend(&version).ok_or_else(|| IptablesError::UnknownBackend { version: version.trim().to_string() })
+}
+
+/// The iptables tools of one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iptables {
+    pub family: IpFamily,
+    /// `None` runs the plain tools (`iptables-restore`), which use the system's default.
+    pub backend: Option<Backend>,
+    /// Runs every command through `ip netns exec <netns>`.
+    pub netns: Option<String>,
+}
+
+impl Iptables {
+    pub fn new(family: IpFamily) -> Self {
+        Iptables { family, backend: None, netns: None }
+    }
+
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    pub fn in_netns(mut self, netns: impl Into<String>) -> Self {
+        self.netns = Some(netns.into());
+        self
+    }
+
+    /// The binary name, e.g. `ip6tables-nft-restore` for `suffix` "-restore".
+    pub fn binary(&self, suffix: &str) -> String {
+        let base = match self.family {
+            IpFamily::V4 => "iptables",
+            IpFamily::V6 => "ip6tables",
+        };
+        let backend = self.backend.map(|b| format!("-{}", b.as_str())).unwrap_or_default();
+        format!("{base}{backend}{suffix}")
+    }
+
+    async fn run(&self, binary: &str, args: &[&str], stdin: Option<&str>) -> Result<String, IptablesError> {
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let spawn_error = |source| IptablesError::Spawn { binary: binary.to_string(), source };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        let mut input = child.stdin.take();
+        let write = async {
+            if let (Some(pipe), Some(text)) = (input.as_mut(), stdin) {
+                // A failed write shows up as the tool's own error on its stderr.
+                let _ = pipe.write_all(text.as_bytes()).await;
+            }
+            drop(input);
+        };
+        let (_, output) = tokio::join!(write, child.wait_with_output());
+        let output = output.map_err(spawn_error)?;
+        if !output.status.success() {
+            return Err(IptablesError::Failed {
+                binary: binary.to_string(),
+                args: args.join(" "),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Feeds `text` to `iptables-restore --noflush`: only the chains it declares are flushed.
+    pub async fn restore(&self, text: &str) -> Result<(), IptablesError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.run(&self.binary("-restore"), &["--noflush"], Some(text)).await.map(drop)
+    }
+
+    /// `iptables-save -t <table>`.
+    pub async fn save(&self, table: Table) -> Result<String, IptablesError> {
+        self.run(&self.binary("-save"), &["-t", table.as_str()], None).await
+    }
+
+    /// The PORTICO- chains that exist now, e.g. left by an earlier run.
+    pub async fn existing_chains(&self) -> Result<ChainNames, IptablesError> {
+        let mut names = ChainNames::default();
+        for table in Table::ALL {
+            let dump = self.save(table).await?;
+            names.of_mut(table).extend(portico_chains(&dump));
+        }
+        Ok(names)
+    }
+
+    /// `-I` lines (for the restore input) for the jumps from built-in chains that are missing.
+    pub async fn missing_jumps(&self) -> Result<ExtraLines, IptablesError> {
+        let mut extra = ExtraLines::default();
+        let mut listed: Vec<(Table, &str, String)> = Vec::new();
+        // Inserted at the top in reverse, so they end up in BUILTIN_JUMPS order.
+        for jump in BUILTIN_JUMPS.iter().rev() {
+            let listing = match listed.iter().find(|(t, c, _)| *t == jump.table && *c == jump.chain) {
+                Some((_, _, listing)) => listing.clone(),
+                None => {
+                    let binary = self.binary("");
+                    let listing = self.run(&binary, &["-w", "-t", jump.table.as_str(), "-S", jump.chain], None).await?;
+                    listed.push((jump.table, jump.chain, listing.clone()));
+                    listing
+                }
+            };
+            let wanted = format!("-A {} {}", jump.chain, jump.spec());
+            if !listing.lines().any(|line| line.trim() == wanted) {
+                let line = format!("-I {} {}", jump.chain, jump.spec());
+                match jump.table {
+                    Table::Nat => extra.nat.push(line),
+                    Table::Filter => extra.filter.push(line),
+                }
+            }
+        }
+        Ok(extra)
+    }
+
+    /// Removes every PORTICO- chain and every rule elsewhere that jumps to one, in one restore
+    /// per table; other rules are left alone.
+    pub async fn cleanup(&self) -> Result<(), IptablesError> {
+        for table in Table::ALL {
+            let dump = self.save(table).await?;
+            let text = cleanup_restore(table, &dump);
+            self.restore(&text).await?;
+        }
+        Ok(())
+    }
+}
+
+fn portico_chains(dump: &str) -> impl Iterator<Item = String> + '_ {
+    dump.lines()
+        .filter_map(|line| line.strip_prefix(':'))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with(names::PREFIX))
+        .map(String::from)
+}
+
+/// The restore input that deletes Portico's chains from one table given its iptables-save dump;
+/// empty when there is nothing of Portico's.
+pub fn cleanup_restore(table: Table, dump: &str) -> String {
+    let chains: Vec<String> = portico_chains(dump).collect();
+    let jump = format!(" -j {}", names::PREFIX);
+    let foreign_jumps: Vec<&str> = dump
+        .lines()
+        .filter(|line| line.starts_with("-A ") && !line.starts_with(&format!("-A {}", names::PREFIX)))
+        .filter(|line| line.contains(&jump) || line.contains(&format!(" -g {}", names::PREFIX)))
+        .collect();
+    if chains.is_empty() && foreign_jumps.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("*{}\n", table.as_str());
+    for chain in &chains {
+        text.push_str(&format!(":{chain} - [0:0]\n"));
+    }
+    for line in foreign_jumps {
+        text.push_str(&format!("-D {}\n", &line[3..]));
+    }
+    for chain in &chains {
+        text.push_str(&format!("-X {chain}\n"));
+    }
+    text.push_str("COMMIT\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_comes_from_the_version_line() {
+        assert_eq!(parse_backend("iptables v1.8.9 (nf_tables)\n"), Some(Backend::Nft));
+        assert_eq!(parse_backend("iptables v1.8.9 (legacy)\n"), Some(Backend::Legacy));
+        assert_eq!(parse_backend("iptables v1.4.21\n"), None);
+    }
+
+    #[test]
+    fn binary_names_follow_family_and_backend() {
+        assert_eq!(Iptables::new(IpFamily::V4).binary("-restore"), "iptables-restore");
+        assert_eq!(Iptables::new(IpFamily::V6).with_backend(Backend::Nft).binary("-save"), "ip6tables-nft-save");
+        assert_eq!(Iptables::new(IpFamily::V4).with_backend(Backend::Legacy).binary(""), "iptables-legacy");
+    }
+
+    #[test]
+    fn cleanup_removes_only_portico_chains_and_jumps() {
+        let dump = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:PORTICO-SERVICES - [0:0]
+:PORTICO-SVC-ABC - [0:0]
+:CNI-HOSTPORT - [0:0]
+-A PREROUTING -j PORTICO-SERVICES
+-A PREROUTING -j CNI-HOSTPORT
+-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE
+-A PORTICO-SERVICES -d 10.96.0.1/32 -j PORTICO-SVC-ABC
+COMMIT
+";
+        assert_eq!(
+            cleanup_restore(Table::Nat, dump),
+            "*nat\n:PORTICO-SERVICES - [0:0]\n:PORTICO-SVC-ABC - [0:0]\n\
+             -D PREROUTING -j PORTICO-SERVICES\n-X PORTICO-SERVICES\n-X PORTICO-SVC-ABC\nCOMMIT\n"
+        );
+        assert_eq!(cleanup_restore(Table::Filter, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), "");
+    }
+}

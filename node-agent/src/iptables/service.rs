@@ -1,0 +1,263 @@
+//! Renders one Service port: its own nat chains (SVC, SVL, EXT, FW, SEP), the dispatch rules
+//! that lead to them, and its filter rules (REJECT, DROP, firewall, health check port).
+//!
+//! ```text
+//!   SERVICES ─▶ SVCS-<low byte> ─ clusterIP ──▶ SVC (or SVL for internalTrafficPolicy Local)
+//!                               ─ LB IP ──────▶ FW (source ranges) ─▶ EXT
+//!                               ─ external IP ▶ EXT
+//!   NODEPORTS ─▶ NPS-<proto>-<range> ─────────▶ EXT ─ Cluster: mark, SVC
+//!                                                   ─ Local: pods ▶ SVC, node ▶ mark + SVC, else ▶ SVL
+//!   SVC/SVL ─▶ statistic 1/(n-i) ─▶ SEP (local endpoint: hairpin mark, DNAT) or DNAT in place
+//! ```
+//!
+//! Leaner than kube-proxy: a SEP chain exists only for endpoints on this node (or of unknown
+//! node). Its first rule masquerades a pod that reaches itself through the Service; a remote
+//! pod's packets to a Service address are DNATed by its own node and never arrive here with the
+//! Service address, so remote endpoints need no hairpin rule and are DNATed straight from the
+//! SVC chain. iptables-nft 1.8's `--noflush` restore slows with the square of the chain count,
+//! which makes the per-endpoint chains the dominant cost of a sync.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::names;
+use crate::dataplane::{Endpoint, IpFamily, ServicePort, categorize};
+
+/// What the renderer knows about the node, for one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderContext {
+    pub family: IpFamily,
+    pub node_name: String,
+    pub node_ips: Vec<IpAddr>,
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+/// A rule for a dispatch bucket, and the match in the parent chain that leads to the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchRule {
+    /// `PORTICO-SERVICES` or `PORTICO-NODEPORTS`.
+    pub parent: &'static str,
+    pub bucket: String,
+    pub bucket_match: String,
+    pub rule: String,
+}
+
+/// Everything one Service port contributes to the rule set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceRules {
+    /// The port's own nat chains, each with its rules.
+    pub nat_chains: Vec<(String, Vec<String>)>,
+    pub dispatch: Vec<DispatchRule>,
+    /// (filter chain, rule).
+    pub filter: Vec<(&'static str, String)>,
+}
+
+/// Renders one Service port for the node in `ctx`.
+pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRules {
+    let key = &port.key;
+    let sets = categorize(port, &ctx.node_name);
+    let has_endpoints = sets.has_any();
+    let has_internal = if port.internal_policy_local() { !sets.local.is_empty() } else { !sets.cluster.is_empty() };
+    let has_external = if port.external_policy_local() { !sets.local.is_empty() } else { !sets.cluster.is_empty() };
+    let svc = names::svc_chain(key);
+    let svl = names::svl_chain(key);
+    let ext = names::ext_chain(key);
+    let fw = names::fw_chain(key);
+    let internal_chain = if port.internal_policy_local() { &svl } else { &svc };
+    let uses_ext = has_endpoints && port.externally_accessible();
+    let uses_fw = uses_ext && !port.load_balancer_ips.is_empty() && !port.load_balancer_source_ranges.is_empty();
+
+    let proto = port.key.protocol.as_str();
+    let proto_match = format!("-p {proto} -m {proto}");
+    let service_match = |ip: &IpAddr| format!("-d {} {proto_match} --dport {}", host(ip), port.port);
+    // REJECT tells clients at once that nothing serves the port; DROP when endpoints exist but
+    // the policy keeps this node's traffic from them (the LB's health check moves clients off).
+    let no_internal_target = if has_endpoints { "DROP" } else { "REJECT" };
+    let no_external_target = no_internal_target;
+
+    let mut out = ServiceRules::default();
+    let mut dispatch = |ip: &IpAddr, target: &str| {
+        let (bucket, bucket_match) = names::address_bucket(ip);
+        out.dispatch.push(DispatchRule {
+            parent: names::SERVICES,
+            bucket,
+            bucket_match,
+            rule: format!("{} -j {target}", service_match(ip)),
+        });
+    };
+
+    if has_internal {
+        dispatch(&port.cluster_ip, internal_chain);
+    }
+    for ip in &port.external_ips {
+        if has_endpoints {
+            dispatch(ip, &ext);
+        }
+    }
+    for ip in &port.load_balancer_ips {
+        if has_endpoints {
+            dispatch(ip, if uses_fw { &fw } else { &ext });
+        }
+    }
+    if let Some(node_port) = port.node_port
+        && has_endpoints
+    {
+        let (bucket, bucket_match) = names::node_port_bucket(port.key.protocol, node_port);
+        out.dispatch.push(DispatchRule {
+            parent: names::NODEPORTS,
+            bucket,
+            bucket_match,
+            rule: format!("{proto_match} --dport {node_port} -j {ext}"),
+        });
+    }
+
+    // Filter rules.
+    if !has_internal {
+        out.filter.push((names::SERVICES, format!("{} -j {no_internal_target}", service_match(&port.cluster_ip))));
+    }
+    if !has_external {
+        for ip in port.external_ips.iter().chain(&port.load_balancer_ips) {
+            out.filter.push((names::EXTERNAL_SERVICES, format!("{} -j {no_external_target}", service_match(ip))));
+        }
+        if let Some(node_port) = port.node_port {
+            out.filter.push((
+                names::EXTERNAL_SERVICES,
+                format!("-m addrtype --dst-type LOCAL {proto_match} --dport {node_port} -j {no_external_target}"),
+            ));
+        }
+    }
+    if uses_fw {
+        for ip in &port.load_balancer_ips {
+            out.filter.push((names::FIREWALL, format!("{} -j DROP", service_match(ip))));
+        }
+    }
+    if let Some(health_port) = port.health_check_node_port {
+        out.filter.push((names::NODEPORTS, format!("-p tcp -m tcp --dport {health_port} -j ACCEPT")));
+    }
+
+    // The masquerade rule for off-cluster sources sits in whichever chain the ClusterIP enters.
+    let masq_rule = masquerade_off_cluster(&service_match(&port.cluster_ip), &ctx.pod_cidrs);
+    let mut sep_chains: Vec<(String, Vec<String>)> = Vec::new();
+    let mut policy_chain = |chain: &String, endpoints: &[&Endpoint], with_masq: bool| {
+        let mut rules = Vec::new();
+        if with_masq {
+            rules.extend(masq_rule.clone());
+        }
+        rules.extend(load_balance(port, endpoints, ctx, &mut sep_chains));
+        (chain.clone(), rules)
+    };
+    if !sets.cluster.is_empty() {
+        let chain = policy_chain(&svc, &sets.cluster, has_internal && !port.internal_policy_local());
+        out.nat_chains.push(chain);
+    }
+    if !sets.local.is_empty() {
+        let chain = policy_chain(&svl, &sets.local, has_internal && port.internal_policy_local());
+        out.nat_chains.push(chain);
+    }
+    if uses_ext {
+        let mut rules = Vec::new();
+        if port.external_policy_local() {
+            // Pods reaching an external address act as if they went out to the LB and back.
+            rules.extend(ctx.pod_cidrs.iter().map(|cidr| format!("-s {cidr} -j {svc}")));
+            // The node's own traffic gets the node's source anyway; route it cluster-wide so it
+            // works without a local endpoint.
+            rules.push(format!("-m addrtype --src-type LOCAL -j {}", names::MARK_MASQ));
+            rules.push(format!("-m addrtype --src-type LOCAL -j {svc}"));
+            if has_external {
+                rules.push(format!("-j {svl}"));
+            }
+        } else {
+            rules.push(format!("-j {}", names::MARK_MASQ));
+            rules.push(format!("-j {svc}"));
+        }
+        out.nat_chains.push((ext.clone(), rules));
+    }
+    if uses_fw {
+        let mut rules: Vec<String> =
+            port.load_balancer_source_ranges.iter().map(|range| format!("-s {range} -j {ext}")).collect();
+        // A VIP held by this node answers the node's own requests with the VIP as the source.
+        let allows_node = port
+            .load_balancer_source_ranges
+            .iter()
+            .any(|range| ctx.node_ips.iter().any(|ip| range.contains(ip)));
+        if allows_node {
+            rules.extend(port.load_balancer_ips.iter().map(|ip| format!("-s {} -j {ext}", host(ip))));
+        }
+        out.nat_chains.push((fw, rules));
+    }
+    out.nat_chains.extend(sep_chains);
+    out
+}
+
+/// An endpoint gets a SEP chain when it may be the very pod that sent the packet.
+fn may_hairpin(endpoint: &Endpoint, node_name: &str) -> bool {
+    endpoint.node_name.as_deref().is_none_or(|node| node == node_name)
+}
+
+/// The affinity and statistic rules of a policy chain; SEP chains it needs are appended to
+/// `sep_chains` once each (SVC and SVL share them).
+fn load_balance(
+    port: &ServicePort,
+    endpoints: &[&Endpoint],
+    ctx: &RenderContext,
+    sep_chains: &mut Vec<(String, Vec<String>)>,
+) -> Vec<String> {
+    let proto = port.key.protocol.as_str();
+    let mut targets = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let sep = names::sep_chain(&port.key, endpoint);
+        let dnat = format!("-p {proto} -m {proto} -j DNAT --to-destination {}", endpoint.address());
+        let set_affinity = port
+            .affinity_timeout_seconds
+            .map(|_| format!("-m recent --name {sep} --set "))
+            .unwrap_or_default();
+        if may_hairpin(endpoint, &ctx.node_name) {
+            if !sep_chains.iter().any(|(name, _)| *name == sep) {
+                let rules = vec![
+                    format!("-s {} -j {}", host(&endpoint.ip), names::MARK_MASQ),
+                    format!("{set_affinity}{dnat}"),
+                ];
+                sep_chains.push((sep.clone(), rules));
+            }
+            targets.push((sep.clone(), format!("-j {sep}"), String::new()));
+        } else {
+            targets.push((sep.clone(), dnat, set_affinity));
+        }
+    }
+    let mut rules = Vec::new();
+    if let Some(timeout) = port.affinity_timeout_seconds {
+        for (recent_name, target, _) in &targets {
+            rules.push(format!("-m recent --name {recent_name} --rcheck --seconds {timeout} --reap {target}"));
+        }
+    }
+    let count = targets.len();
+    for (index, (_, target, set_affinity)) in targets.iter().enumerate() {
+        let statistic = if index + 1 < count {
+            format!("-m statistic --mode random --probability {:.10} ", 1.0 / (count - index) as f64)
+        } else {
+            String::new()
+        };
+        rules.push(format!("{statistic}{set_affinity}{target}"));
+    }
+    rules
+}
+
+/// Marks traffic to the ClusterIP from outside the pod network for masquerade, so replies come
+/// back through this node. Without a known pod CIDR, nothing is marked (kube-proxy without a
+/// local-traffic detector does the same).
+fn masquerade_off_cluster(service_match: &str, pod_cidrs: &[IpNet]) -> Option<String> {
+    match pod_cidrs {
+        [] => None,
+        [cidr] => Some(format!("! -s {cidr} {service_match} -j {}", names::MARK_MASQ)),
+        _ => Some(format!("{service_match} -j {}", names::MASQ_NOT_POD)),
+    }
+}
+
+/// An address as a one-host network, as iptables prints it.
+pub fn host(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("{ip}/32"),
+        IpAddr::V6(_) => format!("{ip}/128"),
+    }
+}

@@ -1,0 +1,6 @@
+//! portico-controller end to end: the real binary against the lab API server.
+
+mod allocation;
+mod bad_input;
+mod leader;
+mod restart;
