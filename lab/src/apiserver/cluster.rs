@@ -102,6 +102,22 @@ impl Cluster {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs a write on the state, or, for a dry run (`dryRun=All`), on a copy that is then
+    /// dropped: every check and default runs, nothing is stored, allocated or announced.
+    pub fn write<R>(&self, dry_run: bool, write: impl FnOnce(&mut State) -> Result<R, ApiError>) -> Result<R, ApiError> {
+        let mut state = self.lock();
+        if dry_run {
+            let mut scratch = State {
+                registry: state.registry.clone(),
+                store: state.store.scratch(),
+                services: state.services.clone(),
+            };
+            write(&mut scratch)
+        } else {
+            write(&mut state)
+        }
+    }
+
     pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
         self.lock().registry.find(group, version, plural)
     }

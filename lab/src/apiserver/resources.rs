@@ -118,7 +118,7 @@ impl ResourceType {
 pub struct GroupResource(pub Arc<str>);
 
 /// Every kind currently served. Built-ins are fixed; CRDs add and remove theirs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Registry {
     types: Vec<Arc<ResourceType>>,
 }

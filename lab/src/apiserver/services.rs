@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::status::FieldError;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ServiceAllocator {
     cidr: Ipv4Net,
     node_ports: RangeInclusive<u16>,

@@ -158,6 +158,19 @@ impl Store {
         Ok((replay, self.tx.subscribe()))
     }
 
+    /// A copy for a dry run: the same objects and counter, no history, nobody listening.
+    pub fn scratch(&self) -> Store {
+        let (tx, _) = broadcast::channel(1);
+        Store {
+            rv: self.rv,
+            objects: self.objects.clone(),
+            history: VecDeque::new(),
+            history_limit: 1,
+            compacted: self.rv,
+            tx,
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
     }

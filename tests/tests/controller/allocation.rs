@@ -161,3 +161,46 @@ async fn a_service_that_stops_being_a_load_balancer_gives_its_ip_back() {
         ["198.19.0.20"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_keeps_its_ip_when_the_pool_shrinks_and_is_warned() {
+    let cluster = LabCluster::start().await;
+    let _controller = cluster.spawn_controller("controller", &[]);
+    cluster.create_pool("lab", &["198.19.0.64/30"], true).await;
+    cluster
+        .create_service("default", &mk_lb_service("echo", 80, &[]))
+        .await;
+    let ips = cluster.wait_for_ingress("default", "echo").await;
+
+    let pools: kube::Api<AddressPool> = kube::Api::all(cluster.client.clone());
+    let patch = serde_json::json!({ "spec": { "addresses": ["198.19.0.128/30"] } });
+    pools
+        .patch(
+            "lab",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    cluster
+        .wait_for_warning(
+            "default",
+            "echo",
+            reason::ADDRESS_OUTSIDE_POOL,
+            &[&ips[0], "keeps the address"],
+        )
+        .await;
+    let now = portico_tests::lab_cluster::ingress_ips(
+        &cluster.services("default").get("echo").await.unwrap(),
+    );
+    assert_eq!(now, ips, "no silent renumbering");
+
+    cluster
+        .create_service("default", &mk_lb_service("next", 80, &[]))
+        .await;
+    let next = cluster.wait_for_ingress("default", "next").await;
+    assert!(
+        next[0].starts_with("198.19.0.12"),
+        "new Services come from the new range: {next:?}"
+    );
+}
