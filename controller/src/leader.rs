@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{ArgAction, Args};
-use portico_runtime::leader::{LeaderElectionConfig, LeaderElector};
+use portico_runtime::leader::{LeaderElectionConfig, LeaderElector, LeaderHandle};
 use tokio::sync::watch;
 
 #[derive(Args, Clone, Debug)]
@@ -95,25 +95,21 @@ impl LeaderArgs {
             let (always_leading, leading) = watch::channel(true);
             return Campaign {
                 leading,
-                releaser: None,
+                handle: None,
                 _always_leading: Some(always_leading),
             };
         }
-        let elector = |client| {
-            LeaderElector::new(
-                client,
-                &self.leader_elect_namespace,
-                &self.leader_elect_lease_name,
-                &self.identity(),
-                config.clone(),
-            )
-        };
-        let (leading, _task) = elector(client.clone()).spawn();
-        // The campaign owns its elector; a second one with the same identity releases the
-        // Lease at shutdown, so the standby need not wait for it to expire.
+        let handle = LeaderElector::new(
+            client,
+            &self.leader_elect_namespace,
+            &self.leader_elect_lease_name,
+            &self.identity(),
+            config,
+        )
+        .spawn();
         Campaign {
-            leading,
-            releaser: Some(elector(client)),
+            leading: handle.leading(),
+            handle: Some(handle),
             _always_leading: None,
         }
     }
@@ -122,10 +118,20 @@ impl LeaderArgs {
 /// A running campaign: `leading` says whether this replica leads now.
 pub struct Campaign {
     pub leading: watch::Receiver<bool>,
-    pub releaser: Option<LeaderElector>,
+    handle: Option<LeaderHandle>,
     /// Without leader election nothing ever changes; the sender lives as long as the campaign
     /// so that `leading.changed()` waits instead of reporting a closed channel.
     _always_leading: Option<watch::Sender<bool>>,
+}
+
+impl Campaign {
+    /// Stops campaigning and gives the Lease up if held, so a standby takes over at once
+    /// instead of after the lease duration.
+    pub async fn stop(self) {
+        if let Some(handle) = self.handle {
+            handle.stop().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,8 +52,8 @@ pub async fn run(args: Args) -> ExitCode {
         _ = shutdown::signal() => return ExitCode::SUCCESS,
     }
     let identity = args.leader.identity();
-    let mut campaign = args.leader.campaign(started.client.clone(), leader_config);
-    let leading = &mut campaign.leading;
+    let campaign = args.leader.campaign(started.client.clone(), leader_config);
+    let mut leading = campaign.leading.clone();
     let shutdown = shutdown::signal();
     tokio::pin!(shutdown);
     // Wait to lead; a standby replica is healthy and ready, but does nothing.
@@ -99,10 +99,6 @@ pub async fn run(args: Args) -> ExitCode {
             _ = &mut shutdown => break ExitCode::SUCCESS,
         }
     };
-    if let Some(releaser) = campaign.releaser.as_mut()
-        && let Err(e) = releaser.release().await
-    {
-        tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
-    }
+    campaign.stop().await;
     code
 }

@@ -19,7 +19,6 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use portico_api::AddressPool;
@@ -41,8 +40,6 @@ pub enum ReconcileError {
     Allocation(#[source] IpamError),
     #[error("API request failed: {0}")]
     Api(#[source] kube::Error),
-    #[error("finalizer {FINALIZER}: {0}")]
-    Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
 impl ReconcileError {
@@ -50,12 +47,6 @@ impl ReconcileError {
         match self {
             ReconcileError::Allocation(e) => e.label(),
             ReconcileError::Api(_) => "api",
-            ReconcileError::Finalizer(e) => match e.as_ref() {
-                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
-                    inner.label()
-                }
-                _ => "finalizer",
-            },
         }
     }
 }
@@ -205,21 +196,19 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     ctx.refresh_pools();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let result = if is_portico_service(&service, ctx.default_class) {
-        finalizer(&api, FINALIZER, service, |event| async {
-            match event {
-                finalizer::Event::Apply(service) => apply(&api, &service, &ctx).await,
-                finalizer::Event::Cleanup(service) => cleanup(&service, &ctx).await,
-            }
-        })
-        .await
-        .map_err(|e| match e {
-            finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => inner,
-            other => ReconcileError::Finalizer(Box::new(other)),
-        })
+    let result = if !is_portico_service(&service, ctx.default_class) {
+        release_if_ours(&api, &service, &ctx)
+            .await
+            .map(|()| Action::await_change())
+    } else if service.meta().deletion_timestamp.is_some() {
+        cleanup(&api, &service, &ctx).await
     } else {
-        let outcome = release_if_ours(&api, &service, &ctx).await;
-        outcome.map(|()| Action::await_change())
+        // The finalizer goes on before anything is allocated, and the reconcile carries on with
+        // the patched object rather than waiting for the watch to bring it back.
+        match ensure_finalizer(&api, &service).await {
+            Ok(service) => apply(&api, &service, &ctx).await,
+            Err(e) => Err(e),
+        }
     };
     ctx.metrics
         .reconcile_duration
@@ -329,8 +318,17 @@ async fn apply(
     Ok(Action::requeue(RESYNC_PERIOD))
 }
 
-async fn cleanup(service: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
+/// A Portico Service being deleted: release its address, then let the deletion finish.
+async fn cleanup(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if !has_finalizer(service) {
+        return Ok(Action::await_change());
+    }
     let released = ctx.release(&service_key(service));
+    remove_finalizer(api, service).await?;
     if !released.is_empty() {
         let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
         ctx.publish(
@@ -344,29 +342,45 @@ async fn cleanup(service: &Service, ctx: &Context) -> Result<Action, ReconcileEr
     Ok(Action::await_change())
 }
 
-/// A Service that stopped being Portico's (type or class changed): give its address back,
-/// clear the status Portico wrote and remove the finalizer, if Portico had added it.
-async fn release_if_ours(
+fn has_finalizer(service: &Service) -> bool {
+    service.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Adds the finalizer unless present; returns the Service as the API server now has it.
+async fn ensure_finalizer(
     api: &Api<Service>,
     service: &Service,
-    ctx: &Context,
-) -> Result<(), ReconcileError> {
-    let ours = service.finalizers().iter().any(|f| f == FINALIZER);
-    let released = ctx.release(&service_key(service));
-    if !ours {
-        return Ok(());
+) -> Result<Service, ReconcileError> {
+    if has_finalizer(service) {
+        return Ok(service.clone());
     }
-    if !current_ingress(service).is_empty() {
-        write_status(api, service, &[]).await?;
-    }
-    let remaining: Vec<&String> = service
+    let mut finalizers = service.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    patch_finalizers(api, service, &finalizers).await
+}
+
+async fn remove_finalizer(
+    api: &Api<Service>,
+    service: &Service,
+) -> Result<Service, ReconcileError> {
+    let remaining: Vec<String> = service
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
+        .cloned()
         .collect();
-    // The resourceVersion makes the patch fail rather than drop a finalizer added meanwhile.
+    patch_finalizers(api, service, &remaining).await
+}
+
+/// Sets the finalizer list; the resourceVersion makes the patch fail (409) rather than drop or
+/// duplicate a finalizer someone else changed meanwhile.
+async fn patch_finalizers(
+    api: &Api<Service>,
+    service: &Service,
+    finalizers: &[String],
+) -> Result<Service, ReconcileError> {
     let patch = serde_json::json!({
-        "metadata": { "finalizers": remaining, "resourceVersion": service.resource_version() }
+        "metadata": { "finalizers": finalizers, "resourceVersion": service.resource_version() }
     });
     api.patch(
         &service.name_any(),
@@ -374,7 +388,25 @@ async fn release_if_ours(
         &Patch::Merge(&patch),
     )
     .await
-    .map_err(ReconcileError::Api)?;
+    .map_err(ReconcileError::Api)
+}
+
+/// A Service that stopped being Portico's (type or class changed): give its address back,
+/// clear the status Portico wrote and remove the finalizer, if Portico had added it.
+async fn release_if_ours(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let ours = has_finalizer(service);
+    let released = ctx.release(&service_key(service));
+    if !ours {
+        return Ok(());
+    }
+    if !current_ingress(service).is_empty() {
+        write_status(api, service, &[]).await?;
+    }
+    remove_finalizer(api, service).await?;
     let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
     ctx.publish(
         service,

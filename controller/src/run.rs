@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use portico_api::AddressPool;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
@@ -104,7 +104,6 @@ pub async fn run(
 
     let services: Api<Service> = Api::all(client);
     let controller = Controller::new(services, watcher::Config::default())
-        .with_config(controller::Config::default().debounce(std::time::Duration::from_millis(50)))
         .reconcile_all_on(ReceiverStream::new(pools_changed_rx))
         .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
     let store = controller.store();

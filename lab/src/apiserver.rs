@@ -76,11 +76,17 @@ pub enum ApiServerError {
     #[error("no --listen address given")]
     NoListenAddress,
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot write kubeconfig {path}: {source}")]
-    Kubeconfig { path: PathBuf, source: std::io::Error },
+    Kubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot build a client for the lab API server: {0}")]
     Client(String),
 }
@@ -108,8 +114,11 @@ pub struct LabApiServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The URL clients use for a listen address; a wildcard address is reached on loopback.
 fn url_of(addr: &SocketAddr) -> String {
     match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("https://[::1]:{}", addr.port()),
         IpAddr::V6(ip) => format!("https://[{ip}]:{}", addr.port()),
         IpAddr::V4(ip) => format!("https://{ip}:{}", addr.port()),
     }
@@ -135,25 +144,45 @@ impl LabApiServer {
         }
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            let listener = std::net::TcpListener::bind(addr).map_err(|source| ApiServerError::Bind { addr: *addr, source })?;
-            listener.set_nonblocking(true).map_err(|source| ApiServerError::Bind { addr: *addr, source })?;
+            let listener =
+                std::net::TcpListener::bind(addr).map_err(|source| ApiServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|source| ApiServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
             listeners.push(listener);
         }
-        let bound: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let bound: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         let certificate = tls::issue(&bound.iter().map(SocketAddr::ip).collect::<Vec<_>>())?;
         let token = meta::new_uid().replace('-', "");
         let server = Arc::new(routes::Server {
-            cluster: cluster::Cluster::new(config.service_cidr, config.node_port_range.clone(), config.watch_history),
+            cluster: cluster::Cluster::new(
+                config.service_cidr,
+                config.node_port_range.clone(),
+                config.watch_history,
+            ),
             token: token.clone(),
             bookmark_interval: config.bookmark_interval,
         });
-        let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(certificate.config.clone());
+        let tls_config =
+            axum_server::tls_rustls::RustlsConfig::from_config(certificate.config.clone());
         let mut handles = Vec::new();
         for (listener, addr) in listeners.into_iter().zip(&bound) {
             let handle = axum_server::Handle::new();
             let app = routes::router(server.clone());
             let serving = axum_server::from_tcp_rustls(listener, tls_config.clone())
-                .map_err(|source| ApiServerError::Bind { addr: *addr, source })?
+                .map_err(|source| ApiServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?
                 .handle(handle.clone());
             let addr = *addr;
             tokio::spawn(async move {
@@ -167,15 +196,30 @@ impl LabApiServer {
         let (dir, kubeconfig_path) = match &config.kubeconfig {
             Some(path) => (None, path.clone()),
             None => {
-                let dir = tempfile::tempdir().map_err(|source| ApiServerError::Kubeconfig { path: PathBuf::from("<tempdir>"), source })?;
+                let dir = tempfile::tempdir().map_err(|source| ApiServerError::Kubeconfig {
+                    path: PathBuf::from("<tempdir>"),
+                    source,
+                })?;
                 let path = dir.path().join("kubeconfig");
                 (Some(dir), path)
             }
         };
         let kubeconfig = render_kubeconfig(&urls[0], &certificate.ca_pem, &token);
-        write_private(&kubeconfig_path, &kubeconfig).map_err(|source| ApiServerError::Kubeconfig { path: kubeconfig_path.clone(), source })?;
+        write_private(&kubeconfig_path, &kubeconfig).map_err(|source| {
+            ApiServerError::Kubeconfig {
+                path: kubeconfig_path.clone(),
+                source,
+            }
+        })?;
         tracing::info!(urls = ?urls, kubeconfig = %kubeconfig_path.display(), "lab API server listening");
-        Ok(LabApiServer { urls, kubeconfig_path, ca_pem: certificate.ca_pem, token, handles, _dir: dir })
+        Ok(LabApiServer {
+            urls,
+            kubeconfig_path,
+            ca_pem: certificate.ca_pem,
+            token,
+            handles,
+            _dir: dir,
+        })
     }
 
     /// The URL of the first listen address.
@@ -207,12 +251,16 @@ impl LabApiServer {
 
     /// A kube-rs configuration for this server, read from the kubeconfig as any client would.
     pub async fn kube_config(&self) -> Result<kube::Config, ApiServerError> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig_path).map_err(|e| ApiServerError::Client(e.to_string()))?;
-        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| ApiServerError::Client(e.to_string()))
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)
+            .map_err(|e| ApiServerError::Client(e.to_string()))?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| ApiServerError::Client(e.to_string()))
     }
 
     pub async fn client(&self) -> Result<kube::Client, ApiServerError> {
-        kube::Client::try_from(self.kube_config().await?).map_err(|e| ApiServerError::Client(e.to_string()))
+        kube::Client::try_from(self.kube_config().await?)
+            .map_err(|e| ApiServerError::Client(e.to_string()))
     }
 
     /// Stops accepting, lets requests in flight finish for up to a second, and closes watches.
@@ -239,6 +287,39 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_listen_addresses_are_reached_on_loopback() {
+        assert_eq!(
+            url_of(&"0.0.0.0:6443".parse().unwrap()),
+            "https://127.0.0.1:6443"
+        );
+        assert_eq!(
+            url_of(&"198.18.0.1:6443".parse().unwrap()),
+            "https://198.18.0.1:6443"
+        );
+        assert_eq!(url_of(&"[::]:6443".parse().unwrap()), "https://[::1]:6443");
+    }
+
+    #[test]
+    fn kubeconfig_carries_the_ca_and_the_token() {
+        let text = render_kubeconfig("https://127.0.0.1:6443", "PEM", "secret");
+        let parsed: kube::config::Kubeconfig = serde_yaml_ng::from_str(&text).unwrap();
+        let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert!(cluster.certificate_authority_data.is_some());
+        assert_eq!(parsed.current_context.as_deref(), Some("portico-lab"));
+    }
 }

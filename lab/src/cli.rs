@@ -14,7 +14,10 @@ use portico_runtime::leader::{LeaderElectionConfig, LeaderElector};
 use crate::apiserver::{ApiServerConfig, LabApiServer};
 
 #[derive(Parser, Debug)]
-#[command(name = "portico-lab", about = "Portico's lab: an embedded Kubernetes API server (and, later, a network-namespace cluster).")]
+#[command(
+    name = "portico-lab",
+    about = "Portico's lab: an embedded Kubernetes API server (and, later, a network-namespace cluster)."
+)]
 pub struct Args {
     #[command(flatten)]
     pub log: LogArgs,
@@ -34,7 +37,12 @@ pub enum Command {
 #[derive(ClapArgs, Debug)]
 pub struct ApiserverArgs {
     /// Address to serve HTTPS on; repeat for more. The first is written into the kubeconfig.
-    #[arg(long, env = "PORTICO_LAB_LISTEN", value_delimiter = ',', default_value = "127.0.0.1:6443")]
+    #[arg(
+        long,
+        env = "PORTICO_LAB_LISTEN",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:6443"
+    )]
     pub listen: Vec<SocketAddr>,
     /// Where to write the kubeconfig (with the CA and a bearer token) for this server.
     #[arg(long, env = "PORTICO_LAB_KUBECONFIG")]
@@ -43,7 +51,11 @@ pub struct ApiserverArgs {
     #[arg(long, env = "PORTICO_LAB_SERVICE_CIDR", default_value = "10.96.0.0/16")]
     pub service_cidr: Ipv4Net,
     /// The nodePort range, as `--service-node-port-range` of kube-apiserver.
-    #[arg(long, env = "PORTICO_LAB_NODE_PORT_RANGE", default_value = "30000-32767")]
+    #[arg(
+        long,
+        env = "PORTICO_LAB_NODE_PORT_RANGE",
+        default_value = "30000-32767"
+    )]
     pub service_node_port_range: String,
     /// How many changes a watch may resume across before it is told 410 Gone.
     #[arg(long, env = "PORTICO_LAB_WATCH_HISTORY", default_value_t = 10_000)]
@@ -72,7 +84,9 @@ pub struct LeaseHolderArgs {
 }
 
 fn parse_range(range: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
-    let (start, end) = range.split_once('-').ok_or_else(|| anyhow::anyhow!("--service-node-port-range {range:?} is not START-END"))?;
+    let (start, end) = range
+        .split_once('-')
+        .ok_or_else(|| anyhow::anyhow!("--service-node-port-range {range:?} is not START-END"))?;
     let (start, end): (u16, u16) = (start.trim().parse()?, end.trim().parse()?);
     anyhow::ensure!(start <= end, "--service-node-port-range {range:?} is empty");
     Ok(start..=end)
@@ -91,7 +105,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 ..ApiServerConfig::default()
             };
             let server = LabApiServer::start(config).await?;
-            eprintln!("portico-lab apiserver: serving {} (kubeconfig {})", server.urls().join(", "), server.kubeconfig_path().display());
+            eprintln!(
+                "portico-lab apiserver: serving {} (kubeconfig {})",
+                server.urls().join(", "),
+                server.kubeconfig_path().display()
+            );
             portico_runtime::shutdown::signal().await;
             server.shutdown().await;
             Ok(())
@@ -110,14 +128,31 @@ async fn lease_holder(a: LeaseHolderArgs) -> anyhow::Result<()> {
         retry_period: Duration::from_millis(a.retry_period_ms),
     };
     let elector = LeaderElector::new(client, &a.namespace, &a.name, &a.identity, election);
-    let (mut leading, _task) = elector.spawn();
-    while leading.changed().await.is_ok() {
-        let line = if *leading.borrow() { format!("leading {}", a.identity) } else { format!("lost {}", a.identity) };
-        // One short line per change; println! flushes on newline only for terminals.
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
+    let handle = elector.spawn();
+    let mut leading = handle.leading();
+    let report = async {
+        while leading.changed().await.is_ok() {
+            let line = if *leading.borrow() {
+                format!("leading {}", a.identity)
+            } else {
+                format!("lost {}", a.identity)
+            };
+            // One short line per change, flushed: the reader is a pipe, not a terminal.
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            if writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = report => {}
+        () = portico_runtime::shutdown::signal() => {}
     }
+    // SIGTERM hands the lease over at once; SIGKILL leaves it to expire.
+    handle.stop().await;
     Ok(())
 }

@@ -17,7 +17,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// client-go's defaults for controllers (kube-controller-manager uses the same).
 #[derive(Clone, Debug)]
@@ -249,23 +249,69 @@ impl LeaderElector {
         Ok(())
     }
 
-    /// Campaigns forever in the background; the receiver says whether this candidate leads.
-    pub fn spawn(mut self) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    /// Campaigns in the background until the handle is stopped; `leading()` says whether this
+    /// candidate leads. A leader that loses the lease campaigns again.
+    pub fn spawn(mut self) -> LeaderHandle {
         let (tx, rx) = watch::channel(false);
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            loop {
-                self.acquire().await;
-                tracing::info!(identity = %self.identity, lease = %self.name, "became leader");
-                if tx.send(true).is_err() {
-                    return;
+            let campaign = async {
+                loop {
+                    self.acquire().await;
+                    tracing::info!(identity = %self.identity, lease = %self.name, "became leader");
+                    let _ = tx.send(true);
+                    self.renew_until_lost().await;
+                    tracing::warn!(identity = %self.identity, lease = %self.name, "lost leadership");
+                    let _ = tx.send(false);
                 }
-                self.renew_until_lost().await;
-                tracing::warn!(identity = %self.identity, lease = %self.name, "lost leadership");
-                if tx.send(false).is_err() {
-                    return;
+            };
+            tokio::select! {
+                () = campaign => {}
+                _ = &mut stop_rx => {}
+            }
+            if *tx.borrow() {
+                let _ = tx.send(false);
+                if let Err(e) = self.release().await {
+                    tracing::warn!(error = %e, "cannot release the lease; others wait for it to expire");
                 }
             }
         });
-        (rx, task)
+        LeaderHandle {
+            leading: rx,
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+}
+
+/// A campaign running in the background.
+pub struct LeaderHandle {
+    leading: watch::Receiver<bool>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaderHandle {
+    /// Whether this candidate leads now; `changed().await` on it waits for the next change.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Stops campaigning and, if leading, gives the lease up at once (client-go's
+    /// `ReleaseOnCancel`), so the next leader need not wait for it to expire.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for LeaderHandle {
+    fn drop(&mut self) {
+        // Dropped without `stop`: end the campaign; the lease then expires on its own.
+        if self.stop.is_some() {
+            self.task.abort();
+        }
     }
 }

@@ -87,13 +87,10 @@ impl LabCluster {
         let child = Command::new(binary)
             .arg("--kubeconfig")
             .arg(self.kubeconfig())
-            .args([
-                "--admin-addr",
-                &admin.to_string(),
-                "--log-level",
-                "info,portico_controller=debug",
-            ])
+            .args(["--admin-addr", &admin.to_string()])
             .args(extra_args)
+            // An environment default, so a test can still pass its own --log-level.
+            .env("PORTICO_LOG_LEVEL", "info,portico_controller=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
@@ -274,6 +271,10 @@ impl Process {
     /// The process's log so far (for assertion messages).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// A metric's value from the admin server, if the process serves it.

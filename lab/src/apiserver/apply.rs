@@ -19,12 +19,26 @@ type FieldSet = BTreeSet<FieldPath>;
 
 /// Metadata fields the server owns, never tracked for a manager.
 const SYSTEM_METADATA: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
 ];
 
 /// Leaf paths of an object (list elements of keyed lists count as members too).
-fn collect(value: &Value, rules: &ListRules, names: &mut Vec<String>, prefix: &mut FieldPath, out: &mut FieldSet) {
+fn collect(
+    value: &Value,
+    rules: &ListRules,
+    names: &mut Vec<String>,
+    prefix: &mut FieldPath,
+    out: &mut FieldSet,
+) {
     let Some(map) = value.as_object() else {
         out.insert(prefix.clone());
         return;
@@ -36,7 +50,8 @@ fn collect(value: &Value, rules: &ListRules, names: &mut Vec<String>, prefix: &m
         if prefix.is_empty() && matches!(key.as_str(), "apiVersion" | "kind") {
             continue;
         }
-        if prefix.len() == 1 && prefix[0] == "f:metadata" && SYSTEM_METADATA.contains(&key.as_str()) {
+        if prefix.len() == 1 && prefix[0] == "f:metadata" && SYSTEM_METADATA.contains(&key.as_str())
+        {
             continue;
         }
         names.push(key.clone());
@@ -56,7 +71,10 @@ fn collect(value: &Value, rules: &ListRules, names: &mut Vec<String>, prefix: &m
                 ListKind::Map(keys) => {
                     names.push("[]".into());
                     for item in items {
-                        let key_value: Map<String, Value> = keys.iter().map(|k| (k.clone(), key_value(item, k))).collect();
+                        let key_value: Map<String, Value> = keys
+                            .iter()
+                            .map(|k| (k.clone(), key_value(item, k)))
+                            .collect();
                         prefix.push(format!("k:{}", Value::Object(key_value)));
                         out.insert(prefix.clone());
                         collect(item, rules, names, prefix, out);
@@ -85,7 +103,9 @@ fn value_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
             at.get(field)?
         } else if let Some(key) = seg.strip_prefix("k:") {
             let key: Map<String, Value> = serde_json::from_str(key).ok()?;
-            at.as_array()?.iter().find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v))?
+            at.as_array()?
+                .iter()
+                .find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v))?
         } else {
             let wanted: Value = serde_json::from_str(seg.strip_prefix("v:")?).ok()?;
             at.as_array()?.iter().find(|item| **item == wanted)?
@@ -95,14 +115,22 @@ fn value_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 fn remove_at(value: &mut Value, path: &[String]) {
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let mut at = value;
     for seg in parent_path {
         let next = if let Some(field) = seg.strip_prefix("f:") {
             at.get_mut(field)
         } else if let Some(key) = seg.strip_prefix("k:") {
-            let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else { return };
-            at.as_array_mut().and_then(|items| items.iter_mut().find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v)))
+            let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else {
+                return;
+            };
+            at.as_array_mut().and_then(|items| {
+                items
+                    .iter_mut()
+                    .find(|item| key.iter().all(|(k, v)| key_value(item, k) == *v))
+            })
         } else {
             return;
         };
@@ -116,9 +144,15 @@ fn remove_at(value: &mut Value, path: &[String]) {
             map.remove(field);
         }
     } else if let Some(items) = at.as_array_mut() {
-        if let Some(key) = last.strip_prefix("k:").and_then(|k| serde_json::from_str::<Map<String, Value>>(k).ok()) {
+        if let Some(key) = last
+            .strip_prefix("k:")
+            .and_then(|k| serde_json::from_str::<Map<String, Value>>(k).ok())
+        {
             items.retain(|item| !key.iter().all(|(k, v)| key_value(item, k) == *v));
-        } else if let Some(wanted) = last.strip_prefix("v:").and_then(|v| serde_json::from_str::<Value>(v).ok()) {
+        } else if let Some(wanted) = last
+            .strip_prefix("v:")
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        {
             items.retain(|item| *item != wanted);
         }
     }
@@ -130,7 +164,11 @@ fn encode(set: &FieldSet) -> Value {
     for path in set {
         let mut node = &mut root;
         for seg in path {
-            node = node.entry(seg.clone()).or_insert_with(|| json!({})).as_object_mut().expect("fields nodes are objects");
+            node = node
+                .entry(seg.clone())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("fields nodes are objects");
         }
         node.insert(".".into(), json!({}));
     }
@@ -181,12 +219,17 @@ fn managers(object: &Value) -> Vec<Manager> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|entry| Manager { fields: decode(&entry["fieldsV1"]), entry: entry.clone() })
+        .map(|entry| Manager {
+            fields: decode(&entry["fieldsV1"]),
+            entry: entry.clone(),
+        })
         .collect()
 }
 
 fn is(entry: &Value, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-    entry["manager"] == manager && entry["operation"] == operation && entry["subresource"].as_str() == subresource
+    entry["manager"] == manager
+        && entry["operation"] == operation
+        && entry["subresource"].as_str() == subresource
 }
 
 fn store_managers(object: &mut Value, managers: Vec<Manager>) {
@@ -242,7 +285,13 @@ fn render(path: &[String]) -> String {
                 format!(".{f}")
             } else if let Some(k) = seg.strip_prefix("k:") {
                 let key: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
-                format!("[{}]", key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+                format!(
+                    "[{}]",
+                    key.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             } else {
                 format!("[={}]", seg.trim_start_matches("v:"))
             }
@@ -251,22 +300,40 @@ fn render(path: &[String]) -> String {
 }
 
 /// Server-side apply of `applied` onto `live` (None: the object is new).
-pub fn apply(live: Option<&Value>, applied: &Value, rules: &ListRules, owner: &FieldOwner, force: bool) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    rules: &ListRules,
+    owner: &FieldOwner,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let applied_fields = field_set(applied, rules);
     let Some(live) = live else {
         let mut created = applied.clone();
         let entry = owner.entry("Apply");
-        store_managers(&mut created, vec![Manager { entry, fields: applied_fields }]);
+        store_managers(
+            &mut created,
+            vec![Manager {
+                entry,
+                fields: applied_fields,
+            }],
+        );
         return Ok(created);
     };
     let mut managers = managers(live);
     let mut conflicts = Vec::new();
-    for m in managers.iter().filter(|m| !is(&m.entry, owner.manager, "Apply", owner.subresource)) {
+    for m in managers
+        .iter()
+        .filter(|m| !is(&m.entry, owner.manager, "Apply", owner.subresource))
+    {
         for path in m.fields.intersection(&applied_fields) {
             let (have, want) = (value_at(live, path), value_at(applied, path));
             let leaf = want.is_some_and(|w| !w.is_object());
             if leaf && have != want {
-                conflicts.push(Conflict { manager: m.entry["manager"].as_str().unwrap_or_default().into(), field: render(path) });
+                conflicts.push(Conflict {
+                    manager: m.entry["manager"].as_str().unwrap_or_default().into(),
+                    field: render(path),
+                });
             }
         }
     }
@@ -279,9 +346,14 @@ pub fn apply(live: Option<&Value>, applied: &Value, rules: &ListRules, owner: &F
         .map(|m| m.fields.clone())
         .unwrap_or_default();
     // Forced: the other managers lose the fields this apply now sets.
-    for m in managers.iter_mut().filter(|m| !is(&m.entry, owner.manager, "Apply", owner.subresource)) {
+    for m in managers
+        .iter_mut()
+        .filter(|m| !is(&m.entry, owner.manager, "Apply", owner.subresource))
+    {
         m.fields.retain(|path| {
-            !(applied_fields.contains(path) && value_at(live, path) != value_at(applied, path) && value_at(applied, path).is_some_and(|v| !v.is_object()))
+            !(applied_fields.contains(path)
+                && value_at(live, path) != value_at(applied, path)
+                && value_at(applied, path).is_some_and(|v| !v.is_object()))
         });
     }
     let mut merged = live.clone();
@@ -301,7 +373,10 @@ pub fn apply(live: Option<&Value>, applied: &Value, rules: &ListRules, owner: &F
         }
     }
     managers.retain(|m| !is(&m.entry, owner.manager, "Apply", owner.subresource));
-    managers.push(Manager { entry: owner.entry("Apply"), fields: applied_fields });
+    managers.push(Manager {
+        entry: owner.entry("Apply"),
+        fields: applied_fields,
+    });
     store_managers(&mut merged, managers);
     Ok(merged)
 }
@@ -310,19 +385,34 @@ pub fn apply(live: Option<&Value>, applied: &Value, rules: &ListRules, owner: &F
 pub fn record_update(old: Option<&Value>, new: &mut Value, rules: &ListRules, owner: &FieldOwner) {
     let old_empty = Value::Null;
     let old = old.unwrap_or(&old_empty);
-    let mut managers = if old.is_null() { Vec::new() } else { managers(old) };
+    let mut managers = if old.is_null() {
+        Vec::new()
+    } else {
+        managers(old)
+    };
     let new_fields = field_set(new, rules);
-    let changed: FieldSet = new_fields.iter().filter(|p| value_at(old, p) != value_at(new, p)).cloned().collect();
+    let changed: FieldSet = new_fields
+        .iter()
+        .filter(|p| value_at(old, p) != value_at(new, p))
+        .cloned()
+        .collect();
     for m in managers.iter_mut() {
-        m.fields.retain(|p| new_fields.contains(p) && !changed.contains(p));
+        m.fields
+            .retain(|p| new_fields.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
-        match managers.iter_mut().find(|m| is(&m.entry, owner.manager, "Update", owner.subresource)) {
+        match managers
+            .iter_mut()
+            .find(|m| is(&m.entry, owner.manager, "Update", owner.subresource))
+        {
             Some(m) => {
                 m.fields.extend(changed);
                 m.entry["time"] = json!(now_rfc3339());
             }
-            None => managers.push(Manager { entry: owner.entry("Update"), fields: changed }),
+            None => managers.push(Manager {
+                entry: owner.entry("Update"),
+                fields: changed,
+            }),
         }
     }
     store_managers(new, managers);
@@ -333,11 +423,19 @@ mod tests {
     use super::*;
 
     fn rules() -> ListRules<'static> {
-        ListRules { builtin: true, schema: None, apply: true }
+        ListRules {
+            builtin: true,
+            schema: None,
+            apply: true,
+        }
     }
 
     fn owner(manager: &str) -> FieldOwner<'_> {
-        FieldOwner { manager, api_version: "v1", subresource: None }
+        FieldOwner {
+            manager,
+            api_version: "v1",
+            subresource: None,
+        }
     }
 
     fn svc(port: u64, label: &str) -> Value {
@@ -348,15 +446,24 @@ mod tests {
     fn field_sets_round_trip_through_fields_v1() {
         let set = field_set(&svc(80, "a"), &rules());
         let encoded = encode(&set);
-        assert!(encoded["f:spec"]["f:ports"]["k:{\"port\":80,\"protocol\":\"TCP\"}"]["."].is_object());
+        assert!(
+            encoded["f:spec"]["f:ports"]["k:{\"port\":80,\"protocol\":\"TCP\"}"]["."].is_object()
+        );
         assert_eq!(decode(&encoded), set);
     }
 
     #[test]
     fn applying_a_field_another_manager_set_differently_conflicts_unless_forced() {
         let live = apply(None, &svc(80, "a"), &rules(), &owner("alice"), false).unwrap();
-        let conflicts = apply(Some(&live), &svc(80, "b"), &rules(), &owner("bob"), false).unwrap_err();
-        assert_eq!(conflicts, vec![Conflict { manager: "alice".into(), field: ".metadata.labels.team".into() }]);
+        let conflicts =
+            apply(Some(&live), &svc(80, "b"), &rules(), &owner("bob"), false).unwrap_err();
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                manager: "alice".into(),
+                field: ".metadata.labels.team".into()
+            }]
+        );
         let forced = apply(Some(&live), &svc(80, "b"), &rules(), &owner("bob"), true).unwrap();
         assert_eq!(forced["metadata"]["labels"]["team"], "b");
     }
@@ -365,7 +472,10 @@ mod tests {
     fn fields_dropped_from_a_managers_config_are_removed() {
         let live = apply(None, &svc(80, "a"), &rules(), &owner("alice"), false).unwrap();
         let mut smaller = svc(80, "a");
-        smaller["metadata"].as_object_mut().unwrap().remove("labels");
+        smaller["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labels");
         let after = apply(Some(&live), &smaller, &rules(), &owner("alice"), false).unwrap();
         assert!(after["metadata"]["labels"]["team"].is_null());
     }

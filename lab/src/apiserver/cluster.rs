@@ -13,9 +13,12 @@ use super::services::ServiceAllocator;
 use super::status::ApiError;
 use super::store::Store;
 
+mod delete;
+mod pipeline;
 mod write;
 
-pub use write::{DeleteOptions, ObjectRef, WriteContext};
+pub use delete::DeleteOptions;
+pub use write::{ObjectRef, WriteContext};
 
 pub struct State {
     pub registry: Registry,
@@ -39,17 +42,28 @@ pub struct Page {
 
 /// Hex keeps the continue token opaque and URL-safe without another dependency.
 fn encode_token(rv: u64, namespace: &str, name: &str) -> String {
-    format!("{rv}/{namespace}/{name}").bytes().map(|b| format!("{b:02x}")).collect()
+    format!("{rv}/{namespace}/{name}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode_token(token: &str) -> Option<(u64, String, String)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let text = String::from_utf8(bytes?).ok()?;
     let mut parts = text.splitn(3, '/');
-    Some((parts.next()?.parse().ok()?, parts.next()?.to_string(), parts.next()?.to_string()))
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.to_string(),
+        parts.next()?.to_string(),
+    ))
 }
 
 /// Sets `apiVersion` and `kind` for the version the client asked through (one stored object
@@ -62,13 +76,19 @@ pub fn present(rt: &ResourceType, object: &Value) -> Value {
 }
 
 impl Cluster {
-    pub fn new(service_cidr: Ipv4Net, node_ports: std::ops::RangeInclusive<u16>, history: usize) -> Self {
+    pub fn new(
+        service_cidr: Ipv4Net,
+        node_ports: std::ops::RangeInclusive<u16>,
+        history: usize,
+    ) -> Self {
         let state = State {
             registry: Registry::default(),
             store: Store::new(history),
             services: ServiceAllocator::new(service_cidr, node_ports),
         };
-        let cluster = Cluster { state: Mutex::new(state) };
+        let cluster = Cluster {
+            state: Mutex::new(state),
+        };
         cluster.bootstrap();
         cluster
     }
@@ -80,7 +100,8 @@ impl Cluster {
         let namespaces = self.resource("", "v1", "namespaces").expect("built in");
         for ns in INITIAL_NAMESPACES {
             let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            self.create(&namespaces, None, object, &ctx).expect("fresh store takes the initial namespaces");
+            self.create(&namespaces, None, object, &ctx)
+                .expect("fresh store takes the initial namespaces");
         }
         let services = self.resource("", "v1", "services").expect("built in");
         let first_ip = {
@@ -94,17 +115,24 @@ impl Cluster {
                 "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
         });
-        self.create(&services, Some("default"), kubernetes, &ctx).expect("fresh store takes the kubernetes Service");
+        self.create(&services, Some("default"), kubernetes, &ctx)
+            .expect("fresh store takes the kubernetes Service");
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs a write on the state, or, for a dry run (`dryRun=All`), on a copy that is then
     /// dropped: every check and default runs, nothing is stored, allocated or announced.
-    pub fn write<R>(&self, dry_run: bool, write: impl FnOnce(&mut State) -> Result<R, ApiError>) -> Result<R, ApiError> {
+    pub fn write<R>(
+        &self,
+        dry_run: bool,
+        write: impl FnOnce(&mut State) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
         let mut state = self.lock();
         if dry_run {
             let mut scratch = State {
@@ -122,7 +150,12 @@ impl Cluster {
         self.lock().registry.find(group, version, plural)
     }
 
-    pub fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let state = self.lock();
         let object = state
             .store
@@ -132,11 +165,18 @@ impl Cluster {
     }
 
     /// A `...List` of the matching objects at the current resourceVersion.
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, selectors: &Selectors, page: &Page) -> Result<Value, ApiError> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        selectors: &Selectors,
+        page: &Page,
+    ) -> Result<Value, ApiError> {
         let state = self.lock();
         let (list_rv, after) = match page.continue_token.as_deref().filter(|t| !t.is_empty()) {
             Some(token) => {
-                let (rv, ns, name) = decode_token(token).ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+                let (rv, ns, name) = decode_token(token)
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
                 (rv, Some((ns, name)))
             }
             None => (state.store.resource_version(), None),
@@ -150,7 +190,10 @@ impl Cluster {
             if after.as_ref().is_some_and(|after| key <= *after) || !selectors.matches(object) {
                 continue;
             }
-            if page.limit.is_some_and(|limit| limit > 0 && items.len() == limit) {
+            if page
+                .limit
+                .is_some_and(|limit| limit > 0 && items.len() == limit)
+            {
                 if next.is_none() {
                     let last: &Value = items.last().expect("limit > 0");
                     let (ns, name) = super::store::key_of(last);
@@ -193,14 +236,19 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let token = encode_token(42, "default", "web");
-        assert_eq!(decode_token(&token), Some((42, "default".into(), "web".into())));
+        assert_eq!(
+            decode_token(&token),
+            Some((42, "default".into(), "web".into()))
+        );
     }
 
     #[test]
     fn a_fresh_cluster_has_its_namespaces_and_the_kubernetes_service() {
         let cluster = Cluster::new("10.96.0.0/16".parse().unwrap(), 30000..=32767, 100);
         let services = cluster.resource("", "v1", "services").unwrap();
-        let kubernetes = cluster.get(&services, Some("default"), "kubernetes").unwrap();
+        let kubernetes = cluster
+            .get(&services, Some("default"), "kubernetes")
+            .unwrap();
         assert_eq!(kubernetes["spec"]["clusterIP"], "10.96.0.1");
         let namespaces = cluster.resource("", "v1", "namespaces").unwrap();
         assert!(cluster.get(&namespaces, None, "kube-system").is_ok());

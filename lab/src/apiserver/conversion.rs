@@ -28,12 +28,17 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
 ];
 
 fn rename(object: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>) -> Value {
-    let Some(map) = object.as_object() else { return object.clone() };
+    let Some(map) = object.as_object() else {
+        return object.clone();
+    };
     let pairs: Vec<(&str, &str)> = pairs.collect();
     let renamed: Map<String, Value> = map
         .iter()
         .map(|(k, v)| {
-            let name = pairs.iter().find(|(from, _)| from == k).map_or(k.as_str(), |(_, to)| to);
+            let name = pairs
+                .iter()
+                .find(|(from, _)| from == k)
+                .map_or(k.as_str(), |(_, to)| to);
             (name.to_string(), v.clone())
         })
         .collect();
@@ -83,7 +88,11 @@ mod tests {
 
     #[test]
     fn events_v1_fields_map_to_core_and_back() {
-        let mut rt = crate::apiserver::resources::Registry::default().find("events.k8s.io", "v1", "events").unwrap().as_ref().clone();
+        let mut rt = crate::apiserver::resources::Registry::default()
+            .find("events.k8s.io", "v1", "events")
+            .unwrap()
+            .as_ref()
+            .clone();
         rt.conversion = Conversion::EventsV1;
         let v1 = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "note": "hi", "regarding": {"name": "web"}, "reportingController": "portico.dev/controller", "reason": "EnsuredLoadBalancer"});
         let core = to_storage(&rt, &v1);

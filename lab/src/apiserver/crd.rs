@@ -27,24 +27,45 @@ pub fn prepare(crd: &mut Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
         errors.push(FieldError::required("spec.names.kind", ""));
     }
     if name != format!("{plural}.{group}") {
-        errors.push(FieldError::invalid("metadata.name", format!("{name:?}"), "must be spec.names.plural+\".\"+spec.group"));
+        errors.push(FieldError::invalid(
+            "metadata.name",
+            format!("{name:?}"),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
     let scope = spec["scope"].as_str().unwrap_or_default();
     if !matches!(scope, "Namespaced" | "Cluster") {
-        errors.push(FieldError::invalid("spec.scope", format!("{scope:?}"), "supported values: \"Cluster\", \"Namespaced\""));
+        errors.push(FieldError::invalid(
+            "spec.scope",
+            format!("{scope:?}"),
+            "supported values: \"Cluster\", \"Namespaced\"",
+        ));
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        errors.push(FieldError::required("spec.versions", "must have exactly one version marked as storage version"));
+        errors.push(FieldError::required(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        ));
     }
     let storage: Vec<&Value> = versions.iter().filter(|v| v["storage"] == true).collect();
     if storage.len() != 1 && !versions.is_empty() {
-        errors.push(FieldError::invalid("spec.versions", "...", "must have exactly one version marked as storage version"));
+        errors.push(FieldError::invalid(
+            "spec.versions",
+            "...",
+            "must have exactly one version marked as storage version",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let strings = |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect() };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
     let served = versions
         .iter()
         .filter(|v| v["served"] == true)
@@ -52,7 +73,10 @@ pub fn prepare(crd: &mut Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
             group: group.clone(),
             version: v["name"].as_str().unwrap_or_default().to_string(),
             plural: plural.clone(),
-            singular: names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_lowercase()),
+            singular: names["singular"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| kind.to_lowercase()),
             kind: kind.clone(),
             namespaced: scope == "Namespaced",
             short_names: strings(&names["shortNames"]),
@@ -81,9 +105,7 @@ pub fn prepare(crd: &mut Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
         })
         .collect();
     let now = now_rfc3339();
-    let condition = |type_: &str, reason: &str, message: &str| {
-        json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let condition = |type_: &str, reason: &str, message: &str| json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     let mut accepted = names.clone();
     if accepted["listKind"].is_null() {
         accepted["listKind"] = json!(format!("{kind}List"));
@@ -119,7 +141,10 @@ mod tests {
         let served = prepare(&mut crd).unwrap();
         assert_eq!(served.len(), 1);
         assert!(served[0].status_subresource);
-        assert_eq!(served[0].printer_columns.as_ref().unwrap()[0].json_path, ".spec.size");
+        assert_eq!(
+            served[0].printer_columns.as_ref().unwrap()[0].json_path,
+            ".spec.size"
+        );
         assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
     }
 
@@ -135,18 +160,33 @@ mod tests {
 /// What the API server does to a custom object with its structural schema before storing it:
 /// drops fields the schema does not know (unless it preserves unknown fields) and fills in
 /// `default`s of absent fields.
-pub fn prune_and_default(schema: &Value, object: &mut Value) {
-    walk(schema, object, true);
+pub fn prune_and_default(schema: &Value, object: &mut Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    walk(schema, object, "", &mut pruned);
+    pruned
 }
 
-fn walk(schema: &Value, value: &mut Value, root: bool) {
+/// Prunes and defaults `value`; `pruned` collects the paths of dropped fields, which
+/// `fieldValidation=Strict` turns into an error.
+fn walk(schema: &Value, value: &mut Value, path: &str, pruned: &mut Vec<String>) {
+    let root = path.is_empty();
+    let join = |name: &str| if root { name.to_string() } else { format!("{path}.{name}") };
     match value {
         Value::Object(map) => {
             let properties = schema["properties"].as_object();
-            let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true || schema["additionalProperties"].is_object() || schema["additionalProperties"] == true;
+            let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true
+                || schema["additionalProperties"].is_object()
+                || schema["additionalProperties"] == true;
             if let Some(properties) = properties {
                 if !preserve {
-                    map.retain(|k, _| properties.contains_key(k) || (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")));
+                    map.retain(|k, _| {
+                        let known = properties.contains_key(k)
+                            || (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+                        if !known {
+                            pruned.push(join(k));
+                        }
+                        known
+                    });
                 }
                 for (name, property) in properties {
                     if !map.contains_key(name)
@@ -160,19 +200,19 @@ fn walk(schema: &Value, value: &mut Value, root: bool) {
                         continue;
                     }
                     if let Some(property) = properties.get(name) {
-                        walk(property, child, false);
+                        walk(property, child, &join(name), pruned);
                     }
                 }
             } else if let Some(additional) = schema["additionalProperties"].as_object() {
                 let additional = Value::Object(additional.clone());
-                for child in map.values_mut() {
-                    walk(&additional, child, false);
+                for (name, child) in map.iter_mut() {
+                    walk(&additional, child, &format!("{path}[{name}]"), pruned);
                 }
             }
         }
         Value::Array(items) => {
-            for item in items {
-                walk(&schema["items"], item, false);
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(&schema["items"], item, &format!("{path}[{i}]"), pruned);
             }
         }
         _ => {}
@@ -189,7 +229,11 @@ mod schema_tests {
             "spec": {"type": "object", "properties": {"autoAssign": {"type": "boolean", "default": true}, "addresses": {"type": "array", "items": {"type": "string"}}}},
             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
         let mut object = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "bogus": 1}, "status": {"anything": 1}, "extra": true});
-        prune_and_default(&schema, &mut object);
-        assert_eq!(object, json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "autoAssign": true}, "status": {"anything": 1}}));
+        let pruned = prune_and_default(&schema, &mut object);
+        assert_eq!(pruned, ["spec.bogus", "extra"]);
+        assert_eq!(
+            object,
+            json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "autoAssign": true}, "status": {"anything": 1}})
+        );
     }
 }

@@ -9,7 +9,11 @@ use serde_json::{Map, Value, json};
 use super::resources::Registry;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn group_versions(registry: &Registry) -> Vec<(String, String)> {

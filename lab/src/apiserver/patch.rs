@@ -48,16 +48,32 @@ impl ListRules<'_> {
             };
         }
         if !self.builtin {
-            return self.schema.map(|s| schema_list_kind(s, path)).unwrap_or(ListKind::Atomic);
+            return self
+                .schema
+                .map(|s| schema_list_kind(s, path))
+                .unwrap_or(ListKind::Atomic);
         }
         match last {
             "ports" if path.len() == 2 && first == "spec" => {
-                if self.apply { keys(&["port", "protocol"]) } else { keys(&["port"]) }
+                if self.apply {
+                    keys(&["port", "protocol"])
+                } else {
+                    keys(&["port"])
+                }
             }
             "ports" if path.iter().any(|p| p.ends_with("ontainers")) => {
-                if self.apply { keys(&["containerPort", "protocol"]) } else { keys(&["containerPort"]) }
+                if self.apply {
+                    keys(&["containerPort", "protocol"])
+                } else {
+                    keys(&["containerPort"])
+                }
             }
-            "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => keys(&["name"]),
+            "containers"
+            | "initContainers"
+            | "ephemeralContainers"
+            | "volumes"
+            | "env"
+            | "imagePullSecrets" => keys(&["name"]),
             "volumeMounts" => keys(&["mountPath"]),
             "conditions" | "addresses" if first == "status" => keys(&["type"]),
             _ => ListKind::Atomic,
@@ -69,7 +85,11 @@ impl ListRules<'_> {
 fn schema_list_kind(schema: &Value, path: &[String]) -> ListKind {
     let mut node = schema;
     for part in path {
-        node = if part == "[]" { &node["items"] } else { &node["properties"][part.as_str()] };
+        node = if part == "[]" {
+            &node["items"]
+        } else {
+            &node["properties"][part.as_str()]
+        };
         if node.is_null() {
             return ListKind::Atomic;
         }
@@ -102,7 +122,8 @@ fn without_null_tests_of_absent_paths(operations: Value, current: &Value) -> Val
         Value::Array(ops) => Value::Array(
             ops.into_iter()
                 .filter(|op| {
-                    let is_null_test = op["op"] == "test" && op.get("value").is_some_and(Value::is_null);
+                    let is_null_test =
+                        op["op"] == "test" && op.get("value").is_some_and(Value::is_null);
                     let path = op["path"].as_str().unwrap_or_default();
                     !(is_null_test && current.pointer(path).is_none())
                 })
@@ -113,22 +134,39 @@ fn without_null_tests_of_absent_paths(operations: Value, current: &Value) -> Val
 }
 
 /// Applies a non-apply PATCH body to the current object.
-pub fn patch_object(content_type: &str, rt: &ResourceType, current: &Value, body: &[u8]) -> Result<Value, ApiError> {
+pub fn patch_object(
+    content_type: &str,
+    rt: &ResourceType,
+    current: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let decode = |body: &[u8]| -> Result<Value, ApiError> {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     };
     let mut patched = current.clone();
     match content_type {
         JSON_PATCH => {
             let operations = without_null_tests_of_absent_paths(decode(body)?, current);
-            let patch: json_patch::Patch =
-                serde_json::from_value(operations).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            json_patch::patch(&mut patched, &patch).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))?;
+            let patch: json_patch::Patch = serde_json::from_value(operations)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            json_patch::patch(&mut patched, &patch).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?;
         }
         MERGE_PATCH => json_patch::merge(&mut patched, &decode(body)?),
         STRATEGIC_MERGE_PATCH if rt.strategic_merge && rt.printer_columns.is_none() => {
             let patch = decode(body)?;
-            strategic_merge(&mut patched, &patch, &ListRules::for_type(rt, false), &mut Vec::new());
+            strategic_merge(
+                &mut patched,
+                &patch,
+                &ListRules::for_type(rt, false),
+                &mut Vec::new(),
+            );
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     }
@@ -136,11 +174,20 @@ pub fn patch_object(content_type: &str, rt: &ResourceType, current: &Value, body
 }
 
 fn without_directives(patch: &Map<String, Value>) -> Map<String, Value> {
-    patch.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), v.clone())).collect()
+    patch
+        .iter()
+        .filter(|(k, _)| !k.starts_with('$'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Merges `patch` into `target` with strategic merge semantics.
-pub fn strategic_merge(target: &mut Value, patch: &Value, rules: &ListRules, path: &mut Vec<String>) {
+pub fn strategic_merge(
+    target: &mut Value,
+    patch: &Value,
+    rules: &ListRules,
+    path: &mut Vec<String>,
+) {
     let Some(patch_map) = patch.as_object() else {
         *target = patch.clone();
         return;
@@ -162,7 +209,10 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, rules: &ListRules, pat
     let target_map = target.as_object_mut().expect("made an object above");
     for (key, value) in patch_map {
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(list), Some(remove)) = (target_map.get_mut(field).and_then(Value::as_array_mut), value.as_array()) {
+            if let (Some(list), Some(remove)) = (
+                target_map.get_mut(field).and_then(Value::as_array_mut),
+                value.as_array(),
+            ) {
                 list.retain(|item| !remove.contains(item));
             }
             continue;
@@ -208,8 +258,17 @@ fn key_matches(a: &Value, b: &Value, keys: &[String]) -> bool {
 
 fn merge_list(slot: &mut Value, items: &[Value], rules: &ListRules, path: &mut Vec<String>) {
     let kind = rules.kind(path);
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *slot = Value::Array(items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect());
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *slot = Value::Array(
+            items
+                .iter()
+                .filter(|i| i.get("$patch").is_none())
+                .cloned()
+                .collect(),
+        );
         return;
     }
     match kind {
@@ -227,7 +286,9 @@ fn merge_list(slot: &mut Value, items: &[Value], rules: &ListRules, path: &mut V
             let mut list = slot.as_array().cloned().unwrap_or_default();
             path.push("[]".into());
             for item in items {
-                let position = list.iter().position(|existing| key_matches(existing, item, &keys));
+                let position = list
+                    .iter()
+                    .position(|existing| key_matches(existing, item, &keys));
                 let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
                 match (position, delete) {
                     (Some(i), true) => {
@@ -254,7 +315,11 @@ mod tests {
     use serde_json::json;
 
     fn rules() -> ListRules<'static> {
-        ListRules { builtin: true, schema: None, apply: false }
+        ListRules {
+            builtin: true,
+            schema: None,
+            apply: false,
+        }
     }
 
     #[test]
@@ -269,23 +334,40 @@ mod tests {
         });
         strategic_merge(&mut svc, &patch, &rules(), &mut Vec::new());
         assert_eq!(svc["metadata"]["finalizers"], json!(["a", "b"]));
-        assert_eq!(svc["spec"]["ports"], json!([{"port": 80, "name": "http"}, {"port": 443, "name": "tls"}]));
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80, "name": "http"}, {"port": 443, "name": "tls"}])
+        );
     }
 
     #[test]
     fn strategic_merge_honours_delete_directives_and_null() {
-        let mut obj = json!({"metadata": {"finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}}});
+        let mut obj =
+            json!({"metadata": {"finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}}});
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"x": null}}});
         strategic_merge(&mut obj, &patch, &rules(), &mut Vec::new());
-        assert_eq!(obj, json!({"metadata": {"finalizers": ["b"], "labels": {"y": "2"}}}));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"finalizers": ["b"], "labels": {"y": "2"}}})
+        );
     }
 
     #[test]
     fn custom_schema_list_map_keys_decide_list_merging() {
         let schema = json!({"properties": {"spec": {"properties": {"items": {
             "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]}}}}});
-        let rules = ListRules { builtin: false, schema: Some(&schema), apply: true };
-        assert_eq!(rules.kind(&["spec".into(), "items".into()]), ListKind::Map(vec!["id".into()]));
-        assert_eq!(rules.kind(&["spec".into(), "other".into()]), ListKind::Atomic);
+        let rules = ListRules {
+            builtin: false,
+            schema: Some(&schema),
+            apply: true,
+        };
+        assert_eq!(
+            rules.kind(&["spec".into(), "items".into()]),
+            ListKind::Map(vec!["id".into()])
+        );
+        assert_eq!(
+            rules.kind(&["spec".into(), "other".into()]),
+            ListKind::Atomic
+        );
     }
 }

@@ -46,7 +46,14 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
-    fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> Self {
+    fn builtin(
+        group: &str,
+        version: &str,
+        plural: &str,
+        kind: &str,
+        namespaced: bool,
+        short: &[&str],
+    ) -> Self {
         ResourceType {
             group: group.into(),
             version: version.into(),
@@ -129,8 +136,12 @@ impl Default for Registry {
         let types = vec![
             b("", "v1", "namespaces", "Namespace", false, &["ns"]).with_status(true),
             b("", "v1", "nodes", "Node", false, &["no"]).with_status(true),
-            b("", "v1", "services", "Service", true, &["svc"]).with_status(false).in_category("all"),
-            b("", "v1", "pods", "Pod", true, &["po"]).with_status(true).in_category("all"),
+            b("", "v1", "services", "Service", true, &["svc"])
+                .with_status(false)
+                .in_category("all"),
+            b("", "v1", "pods", "Pod", true, &["po"])
+                .with_status(true)
+                .in_category("all"),
             b("", "v1", "events", "Event", true, &["ev"]),
             b("", "v1", "endpoints", "Endpoints", true, &["ep"]),
             b("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
@@ -144,19 +155,61 @@ impl Default for Registry {
                 .with_status(false)
                 .with_generation()
                 .in_category("all"),
-            b("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[]),
+            b(
+                "discovery.k8s.io",
+                "v1",
+                "endpointslices",
+                "EndpointSlice",
+                true,
+                &[],
+            ),
             b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
             ResourceType {
                 conversion: Conversion::EventsV1,
                 ..b("events.k8s.io", "v1", "events", "Event", true, &["ev"])
             },
-            b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[]),
-            b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[]),
-            b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]),
-            b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[]),
-            b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"])
-                .with_status(false)
-                .with_generation(),
+            b(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "ClusterRole",
+                false,
+                &[],
+            ),
+            b(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterrolebindings",
+                "ClusterRoleBinding",
+                false,
+                &[],
+            ),
+            b(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "roles",
+                "Role",
+                true,
+                &[],
+            ),
+            b(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "rolebindings",
+                "RoleBinding",
+                true,
+                &[],
+            ),
+            b(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                false,
+                &["crd", "crds"],
+            )
+            .with_status(false)
+            .with_generation(),
         ];
         Registry {
             types: types.into_iter().map(Arc::new).collect(),
@@ -192,7 +245,9 @@ impl Registry {
                 continue;
             }
             match groups.iter_mut().find(|(g, _)| *g == t.group) {
-                Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+                Some((_, versions)) if !versions.contains(&t.version) => {
+                    versions.push(t.version.clone())
+                }
                 Some(_) => {}
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
@@ -202,7 +257,8 @@ impl Registry {
 
     /// Replaces every version a CRD serves for `group`/`plural` (an empty `served` removes it).
     pub fn set_custom(&mut self, group: &str, plural: &str, served: Vec<ResourceType>) {
-        self.types.retain(|t| !(t.group == group && t.plural == plural && t.printer_columns.is_some()));
+        self.types
+            .retain(|t| !(t.group == group && t.plural == plural && t.printer_columns.is_some()));
         self.types.extend(served.into_iter().map(Arc::new));
     }
 }

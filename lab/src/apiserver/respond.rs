@@ -10,12 +10,39 @@ pub fn json<T: Serialize + ?Sized>(code: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 pub fn ok<T: Serialize + ?Sized>(body: &T) -> Response {
     json(StatusCode::OK, body)
+}
+
+/// An object as `PartialObjectMetadata` (what metadata-only clients such as kube-rs's
+/// `metadata_watcher` ask for with `Accept: ...;as=PartialObjectMetadata`).
+pub fn partial_metadata(object: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object["metadata"],
+    })
+}
+
+/// A list as `PartialObjectMetadataList`.
+pub fn partial_metadata_list(list: &serde_json::Value) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(partial_metadata)
+        .collect();
+    serde_json::json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list["metadata"],
+        "items": items,
+    })
 }

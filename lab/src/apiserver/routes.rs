@@ -31,14 +31,34 @@ pub struct Server {
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub fn router(server: Arc<Server>) -> Router {
-    Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(server)
 }
 
-async fn handle(State(server): State<Arc<Server>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(server): State<Arc<Server>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
-    let response = match dispatch(&server, &method, &uri, &headers, &body) {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+    // A request that trips a bug answers 500 like any server, instead of dropping the
+    // connection (and the state stays usable: the lock recovers from poisoning).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch(&server, &method, &uri, &headers, &body)
+    }));
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(),
+        Err(_) => ApiError::new(
+            500,
+            "InternalError",
+            "an error on the server has prevented the request from succeeding",
+        )
+        .into_response(),
     };
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
     response
@@ -58,12 +78,26 @@ impl Request<'_> {
         matches!(self.param(name), Some("true" | "1"))
     }
 
+    fn wants_metadata(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    }
+
     fn wants_table(&self) -> bool {
-        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=Table"))
     }
 
     fn content_type(&self) -> &str {
-        let value = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        let value = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
         value.split(';').next().unwrap_or_default().trim()
     }
 
@@ -78,7 +112,12 @@ impl Request<'_> {
                 .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
                 .unwrap_or_else(|| "unknown".into()),
         };
-        WriteContext { manager, force: self.flag("force") }
+        WriteContext {
+            manager,
+            force: self.flag("force"),
+            dry_run: self.param("dryRun") == Some("All"),
+            strict: self.param("fieldValidation") == Some("Strict"),
+        }
     }
 
     fn selectors(&self, rt: &ResourceType) -> Result<Selectors, ApiError> {
@@ -100,10 +139,18 @@ fn authorized(server: &Server, headers: &HeaderMap) -> bool {
 fn decode_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_yaml_ng::from_slice(body))
-        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })
 }
 
-fn dispatch(server: &Server, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn dispatch(
+    server: &Server,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["healthz" | "livez" | "readyz", ..] => return Ok((StatusCode::OK, "ok").into_response()),
@@ -113,33 +160,70 @@ fn dispatch(server: &Server, method: &Method, uri: &Uri, headers: &HeaderMap, bo
     if !authorized(server, headers) {
         return Err(ApiError::unauthorized());
     }
-    let query = Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    let query = Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
     let request = Request { query, headers };
     let cluster = &server.cluster;
-    let discovery_only = |value: Option<Value>| value.map(|v| respond::ok(&v)).ok_or_else(ApiError::no_route);
+    let discovery_only = |value: Option<Value>| {
+        value
+            .map(|v| respond::ok(&v))
+            .ok_or_else(ApiError::no_route)
+    };
     match segments.as_slice() {
         ["api"] => Ok(respond::ok(&discovery::core_versions())),
-        ["apis"] => Ok(respond::ok(&discovery::group_list(&cluster.lock().registry))),
+        ["apis"] => Ok(respond::ok(&discovery::group_list(
+            &cluster.lock().registry,
+        ))),
         ["openapi", "v3"] => {
             let state = cluster.lock();
-            Ok(respond::ok(&openapi::root(&state.registry, state.store.resource_version())))
+            Ok(respond::ok(&openapi::root(
+                &state.registry,
+                state.store.resource_version(),
+            )))
         }
-        ["openapi", "v3", rest @ ..] => discovery_only(openapi::group_version(&cluster.lock().registry, &rest.join("/"))),
-        ["api", version] => discovery_only(discovery::resource_list(&cluster.lock().registry, "", version)),
+        ["openapi", "v3", rest @ ..] => discovery_only(openapi::group_version(
+            &cluster.lock().registry,
+            &rest.join("/"),
+        )),
+        ["api", version] => discovery_only(discovery::resource_list(
+            &cluster.lock().registry,
+            "",
+            version,
+        )),
         ["apis", group] => discovery_only(discovery::group(&cluster.lock().registry, group)),
-        ["apis", group, version] => discovery_only(discovery::resource_list(&cluster.lock().registry, group, version)),
-        ["api", version, rest @ ..] => resource(server, &request, method, ("", version), rest, body),
-        ["apis", group, version, rest @ ..] => resource(server, &request, method, (group, version), rest, body),
+        ["apis", group, version] => discovery_only(discovery::resource_list(
+            &cluster.lock().registry,
+            group,
+            version,
+        )),
+        ["api", version, rest @ ..] => {
+            resource(server, &request, method, ("", version), rest, body)
+        }
+        ["apis", group, version, rest @ ..] => {
+            resource(server, &request, method, (group, version), rest, body)
+        }
         _ => Err(ApiError::no_route()),
     }
 }
 
-fn resource(server: &Server, request: &Request, method: &Method, (group, version): (&str, &str), rest: &[&str], body: &[u8]) -> Result<Response, ApiError> {
+fn resource(
+    server: &Server,
+    request: &Request,
+    method: &Method,
+    (group, version): (&str, &str),
+    rest: &[&str],
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let cluster = &server.cluster;
     // `/api/v1/namespaces/{name}/status` is the Namespace's own subresource, not a resource
     // called "status" in that namespace.
-    let namespace_subresource = group.is_empty() && rest.len() == 3 && rest[0] == "namespaces" && matches!(rest[2], "status" | "finalize");
-    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource {
+    let namespace_subresource = group.is_empty()
+        && rest.len() == 3
+        && rest[0] == "namespaces"
+        && matches!(rest[2], "status" | "finalize");
+    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource
+    {
         (Some(rest[1]), &rest[2..])
     } else {
         (None, rest)
@@ -150,7 +234,9 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
         [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
         _ => return Err(ApiError::no_route()),
     };
-    let rt = cluster.resource(group, version, plural).ok_or_else(ApiError::no_route)?;
+    let rt = cluster
+        .resource(group, version, plural)
+        .ok_or_else(ApiError::no_route)?;
     if namespace.is_some() && !rt.namespaced {
         return Err(ApiError::no_route());
     }
@@ -158,7 +244,11 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
         return Err(ApiError::no_route());
     }
     if rt.namespaced && namespace.is_none() && (name.is_some() || *method != Method::GET) {
-        return if name.is_some() { Err(ApiError::no_route()) } else { Err(ApiError::method_not_allowed()) };
+        return if name.is_some() {
+            Err(ApiError::no_route())
+        } else {
+            Err(ApiError::method_not_allowed())
+        };
     }
     let ctx = request.write_context();
     match (method.clone(), name) {
@@ -167,12 +257,24 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
             if request.wants_table() {
                 let rv = object["metadata"]["resourceVersion"].clone();
                 let include = request.param("includeObject").unwrap_or("Metadata");
-                return Ok(respond::ok(&table::table(&rt, &[object], &rv, &Value::Null, include)));
+                return Ok(respond::ok(&table::table(
+                    &rt,
+                    &[object],
+                    &rv,
+                    &Value::Null,
+                    include,
+                )));
+            }
+            if request.wants_metadata() {
+                return Ok(respond::ok(&respond::partial_metadata(&object)));
             }
             Ok(respond::ok(&object))
         }
         (Method::GET, None) if request.flag("watch") => {
-            let timeout = request.param("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(1800);
+            let timeout = request
+                .param("timeoutSeconds")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1800);
             let selectors = request.selectors(&rt)?;
             let watch_request = WatchRequest {
                 rt,
@@ -183,6 +285,14 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
                 allow_bookmarks: request.flag("allowWatchBookmarks"),
                 timeout: Duration::from_secs(timeout),
                 bookmark_interval: server.bookmark_interval,
+                table: request.wants_table().then(|| {
+                    request
+                        .param("includeObject")
+                        .unwrap_or("Metadata")
+                        .to_string()
+                }),
+                headers_sent: Default::default(),
+                metadata_only: request.wants_metadata(),
             };
             watch(cluster, watch_request)
         }
@@ -194,9 +304,21 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
             let list = cluster.list(&rt, namespace, &request.selectors(&rt)?, &page)?;
             if request.wants_table() {
                 let items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
-                let items: Vec<Value> = items.iter().map(|i| super::cluster::present(&rt, i)).collect();
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|i| super::cluster::present(&rt, i))
+                    .collect();
                 let include = request.param("includeObject").unwrap_or("Metadata");
-                return Ok(respond::ok(&table::table(&rt, &items, &list["metadata"]["resourceVersion"], &list["metadata"]["continue"], include)));
+                return Ok(respond::ok(&table::table(
+                    &rt,
+                    &items,
+                    &list["metadata"]["resourceVersion"],
+                    &list["metadata"]["continue"],
+                    include,
+                )));
+            }
+            if request.wants_metadata() {
+                return Ok(respond::ok(&respond::partial_metadata_list(&list)));
             }
             Ok(respond::ok(&list))
         }
@@ -205,19 +327,51 @@ fn resource(server: &Server, request: &Request, method: &Method, (group, version
             Ok(respond::json(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
-            let target = ObjectRef { namespace, name, subresource: sub };
-            Ok(respond::ok(&cluster.update(&rt, &target, decode_body(body)?, &ctx)?))
+            let target = ObjectRef {
+                namespace,
+                name,
+                subresource: sub,
+            };
+            Ok(respond::ok(&cluster.update(
+                &rt,
+                &target,
+                decode_body(body)?,
+                &ctx,
+            )?))
         }
         (Method::PATCH, Some(name)) => {
-            let target = ObjectRef { namespace, name, subresource: sub };
-            let (object, created) = cluster.patch(&rt, &target, request.content_type(), body, &ctx)?;
-            Ok(respond::json(if created { StatusCode::CREATED } else { StatusCode::OK }, &object))
+            let target = ObjectRef {
+                namespace,
+                name,
+                subresource: sub,
+            };
+            let (object, created) =
+                cluster.patch(&rt, &target, request.content_type(), body, &ctx)?;
+            Ok(respond::json(
+                if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                &object,
+            ))
         }
         (Method::DELETE, Some(name)) => {
-            let options = if body.is_empty() { DeleteOptions::default() } else { DeleteOptions::from_body(&decode_body(body)?) };
-            Ok(respond::ok(&cluster.delete(&rt, namespace, name, &options)?))
+            let mut options = if body.is_empty() {
+                DeleteOptions::default()
+            } else {
+                DeleteOptions::from_body(&decode_body(body)?)
+            };
+            options.dry_run |= ctx.dry_run;
+            Ok(respond::ok(
+                &cluster.delete(&rt, namespace, name, &options)?,
+            ))
         }
-        (Method::DELETE, None) => Ok(respond::ok(&cluster.delete_collection(&rt, namespace, &request.selectors(&rt)?)?)),
+        (Method::DELETE, None) => Ok(respond::ok(&cluster.delete_collection(
+            &rt,
+            namespace,
+            &request.selectors(&rt)?,
+        )?)),
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -50,7 +50,9 @@ thread_local! {
 fn pattern_matches(pattern: &str, text: &str) -> bool {
     PATTERNS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let regex = cache.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok());
+        let regex = cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| Regex::new(pattern).ok());
         // A pattern this engine cannot compile is not held against the object.
         regex.as_ref().is_none_or(|r| r.is_match(text))
     })
@@ -59,7 +61,14 @@ fn pattern_matches(pattern: &str, text: &str) -> bool {
 fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
     if value.is_null() {
         if schema["nullable"] != true && !schema["type"].is_null() {
-            errors.push(FieldError::invalid(path, "\"null\"", &format!("{path} in body must be of type {}: \"null\"", schema["type"].as_str().unwrap_or_default())));
+            errors.push(FieldError::invalid(
+                path,
+                "\"null\"",
+                &format!(
+                    "{path} in body must be of type {}: \"null\"",
+                    schema["type"].as_str().unwrap_or_default()
+                ),
+            ));
         }
         return;
     }
@@ -80,7 +89,11 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
         errors.push(FieldError {
             field: path.to_string(),
             reason: "FieldValueNotSupported",
-            detail: format!("Unsupported value: {}: supported values: {}", shown(value), list.join(", ")),
+            detail: format!(
+                "Unsupported value: {}: supported values: {}",
+                shown(value),
+                list.join(", ")
+            ),
         });
     }
     match value {
@@ -88,17 +101,29 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             if let Some(pattern) = schema["pattern"].as_str()
                 && !pattern_matches(pattern, text)
             {
-                errors.push(FieldError::invalid(path, shown(value), &format!("{path} in body should match '{pattern}'")));
+                errors.push(FieldError::invalid(
+                    path,
+                    shown(value),
+                    &format!("{path} in body should match '{pattern}'"),
+                ));
             }
             if let Some(max) = schema["maxLength"].as_u64()
                 && text.chars().count() as u64 > max
             {
-                errors.push(FieldError { field: path.into(), reason: "FieldValueTooLong", detail: format!("Too long: may not be more than {max} bytes") });
+                errors.push(FieldError {
+                    field: path.into(),
+                    reason: "FieldValueTooLong",
+                    detail: format!("Too long: may not be more than {max} bytes"),
+                });
             }
             if let Some(min) = schema["minLength"].as_u64()
                 && (text.chars().count() as u64) < min
             {
-                errors.push(FieldError::invalid(path, shown(value), &format!("{path} in body should be at least {min} chars long")));
+                errors.push(FieldError::invalid(
+                    path,
+                    shown(value),
+                    &format!("{path} in body should be at least {min} chars long"),
+                ));
             }
         }
         Value::Number(n) => {
@@ -106,33 +131,64 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             if let Some(min) = schema["minimum"].as_f64()
                 && x < min
             {
-                errors.push(FieldError::invalid(path, n, &format!("{path} in body should be greater than or equal to {}", schema["minimum"])));
+                errors.push(FieldError::invalid(
+                    path,
+                    n,
+                    &format!(
+                        "{path} in body should be greater than or equal to {}",
+                        schema["minimum"]
+                    ),
+                ));
             }
             if let Some(max) = schema["maximum"].as_f64()
                 && x > max
             {
-                errors.push(FieldError::invalid(path, n, &format!("{path} in body should be less than or equal to {}", schema["maximum"])));
+                errors.push(FieldError::invalid(
+                    path,
+                    n,
+                    &format!(
+                        "{path} in body should be less than or equal to {}",
+                        schema["maximum"]
+                    ),
+                ));
             }
         }
         Value::Array(items) => {
             if let Some(max) = schema["maxItems"].as_u64()
                 && items.len() as u64 > max
             {
-                errors.push(FieldError { field: path.into(), reason: "FieldValueTooMany", detail: format!("Too many: {}: must have at most {max} items", items.len()) });
+                errors.push(FieldError {
+                    field: path.into(),
+                    reason: "FieldValueTooMany",
+                    detail: format!("Too many: {}: must have at most {max} items", items.len()),
+                });
             }
             if let Some(min) = schema["minItems"].as_u64()
                 && (items.len() as u64) < min
             {
-                errors.push(FieldError::invalid(path, items.len(), &format!("{path} in body should have at least {min} items")));
+                errors.push(FieldError::invalid(
+                    path,
+                    items.len(),
+                    &format!("{path} in body should have at least {min} items"),
+                ));
             }
             for (i, item) in items.iter().enumerate() {
                 check(&schema["items"], item, &format!("{path}[{i}]"), errors);
             }
         }
         Value::Object(map) => {
-            for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for required in schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if !map.contains_key(required) {
-                    errors.push(FieldError { field: join(path, required), reason: "FieldValueRequired", detail: "Required value".into() });
+                    errors.push(FieldError {
+                        field: join(path, required),
+                        reason: "FieldValueRequired",
+                        detail: "Required value".into(),
+                    });
                 }
             }
             let properties = schema["properties"].as_object();
@@ -143,7 +199,12 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
                 if let Some(property) = properties.and_then(|p| p.get(key)) {
                     check(property, child, &join(path, key), errors);
                 } else if schema["additionalProperties"].is_object() {
-                    check(&schema["additionalProperties"], child, &format!("{path}[{key}]"), errors);
+                    check(
+                        &schema["additionalProperties"],
+                        child,
+                        &format!("{path}[{key}]"),
+                        errors,
+                    );
                 }
             }
         }
@@ -152,7 +213,11 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 /// Every way `object` breaks `schema`; CEL rules run only on an object that passes the rest,
@@ -173,7 +238,11 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Fiel
                 Some("FieldValueDuplicate") => "FieldValueDuplicate",
                 _ => "FieldValueInvalid",
             };
-            errors.push(FieldError { field, reason, detail: format!("Invalid value: {}: {}", shown(at), failure.message) });
+            errors.push(FieldError {
+                field,
+                reason,
+                detail: format!("Invalid value: {}: {}", shown(at), failure.message),
+            });
         }
     }
     errors
@@ -194,13 +263,26 @@ mod tests {
 
     #[test]
     fn openapi_constraints_are_reported_with_upstream_wording() {
-        let object = json!({"spec": {"addresses": ["x", "1", "2"], "autoAssign": "yes", "mode": "c"}});
+        let object =
+            json!({"spec": {"addresses": ["x", "1", "2"], "autoAssign": "yes", "mode": "c"}});
         let errors = validate(&schema(), &object, None);
-        let rendered: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
-        assert!(rendered.contains(&"spec.addresses: Too many: 3: must have at most 2 items".to_string()), "{rendered:?}");
+        let rendered: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.detail))
+            .collect();
+        assert!(
+            rendered
+                .contains(&"spec.addresses: Too many: 3: must have at most 2 items".to_string()),
+            "{rendered:?}"
+        );
         assert!(rendered.contains(&"spec.addresses[0]: Invalid value: \"x\": spec.addresses[0] in body should match '^[0-9./-]+$'".to_string()), "{rendered:?}");
         assert!(rendered.contains(&"spec.autoAssign: Invalid value: \"string\": spec.autoAssign in body must be of type boolean: \"string\"".to_string()), "{rendered:?}");
-        assert!(rendered.contains(&"spec.mode: Unsupported value: \"c\": supported values: \"a\", \"b\"".to_string()), "{rendered:?}");
+        assert!(
+            rendered.contains(
+                &"spec.mode: Unsupported value: \"c\": supported values: \"a\", \"b\"".to_string()
+            ),
+            "{rendered:?}"
+        );
         let missing = validate(&schema(), &json!({"spec": {}}), None);
         assert_eq!(missing[0].field, "spec.addresses");
         assert_eq!(missing[0].reason, "FieldValueRequired");
@@ -208,10 +290,21 @@ mod tests {
 
     #[test]
     fn cel_rules_run_on_objects_that_pass_the_schema() {
-        let errors = validate(&schema(), &json!({"spec": {"addresses": ["1"], "mode": "b", "autoAssign": false}}), None);
+        let errors = validate(
+            &schema(),
+            &json!({"spec": {"addresses": ["1"], "mode": "b", "autoAssign": false}}),
+            None,
+        );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "spec");
         assert!(errors[0].detail.contains("mode b needs autoAssign"));
-        assert!(validate(&schema(), &json!({"spec": {"addresses": ["1"], "mode": "b", "autoAssign": true}}), None).is_empty());
+        assert!(
+            validate(
+                &schema(),
+                &json!({"spec": {"addresses": ["1"], "mode": "b", "autoAssign": true}}),
+                None
+            )
+            .is_empty()
+        );
     }
 }

@@ -33,7 +33,11 @@ fn split_terms(selector: &str) -> Vec<&str> {
         }
     }
     terms.push(&selector[start..]);
-    terms.into_iter().map(str::trim).filter(|t| !t.is_empty()).collect()
+    terms
+        .into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 fn parse_set(rest: &str, term: &str) -> Result<Vec<String>, ApiError> {
@@ -42,7 +46,11 @@ fn parse_set(rest: &str, term: &str) -> Result<Vec<String>, ApiError> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {term}")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 #[derive(Clone, Debug, Default)]
@@ -56,14 +64,18 @@ impl LabelSelector {
                 Requirement::NotExists(key.trim().to_string())
             } else if let Some((key, value)) = term.split_once("!=") {
                 Requirement::NotEquals(key.trim().into(), value.trim().into())
-            } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            } else if let Some((key, value)) =
+                term.split_once("==").or_else(|| term.split_once('='))
+            {
                 Requirement::Equals(key.trim().into(), value.trim().into())
             } else if let Some((key, rest)) = term.split_once(" notin ") {
                 Requirement::NotIn(key.trim().into(), parse_set(rest, term)?)
             } else if let Some((key, rest)) = term.split_once(" in ") {
                 Requirement::In(key.trim().into(), parse_set(rest, term)?)
             } else if term.contains(' ') || term.contains('(') {
-                return Err(ApiError::bad_request(format!("unable to parse requirement: {term}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {term}"
+                )));
             } else {
                 Requirement::Exists(term.to_string())
             };
@@ -89,7 +101,14 @@ impl LabelSelector {
 /// Field labels each kind indexes beyond `metadata.name` and `metadata.namespace`.
 fn extra_fields(rt: &ResourceType) -> &'static [&'static str] {
     match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "pods") => &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "status.phase", "status.podIP"],
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+        ],
         ("", "events") => &[
             "involvedObject.kind",
             "involvedObject.namespace",
@@ -134,15 +153,23 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{selector}'; can't understand '{term}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{selector}'; can't understand '{term}'"
+                )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") && !extra_fields(rt).contains(&field) {
+            if !matches!(field, "metadata.name" | "metadata.namespace")
+                && !extra_fields(rt).contains(&field)
+            {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
             }
-            requirements.push((super::conversion::stored_field(rt, field), equal, value.trim().to_string()));
+            requirements.push((
+                super::conversion::stored_field(rt, field),
+                equal,
+                value.trim().to_string(),
+            ));
         }
         Ok(FieldSelector(requirements))
     }
@@ -184,13 +211,26 @@ mod tests {
     #[test]
     fn label_selector_supports_set_based_requirements() {
         let object = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
-        let yes = ["app=web", "app==web,tier", "app in (web, api)", "tier notin (back)", "!missing", "app!=api"];
+        let yes = [
+            "app=web",
+            "app==web,tier",
+            "app in (web, api)",
+            "tier notin (back)",
+            "!missing",
+            "app!=api",
+        ];
         for s in yes {
-            assert!(LabelSelector::parse(s).unwrap().matches(&object), "{s} should match");
+            assert!(
+                LabelSelector::parse(s).unwrap().matches(&object),
+                "{s} should match"
+            );
         }
         let no = ["app=api", "missing", "app notin (web)", "!app"];
         for s in no {
-            assert!(!LabelSelector::parse(s).unwrap().matches(&object), "{s} should not match");
+            assert!(
+                !LabelSelector::parse(s).unwrap().matches(&object),
+                "{s} should not match"
+            );
         }
     }
 }

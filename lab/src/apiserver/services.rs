@@ -67,16 +67,25 @@ fn held_by(spec: &Value) -> Held {
 }
 
 fn apply_defaults(spec: &mut Map<String, Value>) {
-    let type_ = spec.entry("type").or_insert_with(|| json!("ClusterIP")).as_str().unwrap_or_default().to_string();
-    spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+    let type_ = spec
+        .entry("type")
+        .or_insert_with(|| json!("ClusterIP"))
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    spec.entry("sessionAffinity")
+        .or_insert_with(|| json!("None"));
     if type_ != "ExternalName" {
-        spec.entry("internalTrafficPolicy").or_insert_with(|| json!("Cluster"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
     }
     if matches!(type_.as_str(), "NodePort" | "LoadBalancer") {
-        spec.entry("externalTrafficPolicy").or_insert_with(|| json!("Cluster"));
+        spec.entry("externalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
     }
     if type_ == "LoadBalancer" {
-        spec.entry("allocateLoadBalancerNodePorts").or_insert_with(|| json!(true));
+        spec.entry("allocateLoadBalancerNodePorts")
+            .or_insert_with(|| json!(true));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -141,7 +150,11 @@ impl ServiceAllocator {
 
     /// Defaults a Service's spec and allocates what it needs, keeping what `old` already held.
     /// On error nothing is allocated or released.
-    pub fn prepare(&mut self, old: Option<&Value>, service: &mut Value) -> Result<(), Vec<FieldError>> {
+    pub fn prepare(
+        &mut self,
+        old: Option<&Value>,
+        service: &mut Value,
+    ) -> Result<(), Vec<FieldError>> {
         if !service["spec"].is_object() {
             service["spec"] = json!({});
         }
@@ -169,7 +182,11 @@ impl ServiceAllocator {
                 match self.next_ip(&taken.ips) {
                     Some(ip) => ip.to_string(),
                     None => {
-                        errors.push(FieldError::invalid("spec.clusterIPs", "[]", "failed to allocate IP: range is full"));
+                        errors.push(FieldError::invalid(
+                            "spec.clusterIPs",
+                            "[]",
+                            "failed to allocate IP: range is full",
+                        ));
                         return Err(errors);
                     }
                 }
@@ -182,7 +199,8 @@ impl ServiceAllocator {
             spec.insert("clusterIP".into(), json!(ip));
             spec.insert("clusterIPs".into(), json!([ip]));
             spec.insert("ipFamilies".into(), json!(["IPv4"]));
-            spec.entry("ipFamilyPolicy").or_insert_with(|| json!("SingleStack"));
+            spec.entry("ipFamilyPolicy")
+                .or_insert_with(|| json!("SingleStack"));
         }
         if needs_node_ports(&spec_value)
             && let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut)
@@ -197,18 +215,28 @@ impl ServiceAllocator {
                         port["nodePort"] = json!(p);
                     }
                     None => {
-                        errors.push(FieldError::invalid(format!("spec.ports[{i}].nodePort"), 0, "failed to allocate a nodePort: range is full"));
+                        errors.push(FieldError::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            0,
+                            "failed to allocate a nodePort: range is full",
+                        ));
                     }
                 }
             }
         }
-        if needs_health_check_port(&spec_value) && spec_value["healthCheckNodePort"].as_u64().is_none() {
+        if needs_health_check_port(&spec_value)
+            && spec_value["healthCheckNodePort"].as_u64().is_none()
+        {
             match self.next_port(&taken.ports) {
                 Some(p) => {
                     taken.ports.insert(p);
                     spec.insert("healthCheckNodePort".into(), json!(p));
                 }
-                None => errors.push(FieldError::invalid("spec.healthCheckNodePort", 0, "failed to allocate a nodePort: range is full")),
+                None => errors.push(FieldError::invalid(
+                    "spec.healthCheckNodePort",
+                    0,
+                    "failed to allocate a nodePort: range is full",
+                )),
             }
         }
         if !errors.is_empty() {
@@ -225,11 +253,17 @@ impl ServiceAllocator {
         let mut errors = Vec::new();
         let (start, end) = (*self.node_ports.start(), *self.node_ports.end());
         let cluster_ip = str_of(spec, "clusterIP");
-        if let Some(old_ip) = old_spec.map(|o| str_of(o, "clusterIP")).filter(|ip| !ip.is_empty())
+        if let Some(old_ip) = old_spec
+            .map(|o| str_of(o, "clusterIP"))
+            .filter(|ip| !ip.is_empty())
             && str_of(spec, "type") != "ExternalName"
             && cluster_ip != old_ip
         {
-            errors.push(FieldError::invalid("spec.clusterIPs[0]", format!("{cluster_ip:?}"), "may not change once set"));
+            errors.push(FieldError::invalid(
+                "spec.clusterIPs[0]",
+                format!("{cluster_ip:?}"),
+                "may not change once set",
+            ));
         } else if !cluster_ip.is_empty() && cluster_ip != "None" {
             match cluster_ip.parse::<Ipv4Addr>() {
                 Err(_) => errors.push(FieldError::invalid("spec.clusterIPs[0]", format!("{cluster_ip:?}"), "must be a valid IP address")),
@@ -251,10 +285,15 @@ impl ServiceAllocator {
         }
         let mut seen = BTreeSet::new();
         for (i, port) in spec["ports"].as_array().into_iter().flatten().enumerate() {
-            let Some(node_port) = port["nodePort"].as_u64() else { continue };
+            let Some(node_port) = port["nodePort"].as_u64() else {
+                continue;
+            };
             let field = format!("spec.ports[{i}].nodePort");
             if !allows_node_ports(spec) {
-                errors.push(FieldError::forbidden(field, &format!("may not be used when `type` is '{}'", str_of(spec, "type"))));
+                errors.push(FieldError::forbidden(
+                    field,
+                    &format!("may not be used when `type` is '{}'", str_of(spec, "type")),
+                ));
             } else if node_port < start as u64 || node_port > end as u64 {
                 errors.push(FieldError::invalid(
                     field,
@@ -262,9 +301,19 @@ impl ServiceAllocator {
                     &format!("provided port is not in the valid range. The range of valid ports is {start}-{end}"),
                 ));
             } else if !seen.insert((node_port, str_of(port, "protocol").to_string())) {
-                errors.push(FieldError { field, reason: "FieldValueDuplicate", detail: format!("Duplicate value: {node_port}") });
-            } else if self.used_ports.contains(&(node_port as u16)) && !old_held.ports.contains(&(node_port as u16)) {
-                errors.push(FieldError::invalid(field, node_port, "provided port is already allocated"));
+                errors.push(FieldError {
+                    field,
+                    reason: "FieldValueDuplicate",
+                    detail: format!("Duplicate value: {node_port}"),
+                });
+            } else if self.used_ports.contains(&(node_port as u16))
+                && !old_held.ports.contains(&(node_port as u16))
+            {
+                errors.push(FieldError::invalid(
+                    field,
+                    node_port,
+                    "provided port is already allocated",
+                ));
             }
         }
         if let Some(hc) = spec["healthCheckNodePort"].as_u64() {
@@ -273,8 +322,14 @@ impl ServiceAllocator {
                 errors.push(FieldError::invalid(field, hc, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
             } else if hc < start as u64 || hc > end as u64 {
                 errors.push(FieldError::invalid(field, hc, &format!("provided port is not in the valid range. The range of valid ports is {start}-{end}")));
-            } else if self.used_ports.contains(&(hc as u16)) && !old_held.ports.contains(&(hc as u16)) {
-                errors.push(FieldError::invalid(field, hc, "provided port is already allocated"));
+            } else if self.used_ports.contains(&(hc as u16))
+                && !old_held.ports.contains(&(hc as u16))
+            {
+                errors.push(FieldError::invalid(
+                    field,
+                    hc,
+                    "provided port is already allocated",
+                ));
             }
         }
         errors
@@ -305,23 +360,33 @@ fn drop_type_dependent_fields(old: &Value, spec: &mut Map<String, Value>) {
     {
         for (i, port) in ports.iter_mut().enumerate() {
             let old_node_port = &old["ports"][i]["nodePort"];
-            if !old_node_port.is_null() && port["nodePort"] == *old_node_port
+            if !old_node_port.is_null()
+                && port["nodePort"] == *old_node_port
                 && let Some(port) = port.as_object_mut()
             {
                 port.remove("nodePort");
             }
         }
     }
-    if !needs_health_check_port(&now) && !old["healthCheckNodePort"].is_null() && spec.get("healthCheckNodePort") == Some(&old["healthCheckNodePort"]) {
+    if !needs_health_check_port(&now)
+        && !old["healthCheckNodePort"].is_null()
+        && spec.get("healthCheckNodePort") == Some(&old["healthCheckNodePort"])
+    {
         spec.remove("healthCheckNodePort");
     }
-    if str_of(&now, "type") != "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts") == Some(&old["allocateLoadBalancerNodePorts"]) {
+    if str_of(&now, "type") != "LoadBalancer"
+        && spec.get("allocateLoadBalancerNodePorts") == Some(&old["allocateLoadBalancerNodePorts"])
+    {
         spec.remove("allocateLoadBalancerNodePorts");
     }
-    if str_of(&now, "type") != "LoadBalancer" && spec.get("loadBalancerClass") == Some(&old["loadBalancerClass"]) {
+    if str_of(&now, "type") != "LoadBalancer"
+        && spec.get("loadBalancerClass") == Some(&old["loadBalancerClass"])
+    {
         spec.remove("loadBalancerClass");
     }
-    if !allows_node_ports(&now) && spec.get("externalTrafficPolicy") == Some(&old["externalTrafficPolicy"]) {
+    if !allows_node_ports(&now)
+        && spec.get("externalTrafficPolicy") == Some(&old["externalTrafficPolicy"])
+    {
         spec.remove("externalTrafficPolicy");
     }
     if str_of(&now, "type") == "ExternalName" && spec.get("clusterIP") == Some(&old["clusterIP"]) {
@@ -334,7 +399,10 @@ fn drop_type_dependent_fields(old: &Value, spec: &mut Map<String, Value>) {
 /// a client that PUTs a Service without its clusterIP or nodePorts does not lose them.
 fn patch_allocated_values(old: &Value, spec: &mut Map<String, Value>) {
     let now = Value::Object(spec.clone());
-    if str_of(&now, "type") != "ExternalName" && str_of(&now, "clusterIP").is_empty() && !str_of(old, "clusterIP").is_empty() {
+    if str_of(&now, "type") != "ExternalName"
+        && str_of(&now, "clusterIP").is_empty()
+        && !str_of(old, "clusterIP").is_empty()
+    {
         spec.insert("clusterIP".into(), old["clusterIP"].clone());
         spec.insert("clusterIPs".into(), old["clusterIPs"].clone());
     }
@@ -342,14 +410,24 @@ fn patch_allocated_values(old: &Value, spec: &mut Map<String, Value>) {
         && let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut)
     {
         for port in ports.iter_mut().filter(|p| p["nodePort"].is_null()) {
-            let same = old["ports"].as_array().into_iter().flatten().find(|o| o["port"] == port["port"] && o["protocol"] == port["protocol"]);
+            let same = old["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|o| o["port"] == port["port"] && o["protocol"] == port["protocol"]);
             if let Some(node_port) = same.map(|o| &o["nodePort"]).filter(|p| !p.is_null()) {
                 port["nodePort"] = node_port.clone();
             }
         }
     }
-    if needs_health_check_port(&now) && spec.get("healthCheckNodePort").is_none_or(Value::is_null) && !old["healthCheckNodePort"].is_null() {
-        spec.insert("healthCheckNodePort".into(), old["healthCheckNodePort"].clone());
+    if needs_health_check_port(&now)
+        && spec.get("healthCheckNodePort").is_none_or(Value::is_null)
+        && !old["healthCheckNodePort"].is_null()
+    {
+        spec.insert(
+            "healthCheckNodePort".into(),
+            old["healthCheckNodePort"].clone(),
+        );
     }
 }
 

@@ -74,14 +74,22 @@ impl ApiError {
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
         ApiError {
             details: Some(details(rt, name)),
-            ..Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.group_resource()))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", rt.group_resource()),
+            )
         }
     }
 
     pub fn namespace_not_found(namespace: &str) -> Self {
         ApiError {
             details: Some(json!({ "name": namespace, "kind": "namespaces" })),
-            ..Self::new(404, "NotFound", format!("namespaces \"{namespace}\" not found"))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("namespaces \"{namespace}\" not found"),
+            )
         }
     }
 
@@ -89,14 +97,22 @@ impl ApiError {
     pub fn no_route() -> Self {
         ApiError {
             details: Some(json!({})),
-            ..Self::new(404, "NotFound", "the server could not find the requested resource")
+            ..Self::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
         }
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
         ApiError {
             details: Some(details(rt, name)),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.group_resource()))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", rt.group_resource()),
+            )
         }
     }
 
@@ -121,14 +137,20 @@ impl ApiError {
             ..Self::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.group_resource()),
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                    rt.group_resource()
+                ),
             )
         }
     }
 
     /// 422 with one cause per field, worded as `field.ErrorList.ToAggregate()` words it.
     pub fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
-        let rendered: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
+        let rendered: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.detail))
+            .collect();
         let joined = if rendered.len() == 1 {
             rendered[0].clone()
         } else {
@@ -148,7 +170,11 @@ impl ApiError {
         };
         ApiError {
             details: Some(details),
-            ..Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}"))
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{qualified} \"{name}\" is invalid: {joined}"),
+            )
         }
     }
 
@@ -163,7 +189,11 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         ApiError {
             details: Some(json!({})),
-            ..Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            ..Self::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         }
     }
 
@@ -171,7 +201,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({content_type})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({content_type})"
+            ),
         )
     }
 
@@ -210,13 +242,25 @@ mod tests {
     #[test]
     fn invalid_lists_every_field_in_message_and_causes() {
         let errors = vec![
-            FieldError::invalid("spec.ports[0].nodePort", 40000, "provided port is not in the valid range"),
+            FieldError::invalid(
+                "spec.ports[0].nodePort",
+                40000,
+                "provided port is not in the valid range",
+            ),
             FieldError::required("metadata.name", "name or generateName is required"),
         ];
         let status = ApiError::invalid("Service", "", "web", &errors).to_status();
         assert_eq!(status["code"], 422);
         assert_eq!(status["reason"], "Invalid");
-        assert_eq!(status["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
-        assert!(status["message"].as_str().unwrap().starts_with("Service \"web\" is invalid: [spec.ports[0].nodePort"));
+        assert_eq!(
+            status["details"]["causes"][0]["field"],
+            "spec.ports[0].nodePort"
+        );
+        assert!(
+            status["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Service \"web\" is invalid: [spec.ports[0].nodePort")
+        );
     }
 }

@@ -94,7 +94,11 @@ impl Store {
     }
 
     /// Objects of a resource in key order, in one namespace or all.
-    pub fn list<'a>(&'a self, gr: &GroupResource, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        gr: &GroupResource,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
         self.objects
             .get(gr)
             .into_iter()
@@ -110,25 +114,51 @@ impl Store {
         let key = key_of(&object);
         let namespace = key.0.clone();
         let object = Arc::new(object);
-        let previous = self.objects.entry(gr.clone()).or_default().insert(key, object.clone());
-        let event = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        let previous = self
+            .objects
+            .entry(gr.clone())
+            .or_default()
+            .insert(key, object.clone());
+        let event = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.record(gr, namespace, event, object.clone(), previous);
         object
     }
 
     /// Removes an object for good; the DELETED event carries the deletion's resourceVersion.
-    pub fn remove(&mut self, gr: &GroupResource, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    pub fn remove(
+        &mut self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Value>> {
         let key = (namespace.to_string(), name.to_string());
         let previous = self.objects.get_mut(gr)?.remove(&key)?;
         self.rv += 1;
         let mut last = (*previous).clone();
         last["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         let last = Arc::new(last);
-        self.record(gr, namespace.to_string(), EventType::Deleted, last.clone(), Some(previous));
+        self.record(
+            gr,
+            namespace.to_string(),
+            EventType::Deleted,
+            last.clone(),
+            Some(previous),
+        );
         Some(last)
     }
 
-    fn record(&mut self, gr: &GroupResource, namespace: String, event: EventType, object: Arc<Value>, previous: Option<Arc<Value>>) {
+    fn record(
+        &mut self,
+        gr: &GroupResource,
+        namespace: String,
+        event: EventType,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
         let change = Arc::new(Change {
             rv: self.rv,
             resource: gr.clone(),
@@ -152,7 +182,9 @@ impl Store {
     /// the store's lock, so no change falls between the replay and the live stream.
     pub fn watch_from(&self, rv: u64) -> Result<Resume, TooOld> {
         if rv < self.compacted {
-            return Err(TooOld { oldest: self.compacted });
+            return Err(TooOld {
+                oldest: self.compacted,
+            });
         }
         let replay = self.history.iter().filter(|c| c.rv > rv).cloned().collect();
         Ok((replay, self.tx.subscribe()))
@@ -196,8 +228,14 @@ mod tests {
     #[test]
     fn every_write_takes_the_next_cluster_wide_resource_version() {
         let mut store = Store::new(10);
-        let a = store.put(&gr(), json!({"metadata": {"name": "a", "namespace": "default"}}));
-        let b = store.put(&GroupResource(Arc::from("pods")), json!({"metadata": {"name": "b", "namespace": "default"}}));
+        let a = store.put(
+            &gr(),
+            json!({"metadata": {"name": "a", "namespace": "default"}}),
+        );
+        let b = store.put(
+            &GroupResource(Arc::from("pods")),
+            json!({"metadata": {"name": "b", "namespace": "default"}}),
+        );
         assert_eq!(a["metadata"]["resourceVersion"], "2");
         assert_eq!(b["metadata"]["resourceVersion"], "3");
     }
@@ -206,7 +244,10 @@ mod tests {
     fn resuming_below_the_retained_history_is_too_old() {
         let mut store = Store::new(2);
         for name in ["a", "b", "c", "d"] {
-            store.put(&gr(), json!({"metadata": {"name": name, "namespace": "default"}}));
+            store.put(
+                &gr(),
+                json!({"metadata": {"name": name, "namespace": "default"}}),
+            );
         }
         assert!(store.watch_from(2).is_err());
         let (replay, _) = store.watch_from(3).expect("rv 3 is still resumable");

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -22,9 +23,11 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::cluster::{Cluster, present};
 use super::resources::ResourceType;
+use super::respond::partial_metadata;
 use super::selector::Selectors;
 use super::status::ApiError;
 use super::store::{Change, EventType};
+use super::table;
 
 pub struct WatchRequest {
     pub rt: Arc<ResourceType>,
@@ -35,10 +38,17 @@ pub struct WatchRequest {
     pub allow_bookmarks: bool,
     pub timeout: Duration,
     pub bookmark_interval: Duration,
+    /// `kubectl get -w`: each object as a one-row Table (`includeObject` value); the column
+    /// definitions come with the first event only.
+    pub table: Option<String>,
+    pub headers_sent: AtomicBool,
+    /// Metadata-only clients get `PartialObjectMetadata` objects.
+    pub metadata_only: bool,
 }
 
 fn line(event: &str, object: &Value) -> Bytes {
-    let mut bytes = serde_json::to_vec(&json!({"type": event, "object": object})).unwrap_or_default();
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": event, "object": object})).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
@@ -48,12 +58,19 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_events_end: bool) -> Bytes {
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}))
+    line(
+        "BOOKMARK",
+        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}),
+    )
 }
 
 impl WatchRequest {
     fn sees(&self, change: &Change) -> bool {
-        change.resource == self.rt.storage_key() && self.namespace.as_ref().is_none_or(|ns| *ns == change.namespace)
+        change.resource == self.rt.storage_key()
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == change.namespace)
     }
 
     /// The event this watch reports for a change, if any.
@@ -62,7 +79,10 @@ impl WatchRequest {
             return None;
         }
         let now = self.selectors.matches(&change.object);
-        let before = change.previous.as_deref().is_some_and(|p| self.selectors.matches(p));
+        let before = change
+            .previous
+            .as_deref()
+            .is_some_and(|p| self.selectors.matches(p));
         let event = match (change.event, before, now) {
             (EventType::Added, _, true) => EventType::Added,
             (EventType::Modified, true, true) => EventType::Modified,
@@ -71,12 +91,47 @@ impl WatchRequest {
             (EventType::Deleted, true, _) => EventType::Deleted,
             _ => return None,
         };
+        if self.table.is_some() {
+            return Some(self.table_line(event.as_str(), &change.object));
+        }
+        if self.metadata_only {
+            return Some(line(event.as_str(), &partial_metadata(&change.object)));
+        }
         let stored_version = change.object["apiVersion"].as_str() == Some(&self.rt.api_version());
         if event == change.event && stored_version {
             // The common case: one encoding shared by every watch.
-            return Some(change.encoded.get_or_init(|| line(event.as_str(), &change.object)).clone());
+            return Some(
+                change
+                    .encoded
+                    .get_or_init(|| line(event.as_str(), &change.object))
+                    .clone(),
+            );
         }
         Some(line(event.as_str(), &present(&self.rt, &change.object)))
+    }
+}
+
+impl WatchRequest {
+    fn table_line(&self, event: &str, object: &Value) -> Bytes {
+        let include = self.table.as_deref().unwrap_or("Metadata");
+        let presented = present(&self.rt, object);
+        let rv = presented["metadata"]["resourceVersion"].clone();
+        let mut table = table::table(&self.rt, &[presented], &rv, &Value::Null, include);
+        if self.headers_sent.swap(true, Ordering::Relaxed)
+            && let Some(map) = table.as_object_mut()
+        {
+            map.remove("columnDefinitions");
+        }
+        line(event, &table)
+    }
+
+    /// An initial-state event.
+    fn added(&self, object: &Value) -> Bytes {
+        match self.table {
+            Some(_) => self.table_line("ADDED", object),
+            None if self.metadata_only => line("ADDED", &partial_metadata(object)),
+            None => line("ADDED", &present(&self.rt, object)),
+        }
     }
 }
 
@@ -89,13 +144,16 @@ pub fn watch(cluster: &Cluster, request: WatchRequest) -> Result<Response, ApiEr
     {
         let state = cluster.lock();
         progress_rv = state.store.resource_version();
-        let rv = request.resource_version.as_deref().filter(|rv| !rv.is_empty() && *rv != "0");
+        let rv = request
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty() && *rv != "0");
         match (request.send_initial_events, rv) {
             (Some(true), _) | (None, None) => {
                 let gr = request.rt.storage_key();
                 for object in state.store.list(&gr, request.namespace.as_deref()) {
                     if request.selectors.matches(object) {
-                        first.push(line("ADDED", &present(&request.rt, object)));
+                        first.push(request.added(object));
                     }
                 }
                 if request.send_initial_events == Some(true) {
@@ -105,14 +163,20 @@ pub fn watch(cluster: &Cluster, request: WatchRequest) -> Result<Response, ApiEr
             }
             (Some(false), None) => receiver = state.store.subscribe(),
             (_, Some(rv)) => {
-                let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+                let rv: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv}"))
+                })?;
                 match state.store.watch_from(rv) {
                     Ok((replay, live)) => {
                         first.extend(replay.iter().filter_map(|c| request.translate(c)));
                         receiver = live;
                     }
                     Err(too_old) => {
-                        let status = ApiError::gone(format!("too old resource version: {rv} ({})", too_old.oldest)).to_status();
+                        let status = ApiError::gone(format!(
+                            "too old resource version: {rv} ({})",
+                            too_old.oldest
+                        ))
+                        .to_status();
                         first.push(line("ERROR", &status));
                         return Ok(stream_response(first, None));
                     }
@@ -131,7 +195,12 @@ pub fn watch(cluster: &Cluster, request: WatchRequest) -> Result<Response, ApiEr
     Ok(stream_response(Vec::new(), Some(rx)))
 }
 
-async fn forward(request: WatchRequest, mut receiver: broadcast::Receiver<Arc<Change>>, tx: mpsc::Sender<Bytes>, progress_rv: &mut u64) {
+async fn forward(
+    request: WatchRequest,
+    mut receiver: broadcast::Receiver<Arc<Change>>,
+    tx: mpsc::Sender<Bytes>,
+    progress_rv: &mut u64,
+) {
     let deadline = tokio::time::sleep(request.timeout);
     tokio::pin!(deadline);
     let mut bookmarks = tokio::time::interval(request.bookmark_interval);
@@ -169,6 +238,9 @@ fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Resp
         Some((Ok::<_, Infallible>(bytes), Some(rx)))
     });
     let mut response = Response::new(Body::from_stream(futures::StreamExt::chain(head, tail)));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

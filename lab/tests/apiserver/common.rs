@@ -12,18 +12,27 @@ pub async fn lab() -> LabApiServer {
 }
 
 pub async fn lab_with(config: ApiServerConfig) -> LabApiServer {
-    LabApiServer::start(config).await.expect("the lab API server starts")
+    LabApiServer::start(config)
+        .await
+        .expect("the lab API server starts")
 }
 
 pub fn mk_service(name: &str, type_: &str, ports: &[i32]) -> Service {
     Service {
-        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
         spec: Some(ServiceSpec {
             type_: Some(type_.into()),
             ports: Some(
                 ports
                     .iter()
-                    .map(|p| ServicePort { port: *p, name: Some(format!("p{p}")), ..Default::default() })
+                    .map(|p| ServicePort {
+                        port: *p,
+                        name: Some(format!("p{p}")),
+                        ..Default::default()
+                    })
                     .collect(),
             ),
             ..Default::default()
@@ -42,9 +51,16 @@ pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::co
 
 /// Sends a raw request and returns the status code and JSON body.
 pub async fn raw(client: &kube::Client, request: http::Request<Vec<u8>>) -> (u16, Value) {
-    let response = client.send(request.map(kube::client::Body::from)).await.expect("request is sent");
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .expect("request is sent");
     let code = response.status().as_u16();
-    let body = response.into_body().collect_bytes().await.expect("body is read");
+    let body = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("body is read");
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
@@ -54,7 +70,12 @@ pub async fn kubectl(lab: &LabApiServer, args: &[&str]) -> (bool, String, String
         .arg("--kubeconfig")
         .arg(lab.kubeconfig_path())
         .args(args)
-        .env("HOME", lab.kubeconfig_path().parent().expect("kubeconfig has a directory"))
+        .env(
+            "HOME",
+            lab.kubeconfig_path()
+                .parent()
+                .expect("kubeconfig has a directory"),
+        )
         .output()
         .await
         .expect("kubectl runs");

@@ -14,7 +14,11 @@ async fn install_crds(client: &kube::Client) {
     for (_, crd) in portico_api::crd_yaml::crds() {
         let created = crds.create(&PostParams::default(), &crd).await.unwrap();
         let conditions = created.status.unwrap().conditions.unwrap();
-        assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        );
     }
 }
 
@@ -32,13 +36,34 @@ async fn a_created_crd_is_established_and_served_with_discovery() {
     let client = lab.client().await.unwrap();
     install_crds(&client).await;
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    let group = discovery.groups().find(|g| g.name() == "portico.dev").expect("portico.dev is discovered");
-    let kinds: Vec<String> = group.recommended_resources().into_iter().map(|(ar, _)| ar.kind).collect();
+    let group = discovery
+        .groups()
+        .find(|g| g.name() == "portico.dev")
+        .expect("portico.dev is discovered");
+    let kinds: Vec<String> = group
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar.kind)
+        .collect();
     assert!(kinds.contains(&"AddressPool".to_string()), "{kinds:?}");
     let pools: Api<AddressPool> = Api::all(client);
-    let created = pools.create(&PostParams::default(), &pool("p")).await.unwrap();
-    assert!(created.spec.auto_assign, "the schema default fills autoAssign");
-    assert_eq!(pools.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let created = pools
+        .create(&PostParams::default(), &pool("p"))
+        .await
+        .unwrap();
+    assert!(
+        created.spec.auto_assign,
+        "the schema default fills autoAssign"
+    );
+    assert_eq!(
+        pools
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -47,18 +72,34 @@ async fn custom_resource_generation_counts_spec_changes_only() {
     let client = lab.client().await.unwrap();
     install_crds(&client).await;
     let pools: Api<AddressPool> = Api::all(client);
-    let created = pools.create(&PostParams::default(), &pool("g")).await.unwrap();
+    let created = pools
+        .create(&PostParams::default(), &pool("g"))
+        .await
+        .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
     let status = json!({"status": {"assignedIPv4": 3}});
-    let after_status = pools.patch_status("g", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let after_status = pools
+        .patch_status("g", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
     assert_eq!(after_status.metadata.generation, Some(1));
     let labels = json!({"metadata": {"labels": {"a": "b"}}});
-    let after_labels = pools.patch("g", &PatchParams::default(), &Patch::Merge(&labels)).await.unwrap();
+    let after_labels = pools
+        .patch("g", &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .unwrap();
     assert_eq!(after_labels.metadata.generation, Some(1));
     let spec = json!({"spec": {"avoidBuggyIPs": true}});
-    let after_spec = pools.patch("g", &PatchParams::default(), &Patch::Merge(&spec)).await.unwrap();
+    let after_spec = pools
+        .patch("g", &PatchParams::default(), &Patch::Merge(&spec))
+        .await
+        .unwrap();
     assert_eq!(after_spec.metadata.generation, Some(2));
-    assert_eq!(after_spec.status.unwrap().assigned_ipv4, 3, "status survives spec writes");
+    assert_eq!(
+        after_spec.status.unwrap().assigned_ipv4,
+        3,
+        "status survives spec writes"
+    );
 }
 
 #[tokio::test]
@@ -67,10 +108,20 @@ async fn strategic_merge_patch_on_a_custom_resource_is_unsupported_media_type() 
     let client = lab.client().await.unwrap();
     install_crds(&client).await;
     let pools: Api<AddressPool> = Api::all(client);
-    pools.create(&PostParams::default(), &pool("smp")).await.unwrap();
+    pools
+        .create(&PostParams::default(), &pool("smp"))
+        .await
+        .unwrap();
     let patch = json!({"spec": {"avoidBuggyIPs": true}});
-    let status = status_of(pools.patch("smp", &PatchParams::default(), &Patch::Strategic(&patch)).await);
-    assert_eq!((status.code, status.reason.as_str()), (415, "UnsupportedMediaType"));
+    let status = status_of(
+        pools
+            .patch("smp", &PatchParams::default(), &Patch::Strategic(&patch))
+            .await,
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (415, "UnsupportedMediaType")
+    );
 }
 
 #[tokio::test]
@@ -79,14 +130,29 @@ async fn deleting_a_crd_stops_serving_its_kind() {
     let client = lab.client().await.unwrap();
     install_crds(&client).await;
     let pools: Api<AddressPool> = Api::all(client.clone());
-    pools.create(&PostParams::default(), &pool("bye")).await.unwrap();
+    pools
+        .create(&PostParams::default(), &pool("bye"))
+        .await
+        .unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.delete("addresspools.portico.dev", &DeleteParams::default()).await.unwrap();
-    assert_eq!(status_of(pools.list(&ListParams::default()).await).code, 404);
-    let request = http::Request::get("/apis/portico.dev/v1alpha1").body(Vec::new()).unwrap();
+    crds.delete("addresspools.portico.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(pools.list(&ListParams::default()).await).code,
+        404
+    );
+    let request = http::Request::get("/apis/portico.dev/v1alpha1")
+        .body(Vec::new())
+        .unwrap();
     let (code, body) = raw(&client, request).await;
     assert_eq!(code, 200);
-    let names: Vec<&str> = body["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    let names: Vec<&str> = body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
     assert!(!names.contains(&"addresspools"), "{names:?}");
 }
 
@@ -100,7 +166,13 @@ async fn custom_resources_breaking_the_crd_schema_are_invalid_with_the_field_pat
     bad.spec.addresses = vec!["not-an-address".into()];
     let status = status_of(pools.create(&PostParams::default(), &bad).await);
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
-    assert!(status.message.starts_with("AddressPool.portico.dev \"bad\" is invalid: spec.addresses[0]"), "{}", status.message);
+    assert!(
+        status
+            .message
+            .starts_with("AddressPool.portico.dev \"bad\" is invalid: spec.addresses[0]"),
+        "{}",
+        status.message
+    );
     let mut empty = pool("empty");
     empty.spec.addresses = vec![];
     let status = status_of(pools.create(&PostParams::default(), &empty).await);

@@ -1,6 +1,7 @@
 //! API-level tests of the lab API server: real HTTPS, real kube-rs clients and kubectl, real
 //! watches. One test binary; each module covers one area.
 
+mod binary;
 mod common;
 mod crds;
 mod crud;

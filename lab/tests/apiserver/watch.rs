@@ -12,9 +12,20 @@ use serde_json::json;
 use crate::common::{lab, lab_with};
 
 fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
-    let mut cm = ConfigMap { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    let mut cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     if !labels.is_empty() {
-        cm.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        cm.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
     }
     cm
 }
@@ -22,27 +33,64 @@ fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
 fn describe(event: &WatchEvent<ConfigMap>) -> String {
     match event {
         WatchEvent::Added(o) => format!("ADDED {}", o.metadata.name.as_deref().unwrap_or_default()),
-        WatchEvent::Modified(o) => format!("MODIFIED {}", o.metadata.name.as_deref().unwrap_or_default()),
-        WatchEvent::Deleted(o) => format!("DELETED {}", o.metadata.name.as_deref().unwrap_or_default()),
-        WatchEvent::Bookmark(b) => format!("BOOKMARK {}", b.metadata.annotations.get("k8s.io/initial-events-end").cloned().unwrap_or_default()),
+        WatchEvent::Modified(o) => format!(
+            "MODIFIED {}",
+            o.metadata.name.as_deref().unwrap_or_default()
+        ),
+        WatchEvent::Deleted(o) => {
+            format!("DELETED {}", o.metadata.name.as_deref().unwrap_or_default())
+        }
+        WatchEvent::Bookmark(b) => format!(
+            "BOOKMARK {}",
+            b.metadata
+                .annotations
+                .get("k8s.io/initial-events-end")
+                .cloned()
+                .unwrap_or_default()
+        ),
         WatchEvent::Error(s) => format!("ERROR {}", s.code),
     }
 }
 
-async fn next_events(api: &Api<ConfigMap>, params: &WatchParams, rv: &str, count: usize) -> Vec<String> {
+async fn next_events(
+    api: &Api<ConfigMap>,
+    params: &WatchParams,
+    rv: &str,
+    count: usize,
+) -> Vec<String> {
     let stream = api.watch(params, rv).await.unwrap();
-    let events = tokio::time::timeout(Duration::from_secs(5), stream.take(count).try_collect::<Vec<_>>()).await;
-    events.expect("events arrive in time").unwrap().iter().map(describe).collect()
+    let events = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.take(count).try_collect::<Vec<_>>(),
+    )
+    .await;
+    events
+        .expect("events arrive in time")
+        .unwrap()
+        .iter()
+        .map(describe)
+        .collect()
 }
 
 #[tokio::test]
 async fn watch_from_a_resource_version_replays_the_later_changes_in_order() {
     let lab = lab().await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    let a = maps.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    let a = maps
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
     let rv = a.metadata.resource_version.unwrap();
-    maps.create(&PostParams::default(), &cm("b", &[])).await.unwrap();
-    maps.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"x": "1"}}))).await.unwrap();
+    maps.create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .unwrap();
+    maps.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"x": "1"}})),
+    )
+    .await
+    .unwrap();
     maps.delete("b", &Default::default()).await.unwrap();
     let events = next_events(&maps, &WatchParams::default(), &rv, 3).await;
     assert_eq!(events, ["ADDED b", "MODIFIED a", "DELETED b"]);
@@ -50,19 +98,36 @@ async fn watch_from_a_resource_version_replays_the_later_changes_in_order() {
 
 #[tokio::test]
 async fn watch_from_a_version_older_than_the_history_gets_a_410_gone_error_event() {
-    let lab = lab_with(ApiServerConfig { watch_history: 3, ..Default::default() }).await;
+    let lab = lab_with(ApiServerConfig {
+        watch_history: 3,
+        ..Default::default()
+    })
+    .await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    let first = maps.create(&PostParams::default(), &cm("first", &[])).await.unwrap();
+    let first = maps
+        .create(&PostParams::default(), &cm("first", &[]))
+        .await
+        .unwrap();
     for i in 0..5 {
-        maps.create(&PostParams::default(), &cm(&format!("later-{i}"), &[])).await.unwrap();
+        maps.create(&PostParams::default(), &cm(&format!("later-{i}"), &[]))
+            .await
+            .unwrap();
     }
     let rv = first.metadata.resource_version.unwrap();
-    let mut stream = maps.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut stream = maps
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     match stream.next().await {
         Some(Ok(WatchEvent::Error(status))) => {
             assert_eq!(status.code, 410);
             assert_eq!(status.reason, "Expired");
-            assert!(status.message.starts_with("too old resource version"), "{}", status.message);
+            assert!(
+                status.message.starts_with("too old resource version"),
+                "{}",
+                status.message
+            );
         }
         other => panic!("expected an ERROR event, got {other:?}"),
     }
@@ -72,8 +137,12 @@ async fn watch_from_a_version_older_than_the_history_gets_a_410_gone_error_event
 async fn streaming_list_sends_the_state_then_an_initial_events_end_bookmark() {
     let lab = lab().await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    maps.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
-    maps.create(&PostParams::default(), &cm("y", &[])).await.unwrap();
+    maps.create(&PostParams::default(), &cm("x", &[]))
+        .await
+        .unwrap();
+    maps.create(&PostParams::default(), &cm("y", &[]))
+        .await
+        .unwrap();
     let events = next_events(&maps, &WatchParams::streaming_lists(), "", 3).await;
     assert_eq!(events, ["ADDED x", "ADDED y", "BOOKMARK true"]);
 }
@@ -82,7 +151,9 @@ async fn streaming_list_sends_the_state_then_an_initial_events_end_bookmark() {
 async fn watch_without_a_version_starts_with_synthetic_added_events() {
     let lab = lab().await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    maps.create(&PostParams::default(), &cm("present", &[])).await.unwrap();
+    maps.create(&PostParams::default(), &cm("present", &[]))
+        .await
+        .unwrap();
     let events = next_events(&maps, &WatchParams::default(), "0", 1).await;
     assert_eq!(events, ["ADDED present"]);
 }
@@ -91,23 +162,51 @@ async fn watch_without_a_version_starts_with_synthetic_added_events() {
 async fn an_object_leaving_a_watched_label_selector_arrives_as_deleted() {
     let lab = lab().await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    let created = maps.create(&PostParams::default(), &cm("sel", &[("app", "web")])).await.unwrap();
+    let created = maps
+        .create(&PostParams::default(), &cm("sel", &[("app", "web")]))
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.unwrap();
-    maps.patch("sel", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}}))).await.unwrap();
-    maps.patch("sel", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}}))).await.unwrap();
+    maps.patch(
+        "sel",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}})),
+    )
+    .await
+    .unwrap();
+    maps.patch(
+        "sel",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})),
+    )
+    .await
+    .unwrap();
     let events = next_events(&maps, &WatchParams::default().labels("app=web"), &rv, 2).await;
     assert_eq!(events, ["DELETED sel", "ADDED sel"]);
 }
 
 #[tokio::test]
 async fn periodic_bookmarks_carry_the_current_resource_version() {
-    let lab = lab_with(ApiServerConfig { bookmark_interval: Duration::from_millis(200), ..Default::default() }).await;
+    let lab = lab_with(ApiServerConfig {
+        bookmark_interval: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
     let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
-    let created = maps.create(&PostParams::default(), &cm("bm", &[])).await.unwrap();
+    let created = maps
+        .create(&PostParams::default(), &cm("bm", &[]))
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.unwrap();
-    let mut stream = maps.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut stream = maps
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
-        Ok(Some(Ok(WatchEvent::Bookmark(b)))) => assert!(b.metadata.resource_version.parse::<u64>().unwrap() >= rv.parse::<u64>().unwrap()),
+        Ok(Some(Ok(WatchEvent::Bookmark(b)))) => assert!(
+            b.metadata.resource_version.parse::<u64>().unwrap() >= rv.parse::<u64>().unwrap()
+        ),
         other => panic!("expected a bookmark, got {other:?}"),
     }
 }

@@ -48,13 +48,16 @@ fn policy_change_to_cluster_releases_the_health_check_port() {
     alloc.prepare(Some(&svc), &mut updated).unwrap();
     assert!(updated["spec"]["healthCheckNodePort"].is_null());
     let mut other = json!({"spec": {"type": "NodePort", "ports": [{"port": 1, "nodePort": hc}]}});
-    alloc.prepare(None, &mut other).expect("the released port is free again");
+    alloc
+        .prepare(None, &mut other)
+        .expect("the released port is free again");
 }
 
 #[test]
 fn taken_and_out_of_range_node_ports_are_invalid_with_their_field_path() {
     let mut alloc = allocator();
-    let mut first = json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
+    let mut first =
+        json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
     alloc.prepare(None, &mut first).unwrap();
     let mut second = json!({"spec": {"type": "NodePort", "ports": [{"port": 1, "name": "a"}, {"port": 80, "name": "b", "nodePort": 30080}, {"port": 2, "name": "c", "nodePort": 40000}]}});
     let errors = alloc.prepare(None, &mut second).unwrap_err();
@@ -72,6 +75,12 @@ fn update_without_allocated_values_keeps_them() {
     let mut bare = lb("Local");
     alloc.prepare(Some(&svc), &mut bare).unwrap();
     assert_eq!(bare["spec"]["clusterIP"], svc["spec"]["clusterIP"]);
-    assert_eq!(bare["spec"]["ports"][0]["nodePort"], svc["spec"]["ports"][0]["nodePort"]);
-    assert_eq!(bare["spec"]["healthCheckNodePort"], svc["spec"]["healthCheckNodePort"]);
+    assert_eq!(
+        bare["spec"]["ports"][0]["nodePort"],
+        svc["spec"]["ports"][0]["nodePort"]
+    );
+    assert_eq!(
+        bare["spec"]["healthCheckNodePort"],
+        svc["spec"]["healthCheckNodePort"]
+    );
 }

@@ -12,14 +12,21 @@ const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
 fn quoted(values: &[&str]) -> String {
-    values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn unsupported(field: impl Into<String>, value: &str, supported: &[&str]) -> FieldError {
     FieldError {
         field: field.into(),
         reason: "FieldValueNotSupported",
-        detail: format!("Unsupported value: {value:?}: supported values: {}", quoted(supported)),
+        detail: format!(
+            "Unsupported value: {value:?}: supported values: {}",
+            quoted(supported)
+        ),
     }
 }
 
@@ -41,15 +48,27 @@ pub fn validate_spec(old: Option<&Value>, spec: &Value) -> Vec<FieldError> {
         if ports.len() > 1 && name.is_empty() {
             errors.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
         } else if !name.is_empty() && !names.insert(name.to_string()) {
-            errors.push(FieldError { field: format!("spec.ports[{i}].name"), reason: "FieldValueDuplicate", detail: format!("Duplicate value: {name:?}") });
+            errors.push(FieldError {
+                field: format!("spec.ports[{i}].name"),
+                reason: "FieldValueDuplicate",
+                detail: format!("Duplicate value: {name:?}"),
+            });
         }
         let number = port["port"].as_i64().unwrap_or(0);
         if !(1..=65535).contains(&number) {
-            errors.push(FieldError::invalid(format!("spec.ports[{i}].port"), number, "must be between 1 and 65535, inclusive"));
+            errors.push(FieldError::invalid(
+                format!("spec.ports[{i}].port"),
+                number,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         let protocol = port["protocol"].as_str().unwrap_or("TCP");
         if !PROTOCOLS.contains(&protocol) {
-            errors.push(unsupported(format!("spec.ports[{i}].protocol"), protocol, PROTOCOLS));
+            errors.push(unsupported(
+                format!("spec.ports[{i}].protocol"),
+                protocol,
+                PROTOCOLS,
+            ));
         }
         if !endpoints.insert((number, protocol.to_string())) {
             errors.push(FieldError {
@@ -62,15 +81,27 @@ pub fn validate_spec(old: Option<&Value>, spec: &Value) -> Vec<FieldError> {
     let external = matches!(type_, "NodePort" | "LoadBalancer");
     if let Some(policy) = spec["externalTrafficPolicy"].as_str() {
         if !external {
-            errors.push(FieldError::invalid("spec.externalTrafficPolicy", format!("{policy:?}"), "may only be set for externally-accessible services"));
+            errors.push(FieldError::invalid(
+                "spec.externalTrafficPolicy",
+                format!("{policy:?}"),
+                "may only be set for externally-accessible services",
+            ));
         } else if !matches!(policy, "Cluster" | "Local") {
-            errors.push(unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]));
+            errors.push(unsupported(
+                "spec.externalTrafficPolicy",
+                policy,
+                &["Cluster", "Local"],
+            ));
         }
     }
-    if let Some(class) = spec["loadBalancerClass"].as_str() {
-        if type_ != "LoadBalancer" {
-            errors.push(FieldError::invalid("spec.loadBalancerClass", format!("{class:?}"), "may only be used when `type` is 'LoadBalancer'"));
-        }
+    if let Some(class) = spec["loadBalancerClass"].as_str()
+        && type_ != "LoadBalancer"
+    {
+        errors.push(FieldError::invalid(
+            "spec.loadBalancerClass",
+            format!("{class:?}"),
+            "may only be used when `type` is 'LoadBalancer'",
+        ));
     }
     // Once a LoadBalancer has a class (or none), it keeps it while it stays a LoadBalancer.
     if let Some(old) = old
@@ -78,8 +109,15 @@ pub fn validate_spec(old: Option<&Value>, spec: &Value) -> Vec<FieldError> {
         && type_ == "LoadBalancer"
         && old["loadBalancerClass"] != spec["loadBalancerClass"]
     {
-        let shown = spec["loadBalancerClass"].as_str().map(|c| format!("{c:?}")).unwrap_or_else(|| "null".into());
-        errors.push(FieldError::invalid("spec.loadBalancerClass", shown, "may not change once set"));
+        let shown = spec["loadBalancerClass"]
+            .as_str()
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_else(|| "null".into());
+        errors.push(FieldError::invalid(
+            "spec.loadBalancerClass",
+            shown,
+            "may not change once set",
+        ));
     }
     errors
 }
@@ -92,16 +130,35 @@ mod tests {
     #[test]
     fn unnamed_duplicate_and_out_of_range_ports_are_invalid() {
         let spec = json!({"type": "ClusterIP", "ports": [{"port": 80}, {"port": 80, "name": "b"}, {"port": 70000, "name": "c", "protocol": "ICMP"}]});
-        let fields: Vec<String> = validate_spec(None, &spec).into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["spec.ports[0].name", "spec.ports[1]", "spec.ports[2].port", "spec.ports[2].protocol"]);
+        let fields: Vec<String> = validate_spec(None, &spec)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.ports[0].name",
+                "spec.ports[1]",
+                "spec.ports[2].port",
+                "spec.ports[2].protocol"
+            ]
+        );
     }
 
     #[test]
     fn load_balancer_class_is_immutable_and_only_for_load_balancers() {
         let old = json!({"type": "LoadBalancer", "loadBalancerClass": "portico.dev/lb", "ports": [{"port": 80}]});
-        let changed = json!({"type": "LoadBalancer", "loadBalancerClass": "other", "ports": [{"port": 80}]});
-        assert_eq!(validate_spec(Some(&old), &changed)[0].field, "spec.loadBalancerClass");
-        let cluster_ip = json!({"type": "ClusterIP", "loadBalancerClass": "x", "ports": [{"port": 80}]});
-        assert_eq!(validate_spec(None, &cluster_ip)[0].field, "spec.loadBalancerClass");
+        let changed =
+            json!({"type": "LoadBalancer", "loadBalancerClass": "other", "ports": [{"port": 80}]});
+        assert_eq!(
+            validate_spec(Some(&old), &changed)[0].field,
+            "spec.loadBalancerClass"
+        );
+        let cluster_ip =
+            json!({"type": "ClusterIP", "loadBalancerClass": "x", "ports": [{"port": 80}]});
+        assert_eq!(
+            validate_spec(None, &cluster_ip)[0].field,
+            "spec.loadBalancerClass"
+        );
     }
 }

@@ -1,0 +1,250 @@
+//! DELETE: preconditions, finalizers (the object stays, marked, until they are gone), and
+//! what a removal undoes (allocations, a CRD's kinds, a namespace's contents).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::super::meta::now_rfc3339;
+use super::super::resources::ResourceType;
+use super::super::selector::Selectors;
+use super::super::status::ApiError;
+use super::super::store::key_of;
+use super::pipeline::finalizers;
+use super::{Cluster, State, present};
+
+/// The preconditions of a DELETE body.
+#[derive(Default)]
+pub struct DeleteOptions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    pub fn from_body(body: &Value) -> Self {
+        let pre = &body["preconditions"];
+        DeleteOptions {
+            uid: pre["uid"].as_str().map(String::from),
+            resource_version: pre["resourceVersion"].as_str().map(String::from),
+            dry_run: body["dryRun"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|v| v == "All")),
+        }
+    }
+}
+
+impl Cluster {
+    /// Deletes at once, or, with finalizers, marks the object deleted and keeps it until they
+    /// are gone. Returns the object while it stays, a success Status once it is gone.
+    pub fn delete(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        self.write(options.dry_run, |state| {
+            let gr = rt.storage_key();
+            let old = state.store.get(&gr, namespace.unwrap_or_default(), name).ok_or_else(|| ApiError::not_found(rt, name))?;
+            if let Some(uid) = &options.uid
+                && old["metadata"]["uid"].as_str() != Some(uid)
+            {
+                let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", old["metadata"]["uid"].as_str().unwrap_or_default());
+                return Err(ApiError::precondition_failed(rt, name, &why));
+            }
+            if let Some(rv) = &options.resource_version
+                && old["metadata"]["resourceVersion"].as_str() != Some(rv)
+            {
+                let why = format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+                );
+                return Err(ApiError::precondition_failed(rt, name, &why));
+            }
+            if rt.is("", "namespaces") {
+                return Ok(present(rt, &terminate_namespace(state, rt, &old)));
+            }
+            if !finalizers(&old).is_empty() {
+                if !old["metadata"]["deletionTimestamp"].is_null() {
+                    return Ok(present(rt, &old));
+                }
+                let mut marked = (*old).clone();
+                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                let marked = state.store.put(&gr, marked);
+                return Ok(present(rt, &marked));
+            }
+            let gone = remove_locked(state, rt, &old);
+            if rt.is("", "pods") {
+                return Ok(present(rt, &gone));
+            }
+            Ok(success_status(rt, &gone))
+        })
+    }
+
+    /// DELETE on a collection: each matching object as a single DELETE would.
+    pub fn delete_collection(
+        &self,
+        rt: &Arc<ResourceType>,
+        namespace: Option<&str>,
+        selectors: &Selectors,
+    ) -> Result<Value, ApiError> {
+        let names: Vec<(String, String)> = {
+            let state = self.lock();
+            state
+                .store
+                .list(&rt.storage_key(), namespace)
+                .filter(|o| selectors.matches(o))
+                .map(|o| key_of(o))
+                .collect()
+        };
+        let mut items = Vec::new();
+        for (ns, name) in names {
+            let ns = Some(ns).filter(|n| !n.is_empty());
+            if let Ok(item) = self.delete(rt, ns.as_deref(), &name, &DeleteOptions::default()) {
+                items.push(item);
+            }
+        }
+        Ok(
+            json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
+        )
+    }
+}
+
+fn success_status(rt: &ResourceType, gone: &Value) -> Value {
+    let mut details = json!({"name": gone["metadata"]["name"], "kind": rt.plural, "uid": gone["metadata"]["uid"]});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// Removes an object and undoes what it held: allocations, a CRD's kinds and objects, the
+/// last object of a Terminating namespace (and so the namespace).
+pub(super) fn remove_locked(state: &mut State, rt: &ResourceType, object: &Value) -> Arc<Value> {
+    let (namespace, name) = key_of(object);
+    let gone = state
+        .store
+        .remove(&rt.storage_key(), &namespace, &name)
+        .unwrap_or_else(|| Arc::new(object.clone()));
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "services") => state.services.release(object),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let group = object["spec"]["group"].as_str().unwrap_or_default();
+            let plural = object["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default();
+            let served = state
+                .registry
+                .all()
+                .iter()
+                .find(|t| t.is(group, plural) && t.printer_columns.is_some())
+                .cloned();
+            state.registry.set_custom(group, plural, Vec::new());
+            if let Some(served) = served {
+                let keys: Vec<_> = state
+                    .store
+                    .list(&served.storage_key(), None)
+                    .map(|o| key_of(o))
+                    .collect();
+                for (ns, name) in keys {
+                    state.store.remove(&served.storage_key(), &ns, &name);
+                }
+            }
+        }
+        _ => {}
+    }
+    if rt.namespaced {
+        finish_namespace_if_empty(state, &namespace);
+    }
+    gone
+}
+
+/// A namespace deletion as the namespace controller carries it out: the namespace turns
+/// Terminating, everything in it is deleted (objects with finalizers stay, marked, until their
+/// controllers let go), and the namespace goes once it is empty. Creating in it meanwhile is
+/// forbidden.
+fn terminate_namespace(state: &mut State, rt: &ResourceType, namespace: &Arc<Value>) -> Arc<Value> {
+    let name = namespace["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let marked = if namespace["metadata"]["deletionTimestamp"].is_null() {
+        let mut marked = (**namespace).clone();
+        marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        marked["status"]["phase"] = json!("Terminating");
+        state.store.put(&rt.storage_key(), marked)
+    } else {
+        namespace.clone()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let kinds: Vec<Arc<ResourceType>> = state
+        .registry
+        .all()
+        .iter()
+        .filter(|t| t.namespaced)
+        .cloned()
+        .collect();
+    for kind in kinds {
+        if !seen.insert(kind.storage_key()) {
+            continue;
+        }
+        let objects: Vec<Arc<Value>> = state
+            .store
+            .list(&kind.storage_key(), Some(&name))
+            .cloned()
+            .collect();
+        for object in objects {
+            if finalizers(&object).is_empty() {
+                remove_locked(state, &kind, &object);
+            } else if object["metadata"]["deletionTimestamp"].is_null() {
+                let mut marked = (*object).clone();
+                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                state.store.put(&kind.storage_key(), marked);
+            }
+        }
+    }
+    // Removing the last object may already have finished the namespace.
+    let current = state.store.get(&rt.storage_key(), "", &name);
+    match current {
+        Some(current) => {
+            finish_namespace_if_empty(state, &name);
+            state
+                .store
+                .get(&rt.storage_key(), "", &name)
+                .unwrap_or(current)
+        }
+        None => marked,
+    }
+}
+
+/// Removes a Terminating namespace once nothing is left in it.
+fn finish_namespace_if_empty(state: &mut State, namespace: &str) {
+    let Some(namespaces) = state.registry.find("", "v1", "namespaces") else {
+        return;
+    };
+    let Some(ns) = state.store.get(&namespaces.storage_key(), "", namespace) else {
+        return;
+    };
+    if ns["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    let empty = state
+        .registry
+        .all()
+        .iter()
+        .filter(|t| t.namespaced)
+        .all(|t| {
+            state
+                .store
+                .list(&t.storage_key(), Some(namespace))
+                .next()
+                .is_none()
+        });
+    if empty {
+        state.store.remove(&namespaces.storage_key(), "", namespace);
+    }
+}
