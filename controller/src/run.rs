@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
@@ -27,6 +27,9 @@ use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
 use crate::status::current_ips;
+
+/// Reconciles in flight at once (each is a few API round trips).
+const RECONCILE_CONCURRENCY: u16 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -102,8 +105,15 @@ pub async fn run(
     restore_all(&client, &ctx).await?;
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
-    let services: Api<Service> = Api::all(client);
-    let controller = Controller::new(services, watcher::Config::default())
+    let (store, writer) = reflector::store();
+    let services = watcher(Api::<Service>::all(client), watcher::Config::default())
+        .default_backoff()
+        .modify(trim_for_cache)
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::for_stream(services, store)
+        // Bounded, so a burst of thousands of Services does not open thousands of connections.
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_all_on(ReceiverStream::new(pools_changed_rx))
         .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
     let store = controller.store();
@@ -113,6 +123,15 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())
+}
+
+/// Drops what the controller never reads and what costs the most memory per cached Service:
+/// managedFields and kubectl's copy of the last applied object.
+fn trim_for_cache(service: &mut Service) {
+    service.metadata.managed_fields = None;
+    if let Some(annotations) = service.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Restores every Portico Service's addresses, those with addresses first.

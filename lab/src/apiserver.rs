@@ -3,13 +3,20 @@
 //!
 //! ```text
 //!   kubectl / kube-rs ──HTTPS──▶ routes ──▶ cluster (one lock) ──▶ store ──▶ watch fan-out
-//!                                  │            ├─ services: clusterIP / nodePort allocation
-//!                                  │            ├─ crd: custom kinds come and go
+//!                                  │            ├─ pipeline: metadata, status split, generation
+//!                                  │            ├─ services: defaults, validation, allocation
+//!                                  │            ├─ crd + schema: custom kinds, prune/default/CEL
+//!                                  │            ├─ conversion: events.k8s.io ⇄ core Events
 //!                                  │            └─ patch / apply: every PATCH flavour
 //!                                  └─ discovery, openapi, table (kubectl's needs)
 //! ```
 //! `LabApiServer::start` runs it inside the caller's runtime (tests, `portico-lab up`);
 //! `portico-lab apiserver` runs it in the foreground.
+//!
+//! Not modelled (controllers, not the API server): garbage collection by ownerReferences, the
+//! EndpointSlice controller, kubelets. Other gaps: no aggregated discovery (kubectl falls
+//! back), no OpenAPI schemas (only what `kubectl apply` needs), IPv4 Services only,
+//! no admission webhooks, no RBAC (one admin token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -38,6 +45,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod validation;
 mod watch;
 
 pub use status::ApiError;
@@ -162,7 +170,7 @@ impl LabApiServer {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let certificate = tls::issue(&bound.iter().map(SocketAddr::ip).collect::<Vec<_>>())?;
-        let token = meta::new_uid().replace('-', "");
+        let token = meta::random_token();
         let server = Arc::new(routes::Server {
             cluster: cluster::Cluster::new(
                 config.service_cidr,

@@ -64,22 +64,30 @@ pub struct ApiserverArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct LeaseHolderArgs {
+    /// Kubeconfig of the API server holding the Lease.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: PathBuf,
-    #[arg(long, default_value = "default")]
+    /// Namespace of the Lease.
+    #[arg(long, env = "PORTICO_LEASE_NAMESPACE", default_value = "default")]
     pub namespace: String,
-    #[arg(long)]
+    /// Name of the Lease.
+    #[arg(long, env = "PORTICO_LEASE_NAME")]
     pub name: String,
-    #[arg(long)]
+    /// This candidate's identity, written as the Lease's holder.
+    #[arg(long, env = "PORTICO_LEASE_IDENTITY")]
     pub identity: String,
     /// Lease duration in milliseconds.
-    #[arg(long, default_value_t = 15_000)]
+    #[arg(long, env = "PORTICO_LEASE_DURATION_MS", default_value_t = 15_000)]
     pub lease_duration_ms: u64,
     /// Renew deadline in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "PORTICO_LEASE_RENEW_DEADLINE_MS",
+        default_value_t = 10_000
+    )]
     pub renew_deadline_ms: u64,
     /// Retry period in milliseconds.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, env = "PORTICO_LEASE_RETRY_PERIOD_MS", default_value_t = 2_000)]
     pub retry_period_ms: u64,
 }
 

@@ -1,3 +1,6 @@
+//! `portico-lab`: see `portico_lab::cli`.
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 #[tokio::main]

@@ -170,7 +170,13 @@ pub fn prune_and_default(schema: &Value, object: &mut Value) -> Vec<String> {
 /// `fieldValidation=Strict` turns into an error.
 fn walk(schema: &Value, value: &mut Value, path: &str, pruned: &mut Vec<String>) {
     let root = path.is_empty();
-    let join = |name: &str| if root { name.to_string() } else { format!("{path}.{name}") };
+    let join = |name: &str| {
+        if root {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
     match value {
         Value::Object(map) => {
             let properties = schema["properties"].as_object();
@@ -230,7 +236,7 @@ mod schema_tests {
             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
         let mut object = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "bogus": 1}, "status": {"anything": 1}, "extra": true});
         let pruned = prune_and_default(&schema, &mut object);
-        assert_eq!(pruned, ["spec.bogus", "extra"]);
+        assert_eq!(pruned, ["extra", "spec.bogus"]);
         assert_eq!(
             object,
             json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"addresses": ["1"], "autoAssign": true}, "status": {"anything": 1}})

@@ -29,6 +29,17 @@ fn next_random() -> u64 {
     z ^ (z >> 31)
 }
 
+/// A bearer token: 128 bits from the kernel's random source (falling back to the uid
+/// generator, which is unique but guessable, only if /dev/urandom cannot be read).
+pub fn random_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => new_uid().replace('-', ""),
+    }
+}
+
 /// A version-4 shaped UUID.
 pub fn new_uid() -> String {
     let (a, b) = (next_random(), next_random());

@@ -155,6 +155,7 @@ impl Default for Registry {
                 .with_status(false)
                 .with_generation()
                 .in_category("all"),
+            // EndpointSlices count changes to everything but metadata in `generation`.
             b(
                 "discovery.k8s.io",
                 "v1",
@@ -162,7 +163,8 @@ impl Default for Registry {
                 "EndpointSlice",
                 true,
                 &[],
-            ),
+            )
+            .with_generation(),
             b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
             ResourceType {
                 conversion: Conversion::EventsV1,

@@ -7,13 +7,21 @@ use axum::response::Response;
 use serde::Serialize;
 
 pub fn json<T: Serialize + ?Sized>(code: StatusCode, body: &T) -> Response {
+    json_as(code, "application/json", body)
+}
+
+/// JSON under a more specific media type (aggregated discovery names its kind in it).
+pub fn json_as<T: Serialize + ?Sized>(
+    code: StatusCode,
+    content_type: &'static str,
+    body: &T,
+) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = code;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -78,6 +78,13 @@ impl Request<'_> {
         matches!(self.param(name), Some("true" | "1"))
     }
 
+    fn wants_aggregated_discovery(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"))
+    }
+
     fn wants_metadata(&self) -> bool {
         self.headers
             .get(header::ACCEPT)
@@ -171,6 +178,14 @@ fn dispatch(
             .ok_or_else(ApiError::no_route)
     };
     match segments.as_slice() {
+        ["api" | "apis"] if request.wants_aggregated_discovery() => {
+            let body = discovery::aggregated(&cluster.lock().registry, segments[0] == "api");
+            Ok(respond::json_as(
+                StatusCode::OK,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                &body,
+            ))
+        }
         ["api"] => Ok(respond::ok(&discovery::core_versions())),
         ["apis"] => Ok(respond::ok(&discovery::group_list(
             &cluster.lock().registry,

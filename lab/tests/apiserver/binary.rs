@@ -24,6 +24,7 @@ async fn the_apiserver_command_serves_kubectl_and_exits_on_sigterm() {
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
+        .env("PORTICO_LOG_LEVEL", "warn")
         .kill_on_drop(true)
         .spawn()
         .unwrap();

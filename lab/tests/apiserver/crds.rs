@@ -178,3 +178,79 @@ async fn custom_resources_breaking_the_crd_schema_are_invalid_with_the_field_pat
     let status = status_of(pools.create(&PostParams::default(), &empty).await);
     assert_eq!(status.details.unwrap().causes[0].field, "spec.addresses");
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_built_in_and_custom_kinds() {
+    let lab = lab().await;
+    let client = lab.client().await.unwrap();
+    install_crds(&client).await;
+    let discovery = Discovery::new(client).run_aggregated().await.unwrap();
+    let core = discovery
+        .groups()
+        .find(|g| g.name().is_empty())
+        .expect("the core group");
+    let (services, caps) = core
+        .recommended_resources()
+        .into_iter()
+        .find(|(ar, _)| ar.plural == "services")
+        .expect("services");
+    assert_eq!(services.kind, "Service");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "status")
+    );
+    let portico = discovery
+        .groups()
+        .find(|g| g.name() == "portico.dev")
+        .expect("portico.dev");
+    assert!(
+        portico
+            .recommended_resources()
+            .iter()
+            .any(|(ar, _)| ar.kind == "AddressPool")
+    );
+}
+
+#[tokio::test]
+async fn a_crd_stays_terminating_until_its_finalized_objects_are_released() {
+    let lab = lab().await;
+    let client = lab.client().await.unwrap();
+    install_crds(&client).await;
+    let pools: Api<AddressPool> = Api::all(client.clone());
+    let mut held = pool("held");
+    held.metadata.finalizers = Some(vec!["portico.dev/pool-in-use".into()]);
+    pools.create(&PostParams::default(), &held).await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let terminating = crds
+        .delete("addresspools.portico.dev", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the CRD stays while objects remain");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert!(
+        pools
+            .get("held")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    let status = status_of(pools.create(&PostParams::default(), &pool("late")).await);
+    assert_eq!(status.code, 405);
+    let release = json!({"metadata": {"finalizers": null}});
+    pools
+        .patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(crds.get("addresspools.portico.dev").await).code,
+        404
+    );
+    assert_eq!(
+        status_of(pools.list(&ListParams::default()).await).code,
+        404
+    );
+}

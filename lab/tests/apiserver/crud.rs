@@ -408,3 +408,66 @@ async fn a_namespace_stays_terminating_until_finalized_contents_are_released() {
         .unwrap();
     assert_eq!(status_of(namespaces.get("held").await).code, 404);
 }
+
+#[tokio::test]
+async fn deleting_a_service_answers_the_deleted_service_as_upstream_does() {
+    let lab = lab().await;
+    let services: Api<Service> = Api::namespaced(lab.client().await.unwrap(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &mk_service("bye", "ClusterIP", &[80]),
+        )
+        .await
+        .unwrap();
+    let deleted = services
+        .delete("bye", &DeleteParams::default())
+        .await
+        .unwrap();
+    let object = deleted
+        .left()
+        .expect("Services answer with the object (ReturnDeletedObject)");
+    assert_eq!(object.metadata.name.as_deref(), Some("bye"));
+    assert_eq!(status_of(services.get("bye").await).code, 404);
+}
+
+#[tokio::test]
+async fn delete_collection_deletes_the_selected_objects_and_lists_them() {
+    let lab = lab().await;
+    let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
+    for (name, tier) in [("a", "web"), ("b", "db"), ("c", "web")] {
+        let mut cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        cm.metadata.labels = Some([("tier".to_string(), tier.to_string())].into());
+        maps.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = maps
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=web"),
+        )
+        .await
+        .unwrap()
+        .left()
+        .expect("a list of what was deleted");
+    let names: Vec<String> = deleted
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    let left: Vec<String> = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["b"]);
+}

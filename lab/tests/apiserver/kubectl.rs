@@ -328,3 +328,33 @@ async fn kubectl_client_side_apply_updates_service_ports_with_a_strategic_merge_
     .await;
     assert_eq!(before, after, "the untouched port keeps its nodePort");
 }
+
+#[tokio::test]
+async fn kubectl_apply_refuses_unknown_and_invalid_fields_of_a_custom_resource() {
+    let lab = lab().await;
+    apply_crds(&lab).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pool.yaml");
+    let pool = |spec: &str| {
+        format!(
+            "apiVersion: portico.dev/v1alpha1\nkind: AddressPool\nmetadata:\n  name: p\nspec:\n{spec}"
+        )
+    };
+    std::fs::write(
+        &file,
+        pool("  addresses: [\"198.18.0.200-198.18.0.250\"]\n  autoAsign: true\n"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = kubectl(&lab, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(
+        !ok && stderr.contains("strict decoding error: unknown field \"spec.autoAsign\""),
+        "{stderr}"
+    );
+    std::fs::write(&file, pool("  addresses: [\"not an address\"]\n")).unwrap();
+    let (ok, _, stderr) = kubectl(&lab, &["apply", "-f", file.to_str().unwrap()]).await;
+    // kubectl words a 422 itself from the Status details: `The AddressPool "p" is invalid: ...`.
+    assert!(
+        !ok && stderr.contains("AddressPool \"p\" is invalid: spec.addresses[0]"),
+        "{stderr}"
+    );
+}

@@ -249,3 +249,55 @@ async fn server_side_apply_of_status_through_the_status_subresource() {
         "{managers:?}"
     );
 }
+
+#[tokio::test]
+async fn apply_conflicts_with_a_field_another_manager_set_by_an_ordinary_patch() {
+    let lab = lab().await;
+    let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
+    configmap(&maps, "edited").await;
+    let edit = json!({"data": {"a": "edited"}});
+    let params = PatchParams {
+        field_manager: Some("editor".into()),
+        ..Default::default()
+    };
+    maps.patch("edited", &params, &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "edited"}, "data": {"a": "applied"}});
+    let status = status_of(
+        maps.patch(
+            "edited",
+            &PatchParams::apply("applier"),
+            &Patch::Apply(&config),
+        )
+        .await,
+    );
+    assert_eq!(status.code, 409);
+    assert!(
+        status.message.contains("conflict with \"editor\""),
+        "{}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn a_patch_carrying_a_stale_resource_version_is_a_conflict() {
+    let lab = lab().await;
+    let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
+    configmap(&maps, "guarded").await;
+    let first = maps.get("guarded").await.unwrap();
+    let stale = first.metadata.resource_version.clone().unwrap();
+    maps.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "2"}})),
+    )
+    .await
+    .unwrap();
+    let guarded = json!({"metadata": {"resourceVersion": stale}, "data": {"a": "3"}});
+    let status = status_of(
+        maps.patch("guarded", &PatchParams::default(), &Patch::Merge(&guarded))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+}

@@ -167,3 +167,31 @@ async fn a_dry_run_create_answers_the_allocated_service_but_stores_and_holds_not
         .await
         .expect("the nodePort was not held by the dry run");
 }
+
+#[tokio::test]
+async fn a_load_balancer_ingress_that_is_not_an_ip_is_invalid() {
+    let lab = lab().await;
+    let services: Api<Service> = Api::namespaced(lab.client().await.unwrap(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &mk_service("bad-status", "LoadBalancer", &[80]),
+        )
+        .await
+        .unwrap();
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.18.0.300"}]}}});
+    let error = status_of(
+        services
+            .patch_status(
+                "bad-status",
+                &PatchParams::default(),
+                &Patch::Merge(&status),
+            )
+            .await,
+    );
+    assert_eq!(error.code, 422);
+    assert_eq!(
+        error.details.unwrap().causes[0].field,
+        "status.loadBalancer.ingress[0].ip"
+    );
+}

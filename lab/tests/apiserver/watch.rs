@@ -210,3 +210,23 @@ async fn periodic_bookmarks_carry_the_current_resource_version() {
         other => panic!("expected a bookmark, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_delete_held_by_a_finalizer_is_watched_as_modified_then_deleted() {
+    let lab = lab().await;
+    let maps: Api<ConfigMap> = Api::namespaced(lab.client().await.unwrap(), "default");
+    let mut held = cm("held", &[]);
+    held.metadata.finalizers = Some(vec!["portico.dev/test".into()]);
+    let created = maps.create(&PostParams::default(), &held).await.unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    maps.delete("held", &Default::default()).await.unwrap();
+    maps.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let events = next_events(&maps, &WatchParams::default(), &rv, 3).await;
+    assert_eq!(events, ["MODIFIED held", "MODIFIED held", "DELETED held"]);
+}

@@ -243,3 +243,6 @@ fn endpoints_for(
     }
     unique
 }
+
+#[cfg(test)]
+mod tests;

@@ -65,6 +65,9 @@ impl Cluster {
             if rt.is("", "namespaces") {
                 return Ok(present(rt, &terminate_namespace(state, rt, &old)));
             }
+            if rt.is("apiextensions.k8s.io", "customresourcedefinitions") && finalizers(&old).is_empty() {
+                return Ok(present(rt, &terminate_crd(state, rt, &old)));
+            }
             if !finalizers(&old).is_empty() {
                 if !old["metadata"]["deletionTimestamp"].is_null() {
                     return Ok(present(rt, &old));
@@ -76,7 +79,7 @@ impl Cluster {
                 return Ok(present(rt, &marked));
             }
             let gone = remove_locked(state, rt, &old);
-            if rt.is("", "pods") {
+            if returns_deleted_object(rt) {
                 return Ok(present(rt, &gone));
             }
             Ok(success_status(rt, &gone))
@@ -90,26 +93,43 @@ impl Cluster {
         namespace: Option<&str>,
         selectors: &Selectors,
     ) -> Result<Value, ApiError> {
-        let names: Vec<(String, String)> = {
+        let matching: Vec<Arc<Value>> = {
             let state = self.lock();
             state
                 .store
                 .list(&rt.storage_key(), namespace)
                 .filter(|o| selectors.matches(o))
-                .map(|o| key_of(o))
+                .cloned()
                 .collect()
         };
+        // The answer lists the deleted objects themselves, whatever a single DELETE answers.
         let mut items = Vec::new();
-        for (ns, name) in names {
+        for object in matching {
+            let (ns, name) = key_of(&object);
             let ns = Some(ns).filter(|n| !n.is_empty());
-            if let Ok(item) = self.delete(rt, ns.as_deref(), &name, &DeleteOptions::default()) {
-                items.push(item);
+            match self.delete(rt, ns.as_deref(), &name, &DeleteOptions::default()) {
+                Ok(answer) if answer["kind"] == "Status" => items.push(present(rt, &object)),
+                Ok(answer) => items.push(answer),
+                Err(_) => {}
             }
         }
-        Ok(
-            json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
-        )
+        Ok(json!({
+            "kind": format!("{}List", rt.kind),
+            "apiVersion": rt.api_version(),
+            "metadata": {},
+            "items": items,
+        }))
     }
+}
+
+/// Kinds whose storage answers a completed DELETE with the object (`ReturnDeletedObject`, or
+/// a REST of its own that does); the rest answer a success Status naming it.
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    matches!(
+        (rt.group.as_str(), rt.plural.as_str()),
+        ("", "pods" | "services" | "serviceaccounts")
+            | ("apiextensions.k8s.io", "customresourcedefinitions")
+    )
 }
 
 fn success_status(rt: &ResourceType, gone: &Value) -> Value {
@@ -158,7 +178,117 @@ pub(super) fn remove_locked(state: &mut State, rt: &ResourceType, object: &Value
     if rt.namespaced {
         finish_namespace_if_empty(state, &namespace);
     }
+    if rt.printer_columns.is_some() {
+        finish_crd_if_empty(state, &rt.group, &rt.plural);
+    }
     gone
+}
+
+fn mark_deleted(object: &Value) -> Value {
+    let mut marked = object.clone();
+    marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+    marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    marked
+}
+
+/// A CRD deletion as the apiextensions finalizer carries it out: the CRD turns Terminating, its
+/// objects are deleted (those with finalizers stay, marked, until released), and the CRD and
+/// its kind go once none is left.
+fn terminate_crd(state: &mut State, rt: &ResourceType, crd: &Arc<Value>) -> Arc<Value> {
+    let group = crd["spec"]["group"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let plural = crd["spec"]["names"]["plural"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let marked = if crd["metadata"]["deletionTimestamp"].is_null() {
+        let mut marked = mark_deleted(crd);
+        if let Some(conditions) = marked["status"]["conditions"].as_array_mut() {
+            conditions.push(json!({
+                "type": "Terminating", "status": "True", "lastTransitionTime": now_rfc3339(),
+                "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress",
+            }));
+        }
+        state.store.put(&rt.storage_key(), marked)
+    } else {
+        crd.clone()
+    };
+    let served = state
+        .registry
+        .all()
+        .iter()
+        .find(|t| t.is(&group, &plural) && t.printer_columns.is_some())
+        .cloned();
+    if let Some(served) = served {
+        let objects: Vec<Arc<Value>> = state
+            .store
+            .list(&served.storage_key(), None)
+            .cloned()
+            .collect();
+        for object in objects {
+            if finalizers(&object).is_empty() {
+                remove_locked(state, &served, &object);
+            } else if object["metadata"]["deletionTimestamp"].is_null() {
+                state
+                    .store
+                    .put(&served.storage_key(), mark_deleted(&object));
+            }
+        }
+    }
+    finish_crd_if_empty(state, &group, &plural);
+    state
+        .store
+        .get(&rt.storage_key(), "", &name)
+        .unwrap_or(marked)
+}
+
+/// Removes a Terminating CRD (and stops serving its kind) once it has no objects left.
+fn finish_crd_if_empty(state: &mut State, group: &str, plural: &str) {
+    let Some(crds) = state
+        .registry
+        .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    else {
+        return;
+    };
+    let Some(crd) = state
+        .store
+        .get(&crds.storage_key(), "", &format!("{plural}.{group}"))
+    else {
+        return;
+    };
+    if crd["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    let served = state
+        .registry
+        .all()
+        .iter()
+        .find(|t| t.is(group, plural) && t.printer_columns.is_some())
+        .cloned();
+    if served.is_none_or(|t| state.store.list(&t.storage_key(), None).next().is_none()) {
+        remove_locked(state, &crds, &crd);
+    }
+}
+
+/// Whether a custom kind's CRD is being deleted (creating its objects is then refused).
+pub(super) fn crd_terminating(state: &State, rt: &ResourceType) -> bool {
+    state
+        .registry
+        .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .and_then(|crds| {
+            state.store.get(
+                &crds.storage_key(),
+                "",
+                &format!("{}.{}", rt.plural, rt.group),
+            )
+        })
+        .is_some_and(|crd| !crd["metadata"]["deletionTimestamp"].is_null())
 }
 
 /// A namespace deletion as the namespace controller carries it out: the namespace turns

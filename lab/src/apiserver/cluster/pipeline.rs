@@ -13,7 +13,7 @@ use super::super::meta::{self, is_dns_subdomain, now_rfc3339};
 use super::super::patch::ListRules;
 use super::super::resources::ResourceType;
 use super::super::status::{ApiError, FieldError};
-use super::super::{crd, schema};
+use super::super::{crd, schema, validation};
 use super::State;
 use super::delete::remove_locked;
 use super::write::WriteContext;
@@ -106,7 +106,10 @@ fn strict_fields(rt: &ResourceType, ctx: &WriteContext, pruned: &[String]) -> Re
     if !ctx.strict || pruned.is_empty() {
         return Ok(());
     }
-    let fields: Vec<String> = pruned.iter().map(|p| format!("unknown field {p:?}")).collect();
+    let fields: Vec<String> = pruned
+        .iter()
+        .map(|p| format!("unknown field {p:?}"))
+        .collect();
     Err(ApiError::bad_request(format!(
         "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
         fields.join(", "),
@@ -203,6 +206,13 @@ pub(super) fn create_locked(
             Some(_) => {}
         }
     }
+    if rt.printer_columns.is_some() && super::delete::crd_terminating(state, rt) {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+        ));
+    }
     let gr = rt.storage_key();
     if state
         .store
@@ -239,6 +249,11 @@ pub(super) fn create_locked(
         && let Some(map) = body.as_object_mut()
     {
         map.remove("status");
+    }
+    // Checked before any allocation, which a failed write must not leave behind.
+    let errors = validation::validate(rt, &body);
+    if !errors.is_empty() {
+        return Err(invalid(rt, &name, &errors));
     }
     let mut registers = None;
     match (rt.group.as_str(), rt.plural.as_str()) {
@@ -362,6 +377,11 @@ pub(super) fn update_locked(
                 )],
             ));
         }
+    }
+    // Checked before any allocation, which a failed write must not leave behind.
+    let errors = validation::validate(rt, &new);
+    if !errors.is_empty() {
+        return Err(invalid(rt, &name, &errors));
     }
     let mut registers = None;
     match (rt.group.as_str(), rt.plural.as_str()) {

@@ -78,6 +78,29 @@ pub fn validate_spec(old: Option<&Value>, spec: &Value) -> Vec<FieldError> {
             });
         }
     }
+    // The lab's service CIDR is IPv4 only, like a single-stack cluster.
+    for (i, family) in spec["ipFamilies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if family != "IPv4" {
+            let shown = family.as_str().unwrap_or_default();
+            errors.push(FieldError::invalid(
+                format!("spec.ipFamilies[{i}]"),
+                format!("{shown:?}"),
+                "not configured on this cluster",
+            ));
+        }
+    }
+    if spec["ipFamilyPolicy"] == "RequireDualStack" {
+        errors.push(FieldError::invalid(
+            "spec.ipFamilyPolicy",
+            "\"RequireDualStack\"",
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
     let external = matches!(type_, "NodePort" | "LoadBalancer");
     if let Some(policy) = spec["externalTrafficPolicy"].as_str() {
         if !external {

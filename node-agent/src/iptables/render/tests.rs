@@ -60,23 +60,334 @@ pub(crate) fn terminating(mut endpoint: Endpoint) -> Endpoint {
     endpoint
 }
 
+/// The expected rule set: the fixed chains plus `listing` (iptables-save lines, `:CHAIN` for a
+/// chain without rules), with `$SVC`, `$SVL`, `$EXT`, `$FW` and `$SEP7` (the SEP chain of
+/// 10.244.0.7:8080) standing for the chains of `ns1/svc1:p80` over `protocol`.
+fn expected(protocol: Protocol, listing: &str) -> String {
+    let (hash, sep7) = match protocol {
+        Protocol::Tcp => ("XPGD46QRK7WJZT7O", "WUFPZIJA6ALYN5XD"),
+        Protocol::Udp => ("OJWW7NSBVZTDHXNW", "GG4QURTZPQHOO7OE"),
+        Protocol::Sctp => ("GFCIFIA5VTFSTMSM", "TCAKMOS2N2LKBSIQ"),
+    };
+    let listing = listing
+        .replace("$SVC", &format!("PORTICO-SVC-{hash}"))
+        .replace("$SVL", &format!("PORTICO-SVL-{hash}"))
+        .replace("$EXT", &format!("PORTICO-EXT-{hash}"))
+        .replace("$FW", &format!("PORTICO-FW-{hash}"))
+        .replace("$SEP7", &format!("PORTICO-SEP-{sep7}"));
+    let mut set = RuleSet::default();
+    let fixed = "\
+nat -A PORTICO-MARK-MASQ -j MARK --or-mark 0x4000
+nat -A PORTICO-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+nat -A PORTICO-POSTROUTING -j MARK --xor-mark 0x4000
+nat -A PORTICO-POSTROUTING -j MASQUERADE --random-fully
+nat :PORTICO-NODEPORTS
+filter :PORTICO-SERVICES
+filter :PORTICO-EXTERNAL-SERVICES
+filter :PORTICO-NODEPORTS
+filter :PORTICO-FIREWALL";
+    for line in fixed.lines().chain(listing.lines()).map(str::trim).filter(|line| !line.is_empty()) {
+        let (table, line) = line.split_once(' ').expect("table first");
+        let chains = set.chains_mut(if table == "nat" { Table::Nat } else { Table::Filter });
+        if let Some(chain) = line.strip_prefix(':') {
+            chains.entry(chain.to_string()).or_default();
+        } else {
+            let (chain, rule) = line.strip_prefix("-A ").expect("-A line").split_once(' ').expect("rule");
+            chains.entry(chain.to_string()).or_default().push(rule.to_string());
+        }
+    }
+    let services = set.nat.entry(names::SERVICES.to_string()).or_default();
+    services.push("-m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS".into());
+    set.dump()
+}
+
 fn dump(ports: Vec<ServicePort>) -> String {
+    dump_for(ports, &node())
+}
+
+fn dump_for(ports: Vec<ServicePort>, node: &NodeContext) -> String {
     let mut state = DesiredState::default();
     for port in ports {
         state.insert(port);
     }
-    render(&state, &node(), IpFamily::V4).dump()
+    let family = state.ports.values().next().map_or(IpFamily::V4, |port| port.key.family);
+    render(&state, node, family).dump()
+}
+
+fn svc1() -> ServicePort {
+    mk_port("svc1", "10.96.0.10")
+}
+
+fn with_node_port(mut port: ServicePort) -> ServicePort {
+    port.node_port = Some(30080);
+    port
+}
+
+fn with_lb(mut port: ServicePort) -> ServicePort {
+    port.node_port = Some(30080);
+    port.load_balancer_ips = vec!["198.18.0.200".parse().unwrap()];
+    port
+}
+
+fn local(mut port: ServicePort) -> ServicePort {
+    port.external_policy = TrafficPolicy::Local;
+    port.health_check_node_port = Some(31000);
+    port
+}
+
+fn endpoints(mut port: ServicePort, endpoints: Vec<Endpoint>) -> ServicePort {
+    port.endpoints = endpoints;
+    port
+}
+
+fn remote() -> Endpoint {
+    mk_endpoint("10.244.1.5", "node-b")
+}
+
+fn on_this_node() -> Endpoint {
+    mk_endpoint("10.244.0.7", NODE)
+}
+
+/// The table of behaviours: (case, Service ports, expected listing).
+#[test]
+fn rendered_rules_match_kube_proxy_semantics() {
+    let cases: Vec<(&str, ServicePort, &str)> = vec![
+        (
+            "cluster IP: remote endpoints DNAT in place, a local one through a hairpin SEP chain",
+            endpoints(svc1(), vec![remote(), on_this_node()]),
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+        ),
+        (
+            "no endpoints: REJECT the cluster IP and the node port in filter, nothing in nat",
+            with_node_port(svc1()),
+            "filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j REJECT
+             filter -A PORTICO-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j REJECT",
+        ),
+        (
+            "node port, Cluster policy: EXT marks for masquerade, then the SVC chain",
+            endpoints(with_node_port(svc1()), vec![remote()]),
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A $EXT -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080",
+        ),
+        (
+            "LB IP, Local policy with a local endpoint: pods short-circuit, the node masquerades, the rest stay local",
+            local(endpoints(with_lb(svc1()), vec![remote(), on_this_node()])),
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $EXT
+             nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -s 10.244.0.0/16 -j $SVC
+             nat -A $EXT -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
+             nat -A $EXT -m addrtype --src-type LOCAL -j $SVC
+             nat -A $EXT -j $SVL
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -j $SEP7
+             nat -A $SVL -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080
+             filter -A PORTICO-NODEPORTS -p tcp -m tcp --dport 31000 -j ACCEPT",
+        ),
+        (
+            "Local policy without a local endpoint: external traffic DROPped in filter, pods and the node still served",
+            local(endpoints(with_lb(svc1()), vec![remote()])),
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $EXT
+             nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -s 10.244.0.0/16 -j $SVC
+             nat -A $EXT -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
+             nat -A $EXT -m addrtype --src-type LOCAL -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             filter -A PORTICO-EXTERNAL-SERVICES -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j DROP
+             filter -A PORTICO-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j DROP
+             filter -A PORTICO-NODEPORTS -p tcp -m tcp --dport 31000 -j ACCEPT",
+        ),
+        (
+            "terminating endpoints serve only when none is ready",
+            endpoints(svc1(), vec![terminating(on_this_node()), terminating(remote())]),
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -j $SEP7
+             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+        ),
+        (
+            "ClientIP affinity: recent checks first, every chosen endpoint recorded",
+            {
+                let mut port = endpoints(svc1(), vec![remote(), on_this_node()]);
+                port.affinity_timeout_seconds = Some(300);
+                port
+            },
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --rcheck --seconds 300 --reap -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -m recent --name $SEP7 --rcheck --seconds 300 --reap -j $SEP7
+             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --set -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -m recent --name $SEP7 --set -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+        ),
+        (
+            "loadBalancerSourceRanges: FW chain accepts the ranges (and the VIP itself when the node is in range), filter drops the rest",
+            {
+                let mut port = endpoints(with_lb(svc1()), vec![remote()]);
+                port.node_port = None;
+                port.load_balancer_source_ranges = vec!["203.0.113.0/24".parse().unwrap(), "198.18.0.0/24".parse().unwrap()];
+                port
+            },
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $FW
+             nat -A $FW -s 203.0.113.0/24 -j $EXT
+             nat -A $FW -s 198.18.0.0/24 -j $EXT
+             nat -A $FW -s 198.18.0.200/32 -j $EXT
+             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A $EXT -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             filter -A PORTICO-FIREWALL -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j DROP",
+        ),
+        (
+            "internalTrafficPolicy Local without a local endpoint: nothing is reachable, so REJECT",
+            {
+                let mut port = endpoints(svc1(), vec![remote()]);
+                port.internal_policy = TrafficPolicy::Local;
+                port
+            },
+            "filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j REJECT",
+        ),
+        (
+            "internalTrafficPolicy Local: the cluster IP enters the local chain, which masquerades off-cluster sources",
+            {
+                let mut port = endpoints(svc1(), vec![remote(), on_this_node()]);
+                port.internal_policy = TrafficPolicy::Local;
+                port
+            },
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVL
+             nat -A $SVL ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVL -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+        ),
+    ];
+    for (case, port, listing) in cases {
+        assert_eq!(dump(vec![port]), expected(Protocol::Tcp, listing), "case: {case}");
+    }
 }
 
 #[test]
-fn print_cases() {
-    let mut p = mk_port("svc1", "10.96.0.10");
-    p.endpoints = vec![mk_endpoint("10.244.1.5", "node-b"), mk_endpoint("10.244.0.7", NODE)];
-    p.node_port = Some(30080);
-    p.load_balancer_ips = vec!["198.18.0.200".parse().unwrap()];
-    p.external_policy = TrafficPolicy::Local;
-    p.health_check_node_port = Some(31000);
-    p.affinity_timeout_seconds = Some(300);
-    p.load_balancer_source_ranges = vec!["203.0.113.0/24".parse().unwrap()];
-    println!("{}", dump(vec![p, mk_port("svc2", "10.96.0.11")]));
+fn udp_and_sctp_ports_match_their_protocol() {
+    for (protocol, name, bucket) in [(Protocol::Udp, "udp", "UDP"), (Protocol::Sctp, "sctp", "SCTP")] {
+        let mut port = endpoints(with_node_port(svc1()), vec![on_this_node()]);
+        port.key.protocol = protocol;
+        let listing = format!(
+            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p {name} -m {name} --dport 80 -j $SVC
+             nat -A PORTICO-NODEPORTS -p {name} -m {name} --dport 30080:30143 -j PORTICO-NPS-{bucket}-30080
+             nat -A PORTICO-NPS-{bucket}-30080 -p {name} -m {name} --dport 30080 -j $EXT
+             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A $EXT -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p {name} -m {name} --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p {name} -m {name} -j DNAT --to-destination 10.244.0.7:8080"
+        );
+        assert_eq!(dump(vec![port]), expected(protocol, &listing), "{name}");
+    }
+}
+
+#[test]
+fn several_pod_cidrs_use_a_shared_not_pod_chain() {
+    let mut node = node();
+    node.pod_cidrs.push("10.245.0.0/16".parse().unwrap());
+    let port = endpoints(svc1(), vec![remote()]);
+    let listing = "nat -A PORTICO-MASQ-NOT-POD -s 10.244.0.0/16 -j RETURN
+         nat -A PORTICO-MASQ-NOT-POD -s 10.245.0.0/16 -j RETURN
+         nat -A PORTICO-MASQ-NOT-POD -j PORTICO-MARK-MASQ
+         nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+         nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+         nat -A $SVC -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MASQ-NOT-POD
+         nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080";
+    assert_eq!(dump_for(vec![port], &node), expected(Protocol::Tcp, listing));
+}
+
+#[test]
+fn ipv6_renders_its_own_rule_set() {
+    let mut node = node();
+    node.pod_cidrs.push("fd00:244::/64".parse().unwrap());
+    let mut port = endpoints(mk_port("svc1", "fd00:96::a"), vec![mk_endpoint("fd00:244::7", NODE)]);
+    port.key.family = IpFamily::V6;
+    let listing = "nat -A PORTICO-SERVICES -d ::a/::ff -j PORTICO-SVCS-0A
+         nat -A PORTICO-SVCS-0A -d fd00:96::a/128 -p tcp -m tcp --dport 80 -j $SVC
+         nat -A $SVC ! -s fd00:244::/64 -d fd00:96::a/128 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
+         nat -A $SVC -j PORTICO-SEP-C7I5MKSCKNB34T7Q
+         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -s fd00:244::7/128 -j PORTICO-MARK-MASQ
+         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -p tcp -m tcp -j DNAT --to-destination [fd00:244::7]:8080";
+    assert_eq!(dump_for(vec![port], &node), expected(Protocol::Tcp, listing));
+}
+
+#[test]
+fn statistic_probabilities_are_one_over_the_remaining_endpoints() {
+    let many: Vec<Endpoint> = (1..=4).map(|i| mk_endpoint(&format!("10.244.1.{i}"), "node-b")).collect();
+    let set = render(&state_of(vec![endpoints(svc1(), many)]), &node(), IpFamily::V4);
+    let svc = &set.nat[&names::svc_chain(&svc1().key)];
+    let probabilities: Vec<&str> = svc
+        .iter()
+        .skip(1)
+        .map(|rule| rule.split("--probability ").nth(1).map_or("last", |rest| rest.split(' ').next().unwrap()))
+        .collect();
+    assert_eq!(probabilities, ["0.2500000000", "0.3333333333", "0.5000000000", "last"]);
+}
+
+fn state_of(ports: Vec<ServicePort>) -> DesiredState {
+    let mut state = DesiredState::default();
+    for port in ports {
+        state.insert(port);
+    }
+    state
+}
+
+#[test]
+fn a_changed_service_rewrites_only_its_chains_and_its_bucket() {
+    let ports: Vec<ServicePort> = (0..300)
+        .map(|i| endpoints(mk_port(&format!("svc{i}"), &format!("10.96.{}.{}", i / 250, i % 250 + 1)), vec![remote()]))
+        .collect();
+    let mut cache = RenderCache::new(&node(), IpFamily::V4);
+    let before = cache.render(&state_of(ports.clone()), &node());
+    let mut changed = ports;
+    changed[7].endpoints.push(mk_endpoint("10.244.2.9", "node-c"));
+    let after = cache.render(&state_of(changed.clone()), &node());
+    assert_eq!(after, render(&state_of(changed), &node(), IpFamily::V4), "the cache renders what render does");
+    let plan = after.partial_restore(&before);
+    let svc7 = names::svc_chain(&mk_port("svc7", "10.96.0.8").key);
+    assert_eq!(plan.text, format!(
+        "*nat\n:{svc7} - [0:0]\n\
+         -A {svc7} ! -s 10.244.0.0/16 -d 10.96.0.8/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ\n\
+         -A {svc7} -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080\n\
+         -A {svc7} -p tcp -m tcp -j DNAT --to-destination 10.244.2.9:8080\n\
+         COMMIT\n"
+    ));
 }
