@@ -14,6 +14,7 @@ pub mod address_range;
 pub mod crd_yaml;
 pub mod keys;
 pub mod l2_announcement;
+pub mod selector;
 pub mod validation;
 
 pub use address_pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, ServiceAllocation};

@@ -3,36 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use portico_api::ServiceAllocation;
+use portico_api::selector::selects;
 
 use super::request::ServiceRequest;
-
-/// Whether `selector` selects an object with `labels`. An operator the API does not define
-/// selects nothing (the pool's validation has already reported it).
-pub(crate) fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(key, value)| labels.get(key) == Some(value));
-    labels_match
-        && selector
-            .match_expressions
-            .iter()
-            .flatten()
-            .all(|requirement| {
-                let values = requirement.values.as_deref().unwrap_or_default();
-                let actual = labels.get(&requirement.key);
-                match requirement.operator.as_str() {
-                    "In" => actual.is_some_and(|v| values.contains(v)),
-                    "NotIn" => actual.is_none_or(|v| !values.contains(v)),
-                    "Exists" => actual.is_some(),
-                    "DoesNotExist" => actual.is_none(),
-                    _ => false,
-                }
-            })
-}
 
 /// Whether the `serviceAllocation` names namespaces or Services at all (a priority alone does
 /// not restrict).
