@@ -183,6 +183,23 @@ async fn partial_sync(syncer: &mut Syncer, backend: Backend, services: usize, ro
     rows.extend(best);
 }
 
+/// The periodic full resync over rules that are already in place (rewrites every chain).
+async fn resync(syncer: &mut Syncer, backend: Backend, services: usize, rows: &mut Vec<Row>) {
+    let started = Instant::now();
+    let outcome = syncer.sync_full(&state(services, None), &node()).await.expect("full resync");
+    let sync = started.elapsed();
+    rows.push(Row {
+        backend: backend.as_str(),
+        scenario: format!("full resync, {services} Services in place"),
+        chains: outcome.chains_written,
+        rules: outcome.rules_written,
+        compute: outcome.compute,
+        restore: outcome.restore,
+        sync,
+        raw_restore: None,
+    });
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     if std::env::args().any(|arg| arg == "--list") {
@@ -199,6 +216,7 @@ async fn main() {
         let _ = full_sync(backend, 1_000, &mut rows).await;
         let (_netns, mut syncer) = full_sync(backend, 10_000, &mut rows).await;
         partial_sync(&mut syncer, backend, 10_000, &mut rows).await;
+        resync(&mut syncer, backend, 10_000, &mut rows).await;
     }
     println!(
         "| backend | scenario | chains written | rules written | compute ms | restore ms | sync ms | raw restore ms | sync / raw |"
