@@ -15,11 +15,13 @@ pub mod crd_yaml;
 pub mod keys;
 pub mod l2_announcement;
 pub mod selector;
+pub mod service_key;
 pub mod validation;
 
 pub use address_pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, ServiceAllocation};
 pub use address_range::{AddressRange, AddressRangeError, IpFamily};
 pub use l2_announcement::{L2Announcement, L2AnnouncementSpec};
+pub use service_key::ServiceKey;
 pub use validation::{FieldError, ValidationErrors};
 
 /// The API group of every Portico CRD.

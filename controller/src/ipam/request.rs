@@ -8,31 +8,10 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use portico_api::IpFamily;
+pub use portico_api::ServiceKey;
 use portico_api::keys::service::{ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
 
 use super::error::IpamError;
-
-/// A Service's identity, `namespace/name`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ServiceKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// `spec.externalTrafficPolicy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

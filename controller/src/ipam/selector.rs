@@ -1,8 +1,6 @@
 //! Label selector matching for `serviceAllocation`, with the API server's semantics: an empty
 //! selector selects everything; `matchLabels` and every `matchExpressions` entry must all hold.
 
-use std::collections::BTreeMap;
-
 use portico_api::ServiceAllocation;
 use portico_api::selector::selects;
 
