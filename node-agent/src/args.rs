@@ -1,6 +1,10 @@
 //! The agent's flags. Every flag has a long name, an environment variable and a help line.
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
 use clap::Parser;
+use ipnet::IpNet;
 use portico_runtime::{AdminArgs, ClientArgs, LogArgs};
 
 /// portico-agent runs on every node: it carries NodePort and LoadBalancer traffic to pods,
@@ -10,8 +14,47 @@ use portico_runtime::{AdminArgs, ClientArgs, LogArgs};
 pub struct Args {
     /// Name of the Node this agent runs on, as in the Node object (the DaemonSet passes
     /// spec.nodeName through the downward API).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: String,
+    #[arg(long, env = "NODE_NAME", required_unless_present = "cleanup")]
+    pub node_name: Option<String>,
+
+    /// Remove every rule and chain Portico installed on this node, then exit (no API server
+    /// needed). Other programs' rules are left alone.
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// The cluster's pod CIDRs, comma separated. Traffic from them is pod traffic: never
+    /// masqueraded to ClusterIPs, and short-circuited to all endpoints when it reaches a
+    /// Local Service's external address.
+    #[arg(long, env = "PORTICO_CLUSTER_CIDR", value_delimiter = ',')]
+    pub cluster_cidr: Vec<IpNet>,
+
+    /// This node's addresses, comma separated; by default the InternalIP and ExternalIP
+    /// addresses of its Node object.
+    #[arg(long, env = "PORTICO_NODE_IP", value_delimiter = ',')]
+    pub node_ip: Vec<IpAddr>,
+
+    /// Only node addresses within these CIDRs (comma separated) serve NodePorts and health
+    /// check ports; all of the node's addresses when empty (kube-proxy's --nodeport-addresses).
+    #[arg(long, env = "PORTICO_NODEPORT_ADDRESSES", value_delimiter = ',')]
+    pub nodeport_addresses: Vec<IpNet>,
+
+    /// Address of the node health server (/healthz and /livez, as kube-proxy's
+    /// --healthz-bind-address) that load balancers of Cluster-policy Services probe.
+    #[arg(
+        long,
+        env = "PORTICO_HEALTHZ_BIND_ADDRESS",
+        default_value = "0.0.0.0:10256"
+    )]
+    pub healthz_bind_address: SocketAddr,
+
+    /// Longest time between two full rewrites of the rules (repairs drift); the node health
+    /// check fails when a requested sync waits longer than twice this.
+    #[arg(long, env = "PORTICO_SYNC_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sync_period: Duration,
+
+    /// Shortest time between two syncs: a burst of changes within it is applied at once.
+    #[arg(long, env = "PORTICO_MIN_SYNC_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub min_sync_period: Duration,
 
     #[command(flatten)]
     pub client: ClientArgs,

@@ -1,15 +1,20 @@
 //! portico-agent: the per-node half of Portico.
 //!
 //! ```text
-//!   main ─▶ Args ─▶ run(): logging, client, admin server ─▶ API server reachable ─▶ ready
+//!   main ─▶ Args ─▶ run(): logging, client, admin server ─▶ API server reachable
+//!                        ─▶ run::run(): watches ─▶ dataplane syncs, health servers ─▶ ready
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod dataplane;
-pub mod iptables;
 pub mod health;
+pub mod iptables;
 pub mod metrics;
+pub mod node_info;
+pub mod proxier;
+pub mod run;
+pub mod sync_schedule;
 
 use std::process::ExitCode;
 
@@ -21,25 +26,58 @@ const BINARY: &str = "portico-agent";
 /// Runs the agent until SIGTERM or SIGINT. Start-up errors print one line to standard error and
 /// give a non-zero exit code.
 pub async fn run(args: Args) -> ExitCode {
-    if args.node_name.trim().is_empty() {
-        eprintln!("{BINARY}: --node-name (or NODE_NAME) must name this node");
+    if args.cleanup {
+        return cleanup().await;
+    }
+    let node_name = match args.node_name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => {
+            eprintln!("{BINARY}: --node-name (or NODE_NAME) must name this node");
+            return ExitCode::from(2);
+        }
+    };
+    if args.min_sync_period > args.sync_period {
+        eprintln!("{BINARY}: --min-sync-period must not be longer than --sync-period");
         return ExitCode::from(2);
     }
-    let (registry, _metrics) = metrics::registry(&args.node_name);
-    let started = match startup::start(BINARY, &args.log, &args.client, &args.admin, registry).await {
+    let (registry, metrics) = metrics::registry(&node_name);
+    let started = match startup::start(BINARY, &args.log, &args.client, &args.admin, registry).await
+    {
         Ok(started) => started,
         Err(code) => return code,
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        node = %args.node_name,
+        node = %node_name,
         admin_addr = %args.admin.admin_addr,
         "starting"
     );
     tokio::select! {
-        _ = startup::wait_for_api_server(&started.client) => started.readiness.set(true),
+        _ = startup::wait_for_api_server(&started.client) => {}
         _ = shutdown::signal() => return ExitCode::SUCCESS,
     }
-    shutdown::signal().await;
-    ExitCode::SUCCESS
+    run::run(
+        &args,
+        &node_name,
+        started.client,
+        started.readiness,
+        metrics,
+        shutdown::signal(),
+    )
+    .await
+}
+
+/// `--cleanup`: removes Portico's chains and jumps of both families.
+async fn cleanup() -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for family in [dataplane::IpFamily::V4, dataplane::IpFamily::V6] {
+        match iptables::Iptables::new(family).cleanup().await {
+            Ok(()) => println!("{BINARY}: removed Portico's {family:?} rules"),
+            Err(e) => {
+                eprintln!("{BINARY}: cleanup of {family:?} rules failed: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }

@@ -1,11 +1,43 @@
 //! The agent's Prometheus metrics, under the `portico_agent_` prefix.
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// `full` or `partial`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: &'static str,
+}
+
+fn sync_histogram() -> Histogram {
+    // 1 ms to ~16 s: a partial restore is milliseconds, a full one at scale is seconds.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
 /// Handles to the agent's metrics; the registry that serves them is returned beside it.
-#[derive(Clone, Debug, Default)]
-pub struct AgentMetrics {}
+#[derive(Clone, Debug)]
+pub struct AgentMetrics {
+    pub sync_duration: Family<SyncLabels, Histogram, fn() -> Histogram>,
+    pub sync_errors: Family<ErrorLabels, Counter>,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        AgentMetrics {
+            sync_duration: Family::new_with_constructor(sync_histogram),
+            sync_errors: Family::default(),
+        }
+    }
+}
 
 pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
     let mut registry = Registry::with_prefix("portico_agent");
@@ -17,5 +49,16 @@ pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
             ("node", node_name.to_owned()),
         ]),
     );
-    (registry, AgentMetrics::default())
+    let metrics = AgentMetrics::default();
+    registry.register(
+        "sync_duration_seconds",
+        "Time taken by one dataplane sync (rules, health checks, conntrack), by kind",
+        metrics.sync_duration.clone(),
+    );
+    registry.register(
+        "sync_errors",
+        "Failed dataplane syncs, by error",
+        metrics.sync_errors.clone(),
+    );
+    (registry, metrics)
 }

@@ -1,0 +1,157 @@
+//! One dataplane sync: the cluster's Services and EndpointSlices, seen from this node, become
+//! iptables rules (one `Syncer` per IP family), health check listeners with their local
+//! endpoint counts, and deleted conntrack entries for UDP endpoints that went away.
+//!
+//! ```text
+//!   Services, EndpointSlices ─▶ dataplane::desired_state ─▶ Syncer (v4, v6) ─▶ iptables-restore
+//!                                        │                 ─▶ local_ready_endpoints ─▶ health servers
+//!                                        └─ old vs new ───▶ stale_udp_flows ─▶ conntrack -D
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
+use portico_api::keys::reason::FAILED_TO_START_SERVICE_HEALTHCHECK;
+
+use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
+use crate::dataplane::{DesiredState, IpFamily, NodeContext, desired_state, local_ready_endpoints};
+use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
+use crate::iptables::{Iptables, IptablesError, SyncKind, Syncer};
+use crate::metrics::{AgentMetrics, SyncLabels};
+
+pub struct Proxier {
+    node: NodeContext,
+    syncers: BTreeMap<IpFamily, Syncer>,
+    last_state: DesiredState,
+    health_servers: ServiceHealthServers,
+    sync_health: SyncHealth,
+    recorder: Option<Recorder>,
+    metrics: AgentMetrics,
+}
+
+impl Proxier {
+    pub fn new(
+        node: NodeContext,
+        health_servers: ServiceHealthServers,
+        sync_health: SyncHealth,
+        recorder: Option<Recorder>,
+        metrics: AgentMetrics,
+    ) -> Self {
+        Proxier {
+            node,
+            syncers: BTreeMap::new(),
+            last_state: DesiredState::default(),
+            health_servers,
+            sync_health,
+            recorder,
+            metrics,
+        }
+    }
+
+    /// The node's addresses changed (its Node object was updated).
+    pub fn set_node(&mut self, node: NodeContext) {
+        self.node = node;
+    }
+
+    /// Brings the dataplane to the given cluster state; `full` rewrites every chain.
+    pub async fn sync(
+        &mut self,
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        full: bool,
+    ) -> Result<(), IptablesError> {
+        let started = Instant::now();
+        let state = desired_state(services.iter().map(|s| &**s), slices.iter().map(|s| &**s));
+        let result = self.sync_rules(&state, full).await;
+        self.metrics
+            .sync_duration
+            .get_or_create(&SyncLabels {
+                kind: if full { "full" } else { "partial" },
+            })
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            self.metrics
+                .sync_errors
+                .get_or_create(&crate::metrics::ErrorLabels { error: e.label() })
+                .inc();
+            return result;
+        }
+        let flows = stale_udp_flows(&self.last_state, &state, &self.node.node_name);
+        if !flows.is_empty()
+            && let Err(e) = delete_stale_udp_flows(&flows, None).await
+        {
+            // Stale entries expire on their own; a failure here must not fail the sync.
+            tracing::warn!(error = %e, "could not delete stale UDP conntrack entries");
+        }
+        self.sync_health_checks(&state, services).await;
+        self.last_state = state;
+        self.sync_health.updated();
+        Ok(())
+    }
+
+    async fn sync_rules(&mut self, state: &DesiredState, full: bool) -> Result<(), IptablesError> {
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let wanted = state.ports_of(family).next().is_some();
+            // IPv6 rules are written only once an IPv6 Service appears (and then kept in sync).
+            if !wanted && family == IpFamily::V6 && !self.syncers.contains_key(&family) {
+                continue;
+            }
+            let syncer = self
+                .syncers
+                .entry(family)
+                .or_insert_with(|| Syncer::new(Iptables::new(family), &self.node));
+            let outcome = if full {
+                syncer.sync_full(state, &self.node).await?
+            } else {
+                syncer.sync(state, &self.node).await?
+            };
+            if outcome.kind != SyncKind::Unchanged {
+                tracing::debug!(?family, kind = ?outcome.kind, chains = outcome.chains_written, rules = outcome.rules_written, restore = ?outcome.restore, "iptables synced");
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens and closes health check listeners and updates their counts.
+    async fn sync_health_checks(&mut self, state: &DesiredState, services: &[Arc<Service>]) {
+        let mut ports = BTreeMap::new();
+        for port in state.ports.values() {
+            if let Some(health_port) = port.health_check_node_port {
+                ports.insert(
+                    ServiceKey::new(&port.key.namespace, &port.key.name),
+                    health_port,
+                );
+            }
+        }
+        let counts: BTreeMap<ServiceKey, usize> =
+            local_ready_endpoints(state, &self.node.node_name)
+                .into_iter()
+                .map(|((namespace, name), count)| (ServiceKey::new(namespace, name), count))
+                .collect();
+        self.health_servers.sync_endpoints(&counts);
+        for failure in self.health_servers.sync_services(&ports).await {
+            tracing::warn!(error = %failure, "health check server not started");
+            let service = services.iter().find(|s| {
+                s.metadata.namespace.as_deref() == Some(&failure.service.namespace)
+                    && s.metadata.name.as_deref() == Some(&failure.service.name)
+            });
+            if let (Some(recorder), Some(service)) = (&self.recorder, service) {
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: FAILED_TO_START_SERVICE_HEALTHCHECK.into(),
+                    note: Some(format!("node {}: {failure}", self.node.node_name)),
+                    action: "Listen".into(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&event, &service.object_ref(&())).await {
+                    tracing::warn!(error = %e, "could not publish an Event");
+                }
+            }
+        }
+    }
+}

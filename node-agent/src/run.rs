@@ -1,0 +1,177 @@
+//! The agent's main loop, once it has a client:
+//!
+//! ```text
+//!   Services ───────┐ reflectors ──change──▶ SyncSchedule (min/max period) ──due──▶ Proxier::sync
+//!   EndpointSlices ─┤                                                          └─▶ SyncHealth
+//!   own Node ───────┘──▶ node addresses, eligibility ─▶ :10256 /healthz
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use portico_runtime::Readiness;
+use tokio::sync::Notify;
+
+use crate::Args;
+use crate::dataplane::NodeContext;
+use crate::health::node::{NodeEligibility, NodeHealthServer};
+use crate::health::{ServiceHealthServers, SyncHealth, node_eligible};
+use crate::metrics::AgentMetrics;
+use crate::node_info::{node_ips, nodeport_addresses};
+use crate::proxier::Proxier;
+use crate::sync_schedule::{SyncRequest, SyncSchedule};
+
+/// Starts a reflector; every change wakes `changed`.
+fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => changed.notify_one(),
+                Err(e) => tracing::warn!(error = %e, "watch error"),
+            }
+        }
+    });
+    store
+}
+
+fn node_context(args: &Args, node_name: &str, node: Option<&Node>) -> NodeContext {
+    let ips = if args.node_ip.is_empty() {
+        node.map(node_ips).unwrap_or_default()
+    } else {
+        args.node_ip.clone()
+    };
+    NodeContext {
+        node_name: node_name.to_owned(),
+        node_ips: ips,
+        pod_cidrs: args.cluster_cidr.clone(),
+    }
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    args: &Args,
+    node_name: &str,
+    client: kube::Client,
+    readiness: Readiness,
+    metrics: AgentMetrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> ExitCode {
+    let sync_health = SyncHealth::new(args.sync_period * 2);
+    let eligibility = NodeEligibility::default();
+    let node_health = match NodeHealthServer::bind(
+        args.healthz_bind_address,
+        sync_health.clone(),
+        eligibility.clone(),
+    )
+    .await
+    {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("portico-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(node_health.serve());
+
+    let changed = Arc::new(Notify::new());
+    let services = reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let slices = reflect(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+    let nodes = reflect(Api::<Node>::all(client.clone()), own_node, changed.clone());
+    let (_, _, _) = tokio::join!(
+        services.wait_until_ready(),
+        slices.wait_until_ready(),
+        nodes.wait_until_ready()
+    );
+
+    let node = nodes.state().into_iter().next();
+    let mut context = node_context(args, node_name, node.as_deref());
+    let listen_on = if args.nodeport_addresses.is_empty() {
+        vec![std::net::IpAddr::from([0, 0, 0, 0])]
+    } else {
+        nodeport_addresses(&context.node_ips, &args.nodeport_addresses)
+    };
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "portico-agent".into(),
+            instance: Some(node_name.to_owned()),
+        },
+    );
+    let health_servers = ServiceHealthServers::new(listen_on, sync_health.clone());
+    let mut proxier = Proxier::new(
+        context.clone(),
+        health_servers,
+        sync_health.clone(),
+        Some(recorder),
+        metrics,
+    );
+    let mut schedule = SyncSchedule::new(args.min_sync_period, args.sync_period);
+    tracing::info!(node = %node_name, node_ips = ?context.node_ips, "dataplane starting");
+
+    tokio::pin!(shutdown);
+    loop {
+        let due = tokio::time::Instant::from_std(schedule.next_at(Instant::now()));
+        tokio::select! {
+            _ = changed.notified() => {
+                schedule.request();
+                sync_health.queued(Instant::now());
+                continue;
+            }
+            _ = tokio::time::sleep_until(due) => {}
+            _ = &mut shutdown => return ExitCode::SUCCESS,
+        }
+        let node = nodes.state().into_iter().next();
+        eligibility.set(node.as_deref().is_none_or(node_eligible));
+        let fresh = node_context(args, node_name, node.as_deref());
+        if fresh != context {
+            context = fresh;
+            proxier.set_node(context.clone());
+        }
+        let kind = schedule.kind(Instant::now());
+        let result = proxier
+            .sync(
+                &services.state(),
+                &slices.state(),
+                kind == SyncRequest::Full,
+            )
+            .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "dataplane sync failed; retrying");
+        } else {
+            readiness.set(true);
+        }
+        schedule.finished(kind, Instant::now(), result.is_err());
+    }
+}
