@@ -15,7 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use portico_agent::dataplane::{
-    DesiredState, Endpoint, IpFamily, NodeContext, Protocol, ServicePort, ServicePortKey, TrafficPolicy,
+    DesiredState, Endpoint, IpFamily, NodeContext, Protocol, ServicePort, ServicePortKey,
+    TrafficPolicy,
 };
 use portico_agent::iptables::ruleset::{ChainNames, ExtraLines};
 use portico_agent::iptables::{Backend, Iptables, SyncKind, Syncer, render};
@@ -33,10 +34,11 @@ fn node() -> NodeContext {
 fn service(index: usize, extra_endpoint: bool) -> ServicePort {
     let index_u32 = u32::try_from(index).unwrap();
     let cluster_ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + index_u32 + 1);
-    let is_lb = index % 10 == 0;
+    let is_lb = index.is_multiple_of(10);
     let mut endpoints: Vec<Endpoint> = (0..ENDPOINTS_PER_SERVICE + usize::from(extra_endpoint))
         .map(|e| {
-            let pod = u32::from(Ipv4Addr::new(10, 245, 0, 0)) + index_u32 * 8 + u32::try_from(e).unwrap();
+            let pod =
+                u32::from(Ipv4Addr::new(10, 245, 0, 0)) + index_u32 * 8 + u32::try_from(e).unwrap();
             Endpoint {
                 ip: IpAddr::V4(Ipv4Addr::from(pod)),
                 port: 8080,
@@ -61,7 +63,9 @@ fn service(index: usize, extra_endpoint: bool) -> ServicePort {
         node_port: is_lb.then(|| 30000 + u16::try_from(index / 10).unwrap()),
         external_ips: vec![],
         load_balancer_ips: if is_lb {
-            vec![IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 0)) + index_u32))]
+            vec![IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::new(198, 19, 0, 0)) + index_u32,
+            ))]
         } else {
             vec![]
         },
@@ -89,7 +93,10 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Self {
         let name = format!("ptc-dp-bench-{}-{tag}", std::process::id());
-        let status = Command::new("ip").args(["netns", "add", &name]).status().expect("ip netns add");
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add");
         assert!(status.success(), "ip netns add {name}");
         Netns(name)
     }
@@ -102,7 +109,10 @@ impl Drop for Netns {
 }
 
 fn remove_leftovers() {
-    let listing = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let listing = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     for line in String::from_utf8_lossy(&listing.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
         if name.starts_with("ptc-dp-bench-") {
@@ -129,7 +139,9 @@ struct Row {
 async fn full_sync(backend: Backend, services: usize, rows: &mut Vec<Row>) -> (Netns, Syncer) {
     let desired = state(services, None);
     let netns = Netns::new(&format!("{}-{services}", backend.as_str()));
-    let tools = Iptables::new(IpFamily::V4).with_backend(backend).in_netns(&netns.0);
+    let tools = Iptables::new(IpFamily::V4)
+        .with_backend(backend)
+        .in_netns(&netns.0);
     let mut syncer = Syncer::new(tools.clone(), &node());
     let started = Instant::now();
     let outcome = syncer.sync(&desired, &node()).await.expect("full sync");
@@ -138,8 +150,12 @@ async fn full_sync(backend: Backend, services: usize, rows: &mut Vec<Row>) -> (N
 
     // The same rules restored by iptables-restore alone into another empty namespace.
     let raw_netns = Netns::new(&format!("{}-{services}-raw", backend.as_str()));
-    let text = render(&desired, &node(), IpFamily::V4).full_restore(&ChainNames::default(), &ExtraLines::default()).text;
-    let raw_tools = Iptables::new(IpFamily::V4).with_backend(backend).in_netns(&raw_netns.0);
+    let text = render(&desired, &node(), IpFamily::V4)
+        .full_restore(&ChainNames::default(), &ExtraLines::default())
+        .text;
+    let raw_tools = Iptables::new(IpFamily::V4)
+        .with_backend(backend)
+        .in_netns(&raw_netns.0);
     let started = Instant::now();
     raw_tools.restore(&text).await.expect("raw restore");
     let raw_restore = started.elapsed();
@@ -161,8 +177,8 @@ async fn full_sync(backend: Backend, services: usize, rows: &mut Vec<Row>) -> (N
 async fn partial_sync(syncer: &mut Syncer, backend: Backend, services: usize, rows: &mut Vec<Row>) {
     // Alternate between adding and removing a sixth endpoint of one Service, best of five.
     let mut best: Option<Row> = None;
-    for round in 0..5 {
-        let changed = state(services, (round % 2 == 0).then_some(4242));
+    for round in 0..5_u32 {
+        let changed = state(services, round.is_multiple_of(2).then_some(4242));
         let started = Instant::now();
         let outcome = syncer.sync(&changed, &node()).await.expect("partial sync");
         let sync = started.elapsed();
@@ -186,7 +202,10 @@ async fn partial_sync(syncer: &mut Syncer, backend: Backend, services: usize, ro
 /// The periodic full resync over rules that are already in place (rewrites every chain).
 async fn resync(syncer: &mut Syncer, backend: Backend, services: usize, rows: &mut Vec<Row>) {
     let started = Instant::now();
-    let outcome = syncer.sync_full(&state(services, None), &node()).await.expect("full resync");
+    let outcome = syncer
+        .sync_full(&state(services, None), &node())
+        .await
+        .expect("full resync");
     let sync = started.elapsed();
     rows.push(Row {
         backend: backend.as_str(),
@@ -205,7 +224,10 @@ async fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
     if !is_root {
         eprintln!("the iptables bench needs root (network namespaces); skipping");
         return;
@@ -224,7 +246,10 @@ async fn main() {
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let (raw, ratio) = match row.raw_restore {
-            Some(raw) => (ms(raw), format!("{:.2}", row.sync.as_secs_f64() / raw.as_secs_f64())),
+            Some(raw) => (
+                ms(raw),
+                format!("{:.2}", row.sync.as_secs_f64() / raw.as_secs_f64()),
+            ),
             None => ("-".into(), "-".into()),
         };
         println!(

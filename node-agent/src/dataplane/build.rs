@@ -27,10 +27,18 @@ pub fn desired_state<'a>(
     let mut slices_by_service: HashMap<(String, String), Vec<&EndpointSlice>> = HashMap::new();
     for slice in slices {
         let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-        let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
             continue;
         };
-        slices_by_service.entry((namespace, service.clone())).or_default().push(slice);
+        slices_by_service
+            .entry((namespace, service.clone()))
+            .or_default()
+            .push(slice);
     }
     let mut state = DesiredState::default();
     for service in services {
@@ -38,7 +46,10 @@ pub fn desired_state<'a>(
             service.metadata.namespace.clone().unwrap_or_default(),
             service.metadata.name.clone().unwrap_or_default(),
         );
-        let slices = slices_by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let slices = slices_by_service
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for port in service_ports(service, slices) {
             state.insert(port);
         }
@@ -72,14 +83,15 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice]) -> Vec<Servic
         .collect();
     let external_policy = policy(spec.external_traffic_policy.as_deref());
     let internal_policy = policy(spec.internal_traffic_policy.as_deref());
-    let affinity_timeout_seconds = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
-        spec.session_affinity_config
-            .as_ref()
-            .and_then(|config| config.client_ip.as_ref())
-            .and_then(|client_ip| client_ip.timeout_seconds)
-            .and_then(|seconds| u32::try_from(seconds).ok())
-            .unwrap_or(DEFAULT_AFFINITY_TIMEOUT_SECONDS)
-    });
+    let affinity_timeout_seconds =
+        (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|config| config.client_ip.as_ref())
+                .and_then(|client_ip| client_ip.timeout_seconds)
+                .and_then(|seconds| u32::try_from(seconds).ok())
+                .unwrap_or(DEFAULT_AFFINITY_TIMEOUT_SECONDS)
+        });
     let health_check_node_port = spec
         .health_check_node_port
         .and_then(|port| u16::try_from(port).ok())
@@ -94,14 +106,20 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice]) -> Vec<Servic
             continue;
         };
         let node_port = if matches!(service_type, "NodePort" | "LoadBalancer") {
-            spec_port.node_port.and_then(|port| u16::try_from(port).ok()).filter(|p| *p != 0)
+            spec_port
+                .node_port
+                .and_then(|port| u16::try_from(port).ok())
+                .filter(|p| *p != 0)
         } else {
             None
         };
         for cluster_ip in &cluster_ips {
             let family = IpFamily::of(cluster_ip);
             let of_family = |ips: &[IpAddr]| -> Vec<IpAddr> {
-                ips.iter().filter(|ip| IpFamily::of(ip) == family).copied().collect()
+                ips.iter()
+                    .filter(|ip| IpFamily::of(ip) == family)
+                    .copied()
+                    .collect()
             };
             ports.push(ServicePort {
                 key: ServicePortKey {
@@ -197,7 +215,10 @@ fn endpoints_for(
     };
     let port_name = spec_port.name.as_deref().unwrap_or_default();
     let mut endpoints = BTreeSet::new();
-    for slice in slices.iter().filter(|slice| slice.address_type == address_type) {
+    for slice in slices
+        .iter()
+        .filter(|slice| slice.address_type == address_type)
+    {
         let Some(target_port) = slice.ports.iter().flatten().find(|slice_port| {
             slice_port.name.as_deref().unwrap_or_default() == port_name
                 && Protocol::from_k8s(slice_port.protocol.as_deref()) == Some(protocol)
@@ -213,7 +234,11 @@ fn endpoints_for(
             let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
             let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
             // Every address of an endpoint is the same pod; kube-proxy uses the first.
-            let Some(ip) = endpoint.addresses.first().and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+            let Some(ip) = endpoint
+                .addresses
+                .first()
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+            else {
                 continue;
             };
             if IpFamily::of(&ip) != family {

@@ -51,17 +51,28 @@ impl StaleUdpFlow {
 
 /// Lists the UDP flows whose endpoint the node used in `old` and no longer uses in `new`, for
 /// every destination the Service port had in `old`.
-pub fn stale_udp_flows(old: &DesiredState, new: &DesiredState, node_name: &str) -> Vec<StaleUdpFlow> {
+pub fn stale_udp_flows(
+    old: &DesiredState,
+    new: &DesiredState,
+    node_name: &str,
+) -> Vec<StaleUdpFlow> {
     let mut flows = BTreeSet::new();
     for (key, old_port) in &old.ports {
         if key.protocol != Protocol::Udp {
             continue;
         }
         let old_ips = used_endpoint_ips(old_port, node_name);
-        let new_ips = new.ports.get(key).map(|port| used_endpoint_ips(port, node_name)).unwrap_or_default();
+        let new_ips = new
+            .ports
+            .get(key)
+            .map(|port| used_endpoint_ips(port, node_name))
+            .unwrap_or_default();
         for endpoint_ip in old_ips.difference(&new_ips) {
             for destination in destinations(old_port) {
-                flows.insert(StaleUdpFlow { destination, endpoint_ip: *endpoint_ip });
+                flows.insert(StaleUdpFlow {
+                    destination,
+                    endpoint_ip: *endpoint_ip,
+                });
             }
         }
     }
@@ -70,7 +81,11 @@ pub fn stale_udp_flows(old: &DesiredState, new: &DesiredState, node_name: &str) 
 
 fn used_endpoint_ips(port: &ServicePort, node_name: &str) -> BTreeSet<IpAddr> {
     let sets = categorize(port, node_name);
-    sets.cluster.iter().chain(&sets.local).map(|ep| ep.ip).collect()
+    sets.cluster
+        .iter()
+        .chain(&sets.local)
+        .map(|ep| ep.ip)
+        .collect()
 }
 
 fn destinations(port: &ServicePort) -> Vec<FlowDestination> {
@@ -78,9 +93,15 @@ fn destinations(port: &ServicePort) -> Vec<FlowDestination> {
         .chain(&port.external_ips)
         .chain(&port.load_balancer_ips);
     let mut destinations: Vec<FlowDestination> = service_ips
-        .map(|ip| FlowDestination::ServiceIp { ip: *ip, port: port.port })
+        .map(|ip| FlowDestination::ServiceIp {
+            ip: *ip,
+            port: port.port,
+        })
         .collect();
-    destinations.extend(port.node_port.map(|port| FlowDestination::NodePort { port }));
+    destinations.extend(
+        port.node_port
+            .map(|port| FlowDestination::NodePort { port }),
+    );
     destinations
 }
 
@@ -95,7 +116,10 @@ pub enum ConntrackError {
 
 /// Runs `conntrack -D` for each flow, optionally inside a network namespace (tests). A filter
 /// that matched nothing is not an error: the entries may have expired already.
-pub async fn delete_stale_udp_flows(flows: &[StaleUdpFlow], netns: Option<&str>) -> Result<(), ConntrackError> {
+pub async fn delete_stale_udp_flows(
+    flows: &[StaleUdpFlow],
+    netns: Option<&str>,
+) -> Result<(), ConntrackError> {
     for flow in flows {
         let args = flow.conntrack_args();
         let mut command = match netns {
@@ -106,12 +130,145 @@ pub async fn delete_stale_udp_flows(flows: &[StaleUdpFlow], netns: Option<&str>)
             }
             None => Command::new("conntrack"),
         };
-        let output = command.args(&args).output().await.map_err(ConntrackError::Spawn)?;
+        let output = command
+            .args(&args)
+            .output()
+            .await
+            .map_err(ConntrackError::Spawn)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
         if !output.status.success() && !stderr.contains("0 flow entries") {
-            return Err(ConntrackError::Failed { args: args.join(" "), stderr: stderr.trim().to_string() });
+            return Err(ConntrackError::Failed {
+                args: args.join(" "),
+                stderr: stderr.trim().to_string(),
+            });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{Endpoint, IpFamily, ServicePortKey, TrafficPolicy};
+
+    fn mk_udp_port(endpoints: &[&str]) -> ServicePort {
+        ServicePort {
+            key: ServicePortKey {
+                family: IpFamily::V4,
+                namespace: "ns1".into(),
+                name: "dns".into(),
+                port_name: "dns".into(),
+                protocol: Protocol::Udp,
+            },
+            cluster_ip: "10.96.0.10".parse().unwrap(),
+            port: 53,
+            node_port: Some(30053),
+            external_ips: vec![],
+            load_balancer_ips: vec!["198.18.0.200".parse().unwrap()],
+            load_balancer_source_ranges: vec![],
+            external_policy: TrafficPolicy::Cluster,
+            internal_policy: TrafficPolicy::Cluster,
+            affinity_timeout_seconds: None,
+            health_check_node_port: None,
+            endpoints: endpoints
+                .iter()
+                .map(|ip| Endpoint {
+                    ip: ip.parse().unwrap(),
+                    port: 5353,
+                    node_name: Some("node-b".into()),
+                    ready: true,
+                    serving: true,
+                    terminating: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn state(ports: Vec<ServicePort>) -> DesiredState {
+        let mut state = DesiredState::default();
+        for port in ports {
+            state.insert(port);
+        }
+        state
+    }
+
+    #[test]
+    fn a_removed_udp_endpoint_is_flushed_for_every_destination_of_the_port() {
+        let old = state(vec![mk_udp_port(&["10.244.1.1", "10.244.1.2"])]);
+        let new = state(vec![mk_udp_port(&["10.244.1.2"])]);
+        let removed: IpAddr = "10.244.1.1".parse().unwrap();
+        assert_eq!(
+            stale_udp_flows(&old, &new, "node-a"),
+            vec![
+                StaleUdpFlow {
+                    destination: FlowDestination::ServiceIp {
+                        ip: "10.96.0.10".parse().unwrap(),
+                        port: 53
+                    },
+                    endpoint_ip: removed,
+                },
+                StaleUdpFlow {
+                    destination: FlowDestination::ServiceIp {
+                        ip: "198.18.0.200".parse().unwrap(),
+                        port: 53
+                    },
+                    endpoint_ip: removed,
+                },
+                StaleUdpFlow {
+                    destination: FlowDestination::NodePort { port: 30053 },
+                    endpoint_ip: removed
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_service_flushes_all_its_endpoints_and_tcp_is_left_alone() {
+        let old = state(vec![mk_udp_port(&["10.244.1.1", "10.244.1.2"])]);
+        assert_eq!(
+            stale_udp_flows(&old, &DesiredState::default(), "node-a").len(),
+            6
+        );
+        let mut tcp = mk_udp_port(&["10.244.1.1"]);
+        tcp.key.protocol = Protocol::Tcp;
+        assert!(stale_udp_flows(&state(vec![tcp]), &DesiredState::default(), "node-a").is_empty());
+    }
+
+    #[test]
+    fn an_endpoint_that_stops_being_ready_is_flushed_once_another_is_ready() {
+        let old = state(vec![mk_udp_port(&["10.244.1.1", "10.244.1.2"])]);
+        let mut new_port = mk_udp_port(&["10.244.1.1", "10.244.1.2"]);
+        new_port.endpoints[0].ready = false;
+        let flows = stale_udp_flows(&old, &state(vec![new_port]), "node-a");
+        assert!(
+            flows
+                .iter()
+                .all(|flow| flow.endpoint_ip == "10.244.1.1".parse::<IpAddr>().unwrap())
+        );
+        assert_eq!(flows.len(), 3);
+    }
+
+    #[test]
+    fn conntrack_arguments_select_the_flow_exactly() {
+        let flow = StaleUdpFlow {
+            destination: FlowDestination::ServiceIp {
+                ip: "10.96.0.10".parse().unwrap(),
+                port: 53,
+            },
+            endpoint_ip: "10.244.1.1".parse().unwrap(),
+        };
+        assert_eq!(
+            flow.conntrack_args().join(" "),
+            "-D -f ipv4 -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.1"
+        );
+        let node_port = StaleUdpFlow {
+            destination: FlowDestination::NodePort { port: 30053 },
+            endpoint_ip: "fd00::1".parse().unwrap(),
+        };
+        assert_eq!(
+            node_port.conntrack_args().join(" "),
+            "-D -f ipv6 -p udp --orig-port-dst 30053 --dst-nat fd00::1"
+        );
+    }
 }

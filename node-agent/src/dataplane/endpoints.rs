@@ -42,12 +42,16 @@ pub fn categorize<'a>(port: &'a ServicePort, node_name: &str) -> EndpointSets<'a
     EndpointSets { cluster, local }
 }
 
-fn ready_else_terminating<'a>(endpoints: impl Iterator<Item = &'a Endpoint> + Clone) -> Vec<&'a Endpoint> {
+fn ready_else_terminating<'a>(
+    endpoints: impl Iterator<Item = &'a Endpoint> + Clone,
+) -> Vec<&'a Endpoint> {
     let ready: Vec<&Endpoint> = endpoints.clone().filter(|ep| ep.ready).collect();
     if !ready.is_empty() {
         return ready;
     }
-    endpoints.filter(|ep| ep.serving && ep.terminating).collect()
+    endpoints
+        .filter(|ep| ep.serving && ep.terminating)
+        .collect()
 }
 
 /// The count kube-proxy's health check node port server reports per Service: distinct endpoint
@@ -55,7 +59,10 @@ fn ready_else_terminating<'a>(endpoints: impl Iterator<Item = &'a Endpoint> + Cl
 /// Terminating endpoints do not count, so a draining node fails the check.
 ///
 /// Keyed by (namespace, name); only Services with a health check node port are listed.
-pub fn local_ready_endpoints(state: &DesiredState, node_name: &str) -> BTreeMap<(String, String), usize> {
+pub fn local_ready_endpoints(
+    state: &DesiredState,
+    node_name: &str,
+) -> BTreeMap<(String, String), usize> {
     let mut ips: BTreeMap<(String, String), BTreeSet<IpAddr>> = BTreeMap::new();
     for port in state.ports.values() {
         if port.health_check_node_port.is_none() {
@@ -70,5 +77,7 @@ pub fn local_ready_endpoints(state: &DesiredState, node_name: &str) -> BTreeMap<
                 .map(|ep| ep.ip),
         );
     }
-    ips.into_iter().map(|(service, local_ips)| (service, local_ips.len())).collect()
+    ips.into_iter()
+        .map(|(service, local_ips)| (service, local_ips.len()))
+        .collect()
 }

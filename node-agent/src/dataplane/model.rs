@@ -181,11 +181,19 @@ pub struct NodeContext {
 
 impl NodeContext {
     pub fn pod_cidrs_of(&self, family: IpFamily) -> Vec<IpNet> {
-        self.pod_cidrs.iter().filter(|net| IpFamily::of_net(net) == family).copied().collect()
+        self.pod_cidrs
+            .iter()
+            .filter(|net| IpFamily::of_net(net) == family)
+            .copied()
+            .collect()
     }
 
     pub fn node_ips_of(&self, family: IpFamily) -> Vec<IpAddr> {
-        self.node_ips.iter().filter(|ip| IpFamily::of(ip) == family).copied().collect()
+        self.node_ips
+            .iter()
+            .filter(|ip| IpFamily::of(ip) == family)
+            .copied()
+            .collect()
     }
 }
 
@@ -202,6 +210,8 @@ impl DesiredState {
 
     /// The ports of one family, in key order.
     pub fn ports_of(&self, family: IpFamily) -> impl Iterator<Item = &ServicePort> {
-        self.ports.values().filter(move |port| port.key.family == family)
+        self.ports
+            .values()
+            .filter(move |port| port.key.family == family)
     }
 }

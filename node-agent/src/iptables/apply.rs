@@ -39,7 +39,12 @@ pub enum IptablesError {
         source: std::io::Error,
     },
     #[error("iptables_failed: {binary} {args} exited with {status}: {stderr}")]
-    Failed { binary: String, args: String, status: String, stderr: String },
+    Failed {
+        binary: String,
+        args: String,
+        status: String,
+        stderr: String,
+    },
     #[error("iptables_backend: cannot tell the backend from {version:?}")]
     UnknownBackend { version: String },
 }
@@ -68,9 +73,15 @@ pub fn parse_backend(version: &str) -> Option<Backend> {
 
 /// Runs `iptables -V` and reports the backend the plain `iptables` tools use.
 pub async fn detect_backend(netns: Option<&str>) -> Result<Backend, IptablesError> {
-    let tools = Iptables { family: IpFamily::V4, backend: None, netns: netns.map(String::from) };
+    let tools = Iptables {
+        family: IpFamily::V4,
+        backend: None,
+        netns: netns.map(String::from),
+    };
     let version = tools.run("iptables", &["-V"], None).await?;
-    parse_backend(&version).ok_or_else(|| IptablesError::UnknownBackend { version: version.trim().to_string() })
+    parse_backend(&version).ok_or_else(|| IptablesError::UnknownBackend {
+        version: version.trim().to_string(),
+    })
 }
 
 /// The iptables tools of one family.
@@ -85,7 +96,11 @@ pub struct Iptables {
 
 impl Iptables {
     pub fn new(family: IpFamily) -> Self {
-        Iptables { family, backend: None, netns: None }
+        Iptables {
+            family,
+            backend: None,
+            netns: None,
+        }
     }
 
     pub fn with_backend(mut self, backend: Backend) -> Self {
@@ -104,11 +119,19 @@ impl Iptables {
             IpFamily::V4 => "iptables",
             IpFamily::V6 => "ip6tables",
         };
-        let backend = self.backend.map(|b| format!("-{}", b.as_str())).unwrap_or_default();
+        let backend = self
+            .backend
+            .map(|b| format!("-{}", b.as_str()))
+            .unwrap_or_default();
         format!("{base}{backend}{suffix}")
     }
 
-    async fn run(&self, binary: &str, args: &[&str], stdin: Option<&str>) -> Result<String, IptablesError> {
+    async fn run(
+        &self,
+        binary: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<String, IptablesError> {
         let mut command = match &self.netns {
             Some(netns) => {
                 let mut command = Command::new("ip");
@@ -119,11 +142,18 @@ impl Iptables {
         };
         command
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let spawn_error = |source| IptablesError::Spawn { binary: binary.to_string(), source };
+        let spawn_error = |source| IptablesError::Spawn {
+            binary: binary.to_string(),
+            source,
+        };
         let mut child = command.spawn().map_err(spawn_error)?;
         let mut input = child.stdin.take();
         let write = async {
@@ -151,49 +181,44 @@ impl Iptables {
         if text.is_empty() {
             return Ok(());
         }
-        self.run(&self.binary("-restore"), &["--noflush"], Some(text)).await.map(drop)
+        self.run(&self.binary("-restore"), &["--noflush"], Some(text))
+            .await
+            .map(drop)
     }
 
     /// `iptables-save -t <table>`.
     pub async fn save(&self, table: Table) -> Result<String, IptablesError> {
-        self.run(&self.binary("-save"), &["-t", table.as_str()], None).await
+        self.run(&self.binary("-save"), &["-t", table.as_str()], None)
+            .await
     }
 
-    /// The PORTICO- chains that exist now, e.g. left by an earlier run.
-    pub async fn existing_chains(&self) -> Result<ChainNames, IptablesError> {
-        let mut names = ChainNames::default();
-        for table in Table::ALL {
-            let dump = self.save(table).await?;
-            names.of_mut(table).extend(portico_chains(&dump));
-        }
-        Ok(names)
+    /// One `iptables-save` of every table: the PORTICO- chains that exist (e.g. left by an
+    /// earlier run) and `-I` lines for the jumps from built-in chains that are missing.
+    pub async fn inspect(&self) -> Result<(ChainNames, ExtraLines), IptablesError> {
+        let dump = self.run(&self.binary("-save"), &[], None).await?;
+        Ok(inspect_dump(&dump))
     }
 
-    /// `-I` lines (for the restore input) for the jumps from built-in chains that are missing.
+    /// `-I` lines for the missing jumps, from listings of the built-in chains alone (with
+    /// iptables-nft, cheaper than a whole dump once the tables are large).
     pub async fn missing_jumps(&self) -> Result<ExtraLines, IptablesError> {
-        let mut extra = ExtraLines::default();
-        let mut listed: Vec<(Table, &str, String)> = Vec::new();
-        // Inserted at the top in reverse, so they end up in BUILTIN_JUMPS order.
-        for jump in BUILTIN_JUMPS.iter().rev() {
-            let listing = match listed.iter().find(|(t, c, _)| *t == jump.table && *c == jump.chain) {
-                Some((_, _, listing)) => listing.clone(),
-                None => {
-                    let binary = self.binary("");
-                    let listing = self.run(&binary, &["-w", "-t", jump.table.as_str(), "-S", jump.chain], None).await?;
-                    listed.push((jump.table, jump.chain, listing.clone()));
-                    listing
-                }
-            };
-            let wanted = format!("-A {} {}", jump.chain, jump.spec());
-            if !listing.lines().any(|line| line.trim() == wanted) {
-                let line = format!("-I {} {}", jump.chain, jump.spec());
-                match jump.table {
-                    Table::Nat => extra.nat.push(line),
-                    Table::Filter => extra.filter.push(line),
-                }
+        if self.backend == Some(Backend::Legacy) {
+            // iptables-legacy fetches a table's whole blob for every listing: one dump of all
+            // tables costs less than six listings.
+            return Ok(self.inspect().await?.1);
+        }
+        let mut listing = String::new();
+        let mut listed: Vec<(Table, &str)> = Vec::new();
+        for jump in BUILTIN_JUMPS {
+            if !listed.contains(&(jump.table, jump.chain)) {
+                listed.push((jump.table, jump.chain));
+                let args = ["-w", "-t", jump.table.as_str(), "-S", jump.chain];
+                listing.push_str(&format!("*{}\n", jump.table.as_str()));
+                listing.push_str(&self.run(&self.binary(""), &args, None).await?);
+                listing.push_str("COMMIT\n");
             }
         }
-        Ok(extra)
+        Ok(inspect_dump(&listing).1)
     }
 
     /// Removes every PORTICO- chain and every rule elsewhere that jumps to one, in one restore
@@ -206,6 +231,60 @@ impl Iptables {
         }
         Ok(())
     }
+}
+
+/// Splits an iptables-save dump into its tables' lines.
+fn table_sections(dump: &str) -> Vec<(Table, Vec<&str>)> {
+    let mut sections: Vec<(Table, Vec<&str>)> = Vec::new();
+    for line in dump.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            if let Some(table) = Table::ALL
+                .into_iter()
+                .find(|table| table.as_str() == name.trim())
+            {
+                sections.push((table, Vec::new()));
+            }
+        } else if let Some((_, lines)) = sections.last_mut() {
+            lines.push(line);
+        }
+    }
+    sections
+}
+
+/// The PORTICO- chains of a dump, and `-I` lines for the missing jumps from built-in chains
+/// (inserted at the top in reverse, so they end up in `BUILTIN_JUMPS` order).
+pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
+    let mut chains = ChainNames::default();
+    let mut present: Vec<(Table, &str)> = Vec::new();
+    for (table, lines) in table_sections(dump) {
+        for line in lines {
+            if let Some(name) = line
+                .strip_prefix(':')
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                if name.starts_with(names::PREFIX) {
+                    chains.of_mut(table).insert(name.to_string());
+                }
+            } else if line.starts_with("-A ") {
+                present.push((table, line.trim()));
+            }
+        }
+    }
+    let mut extra = ExtraLines::default();
+    for jump in BUILTIN_JUMPS.iter().rev() {
+        let wanted = format!("-A {} {}", jump.chain, jump.spec());
+        if !present
+            .iter()
+            .any(|(table, line)| *table == jump.table && *line == wanted)
+        {
+            let line = format!("-I {} {}", jump.chain, jump.spec());
+            match jump.table {
+                Table::Nat => extra.nat.push(line),
+                Table::Filter => extra.filter.push(line),
+            }
+        }
+    }
+    (chains, extra)
 }
 
 fn portico_chains(dump: &str) -> impl Iterator<Item = String> + '_ {
@@ -223,7 +302,9 @@ pub fn cleanup_restore(table: Table, dump: &str) -> String {
     let jump = format!(" -j {}", names::PREFIX);
     let foreign_jumps: Vec<&str> = dump
         .lines()
-        .filter(|line| line.starts_with("-A ") && !line.starts_with(&format!("-A {}", names::PREFIX)))
+        .filter(|line| {
+            line.starts_with("-A ") && !line.starts_with(&format!("-A {}", names::PREFIX))
+        })
         .filter(|line| line.contains(&jump) || line.contains(&format!(" -g {}", names::PREFIX)))
         .collect();
     if chains.is_empty() && foreign_jumps.is_empty() {
@@ -249,16 +330,35 @@ mod tests {
 
     #[test]
     fn backend_comes_from_the_version_line() {
-        assert_eq!(parse_backend("iptables v1.8.9 (nf_tables)\n"), Some(Backend::Nft));
-        assert_eq!(parse_backend("iptables v1.8.9 (legacy)\n"), Some(Backend::Legacy));
+        assert_eq!(
+            parse_backend("iptables v1.8.9 (nf_tables)\n"),
+            Some(Backend::Nft)
+        );
+        assert_eq!(
+            parse_backend("iptables v1.8.9 (legacy)\n"),
+            Some(Backend::Legacy)
+        );
         assert_eq!(parse_backend("iptables v1.4.21\n"), None);
     }
 
     #[test]
     fn binary_names_follow_family_and_backend() {
-        assert_eq!(Iptables::new(IpFamily::V4).binary("-restore"), "iptables-restore");
-        assert_eq!(Iptables::new(IpFamily::V6).with_backend(Backend::Nft).binary("-save"), "ip6tables-nft-save");
-        assert_eq!(Iptables::new(IpFamily::V4).with_backend(Backend::Legacy).binary(""), "iptables-legacy");
+        assert_eq!(
+            Iptables::new(IpFamily::V4).binary("-restore"),
+            "iptables-restore"
+        );
+        assert_eq!(
+            Iptables::new(IpFamily::V6)
+                .with_backend(Backend::Nft)
+                .binary("-save"),
+            "ip6tables-nft-save"
+        );
+        assert_eq!(
+            Iptables::new(IpFamily::V4)
+                .with_backend(Backend::Legacy)
+                .binary(""),
+            "iptables-legacy"
+        );
     }
 
     #[test]
@@ -281,6 +381,9 @@ COMMIT
             "*nat\n:PORTICO-SERVICES - [0:0]\n:PORTICO-SVC-ABC - [0:0]\n\
              -D PREROUTING -j PORTICO-SERVICES\n-X PORTICO-SERVICES\n-X PORTICO-SVC-ABC\nCOMMIT\n"
         );
-        assert_eq!(cleanup_restore(Table::Filter, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), "");
+        assert_eq!(
+            cleanup_restore(Table::Filter, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
+            ""
+        );
     }
 }

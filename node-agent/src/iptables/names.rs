@@ -28,7 +28,11 @@ pub const MASQ_MARK: &str = "0x4000";
 
 /// kube-proxy's `portProtoHash`: base32(sha256("ns/name:port" + "tcp")), first 16 characters.
 pub fn port_proto_hash(key: &ServicePortKey) -> String {
-    hash16(&format!("{}{}", key.service_port_name(), key.protocol.as_str()))
+    hash16(&format!(
+        "{}{}",
+        key.service_port_name(),
+        key.protocol.as_str()
+    ))
 }
 
 fn hash16(input: &str) -> String {
@@ -36,6 +40,12 @@ fn hash16(input: &str) -> String {
     let mut encoded = BASE32.encode(&digest);
     encoded.truncate(16);
     encoded
+}
+
+/// A per-Service-port chain from its kind (`SVC`, `SVL`, `EXT`, `FW`) and `port_proto_hash`,
+/// so a renderer hashes each port once.
+pub fn service_chain(kind: &str, hash: &str) -> String {
+    format!("PORTICO-{kind}-{hash}")
 }
 
 /// The cluster-wide policy chain: load-balances over every usable endpoint.
@@ -61,7 +71,12 @@ pub fn fw_chain(key: &ServicePortKey) -> String {
 /// kube-proxy's `servicePortEndpointChainName`: hash of "ns/name:port" + "tcp" + "IP:port".
 /// Also names the endpoint's `-m recent` list for ClientIP affinity.
 pub fn sep_chain(key: &ServicePortKey, endpoint: &Endpoint) -> String {
-    let input = format!("{}{}{}", key.service_port_name(), key.protocol.as_str(), endpoint.address());
+    let input = format!(
+        "{}{}{}",
+        key.service_port_name(),
+        key.protocol.as_str(),
+        endpoint.address()
+    );
     format!("PORTICO-SEP-{}", hash16(&input))
 }
 
@@ -78,7 +93,10 @@ pub fn address_bucket(ip: &IpAddr) -> (String, String) {
             (low, format!("::{low:x}/::ff"))
         }
     };
-    (format!("PORTICO-SVCS-{low_byte:02X}"), format!("-d {pattern}"))
+    (
+        format!("PORTICO-SVCS-{low_byte:02X}"),
+        format!("-d {pattern}"),
+    )
 }
 
 /// Node port buckets cover 64 consecutive ports of one protocol.
@@ -143,7 +161,10 @@ mod tests {
     fn buckets_follow_the_low_byte_and_port_range() {
         assert_eq!(
             address_bucket(&"10.96.3.7".parse().unwrap()),
-            ("PORTICO-SVCS-07".to_string(), "-d 0.0.0.7/0.0.0.255".to_string())
+            (
+                "PORTICO-SVCS-07".to_string(),
+                "-d 0.0.0.7/0.0.0.255".to_string()
+            )
         );
         assert_eq!(
             address_bucket(&"fd00::1:2aff".parse().unwrap()),
@@ -151,7 +172,10 @@ mod tests {
         );
         assert_eq!(
             node_port_bucket(Protocol::Udp, 30080),
-            ("PORTICO-NPS-UDP-30080".to_string(), "-p udp -m udp --dport 30080:30143".to_string())
+            (
+                "PORTICO-NPS-UDP-30080".to_string(),
+                "-p udp -m udp --dport 30080:30143".to_string()
+            )
         );
     }
 }

@@ -1,13 +1,12 @@
 //! The whole rule set of one family: the fixed chains, the dispatch buckets, and every Service
-//! port's chains. `RenderCache` keeps each port's rendered rules so that a sync after a small
-//! change renders only the ports that changed.
+//! port's chains, rendered from scratch (the reference `RenderCache` must always agree with).
 
 use std::collections::BTreeMap;
 
 use super::names;
 use super::ruleset::{RuleSet, Table};
 use super::service::{RenderContext, ServiceRules, render_service_port};
-use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
+use crate::dataplane::{DesiredState, IpFamily, NodeContext};
 
 /// A jump from a built-in chain to one of Portico's, inserted once and left in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,17 +34,72 @@ const NEW: &str = "-m conntrack --ctstate NEW";
 /// kube-proxy's jumps: Service addresses in nat PREROUTING/OUTPUT, masquerade in POSTROUTING,
 /// REJECT/DROP and the firewall for new connections in filter.
 pub const BUILTIN_JUMPS: &[BuiltinJump] = &[
-    BuiltinJump { table: Table::Nat, chain: "PREROUTING", matches: "", target: names::SERVICES },
-    BuiltinJump { table: Table::Nat, chain: "OUTPUT", matches: "", target: names::SERVICES },
-    BuiltinJump { table: Table::Nat, chain: "POSTROUTING", matches: "", target: names::POSTROUTING },
-    BuiltinJump { table: Table::Filter, chain: "INPUT", matches: NEW, target: names::EXTERNAL_SERVICES },
-    BuiltinJump { table: Table::Filter, chain: "INPUT", matches: "", target: names::NODEPORTS },
-    BuiltinJump { table: Table::Filter, chain: "INPUT", matches: NEW, target: names::FIREWALL },
-    BuiltinJump { table: Table::Filter, chain: "FORWARD", matches: NEW, target: names::SERVICES },
-    BuiltinJump { table: Table::Filter, chain: "FORWARD", matches: NEW, target: names::EXTERNAL_SERVICES },
-    BuiltinJump { table: Table::Filter, chain: "FORWARD", matches: NEW, target: names::FIREWALL },
-    BuiltinJump { table: Table::Filter, chain: "OUTPUT", matches: NEW, target: names::SERVICES },
-    BuiltinJump { table: Table::Filter, chain: "OUTPUT", matches: NEW, target: names::FIREWALL },
+    BuiltinJump {
+        table: Table::Nat,
+        chain: "PREROUTING",
+        matches: "",
+        target: names::SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Nat,
+        chain: "OUTPUT",
+        matches: "",
+        target: names::SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Nat,
+        chain: "POSTROUTING",
+        matches: "",
+        target: names::POSTROUTING,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "INPUT",
+        matches: NEW,
+        target: names::EXTERNAL_SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "INPUT",
+        matches: "",
+        target: names::NODEPORTS,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "INPUT",
+        matches: NEW,
+        target: names::FIREWALL,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "FORWARD",
+        matches: NEW,
+        target: names::SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "FORWARD",
+        matches: NEW,
+        target: names::EXTERNAL_SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "FORWARD",
+        matches: NEW,
+        target: names::FIREWALL,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "OUTPUT",
+        matches: NEW,
+        target: names::SERVICES,
+    },
+    BuiltinJump {
+        table: Table::Filter,
+        chain: "OUTPUT",
+        matches: NEW,
+        target: names::FIREWALL,
+    },
 ];
 
 impl RenderContext {
@@ -62,14 +116,57 @@ impl RenderContext {
 /// Renders the rule set of `family` for `state` on `node`.
 pub fn render(state: &DesiredState, node: &NodeContext, family: IpFamily) -> RuleSet {
     let ctx = RenderContext::new(node, family);
-    let rendered: Vec<ServiceRules> = state.ports_of(family).map(|port| render_service_port(port, &ctx)).collect();
+    let rendered: Vec<ServiceRules> = state
+        .ports_of(family)
+        .map(|port| render_service_port(port, &ctx))
+        .collect();
     assemble(&ctx, rendered.iter())
 }
 
 /// Builds the rule set from the fixed chains and the rendered Service ports (in key order).
-pub fn assemble<'a>(ctx: &RenderContext, services: impl Iterator<Item = &'a ServiceRules>) -> RuleSet {
+pub fn assemble<'a>(
+    ctx: &RenderContext,
+    services: impl Iterator<Item = &'a ServiceRules>,
+) -> RuleSet {
+    let mut set = fixed_chains(ctx);
+    let mut buckets = Buckets::new();
+    for service in services {
+        for (name, rules) in &service.nat_chains {
+            set.nat.insert(name.clone(), rules.clone());
+        }
+        for dispatch in &service.dispatch {
+            buckets
+                .entry(dispatch.bucket.clone())
+                .or_insert_with(|| (dispatch.parent, dispatch.bucket_match.clone()));
+            set.nat
+                .entry(dispatch.bucket.clone())
+                .or_default()
+                .push(dispatch.rule.clone());
+        }
+        for (chain, rule) in &service.filter {
+            set.filter
+                .entry((*chain).to_string())
+                .or_default()
+                .push(rule.clone());
+        }
+    }
+    for parent in [names::SERVICES, names::NODEPORTS] {
+        set.nat
+            .insert(parent.into(), parent_rules(parent, &buckets));
+    }
+    set
+}
+
+/// Dispatch buckets: bucket chain → (parent chain, the match in the parent that selects it).
+pub type Buckets = BTreeMap<String, (&'static str, String)>;
+
+/// The chains that do not depend on Services: masquerade marking and the filter entry chains.
+pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
     let mut set = RuleSet::default();
-    set.nat.insert(names::MARK_MASQ.into(), vec![format!("-j MARK --or-mark {}", names::MASQ_MARK)]);
+    set.nat.insert(
+        names::MARK_MASQ.into(),
+        vec![format!("-j MARK --or-mark {}", names::MASQ_MARK)],
+    );
     set.nat.insert(
         names::POSTROUTING.into(),
         vec![
@@ -80,76 +177,43 @@ pub fn assemble<'a>(ctx: &RenderContext, services: impl Iterator<Item = &'a Serv
         ],
     );
     if ctx.pod_cidrs.len() > 1 {
-        let mut rules: Vec<String> = ctx.pod_cidrs.iter().map(|cidr| format!("-s {cidr} -j RETURN")).collect();
+        let mut rules: Vec<String> = ctx
+            .pod_cidrs
+            .iter()
+            .map(|cidr| format!("-s {cidr} -j RETURN"))
+            .collect();
         rules.push(format!("-j {}", names::MARK_MASQ));
         set.nat.insert(names::MASQ_NOT_POD.into(), rules);
     }
-    for chain in [names::SERVICES, names::EXTERNAL_SERVICES, names::NODEPORTS, names::FIREWALL] {
+    for chain in FILTER_CHAINS {
         set.filter.insert(chain.into(), Vec::new());
-    }
-    // parent → bucket → match that selects the bucket.
-    let mut buckets: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
-    buckets.entry(names::SERVICES).or_default();
-    buckets.entry(names::NODEPORTS).or_default();
-    for service in services {
-        for (name, rules) in &service.nat_chains {
-            set.nat.insert(name.clone(), rules.clone());
-        }
-        for dispatch in &service.dispatch {
-            buckets.entry(dispatch.parent).or_default().entry(dispatch.bucket.clone()).or_insert_with(|| dispatch.bucket_match.clone());
-            set.nat.entry(dispatch.bucket.clone()).or_default().push(dispatch.rule.clone());
-        }
-        for (chain, rule) in &service.filter {
-            set.filter.entry((*chain).to_string()).or_default().push(rule.clone());
-        }
-    }
-    for (parent, parent_buckets) in buckets {
-        let mut rules: Vec<String> =
-            parent_buckets.iter().map(|(bucket, bucket_match)| format!("{bucket_match} -j {bucket}")).collect();
-        if parent == names::SERVICES {
-            // Last, so that Service addresses that are also local addresses match first.
-            rules.push(format!("-m addrtype --dst-type LOCAL -j {}", names::NODEPORTS));
-        }
-        set.nat.insert(parent.into(), rules);
     }
     set
 }
 
-/// Renders incrementally: a port whose desired state equals the one rendered last time reuses
-/// its rules. The result always equals `render` of the same state.
-#[derive(Debug)]
-pub struct RenderCache {
-    ctx: RenderContext,
-    rendered: BTreeMap<ServicePortKey, (ServicePort, ServiceRules)>,
-}
+/// Portico's filter chains, present even when empty so the built-in jumps always have a target.
+pub const FILTER_CHAINS: [&str; 4] = [
+    names::SERVICES,
+    names::EXTERNAL_SERVICES,
+    names::NODEPORTS,
+    names::FIREWALL,
+];
 
-impl RenderCache {
-    pub fn new(node: &NodeContext, family: IpFamily) -> Self {
-        RenderCache { ctx: RenderContext::new(node, family), rendered: BTreeMap::new() }
+/// The rules of PORTICO-SERVICES or PORTICO-NODEPORTS: one jump per bucket, by bucket name.
+pub fn parent_rules(parent: &str, buckets: &Buckets) -> Vec<String> {
+    let mut rules: Vec<String> = buckets
+        .iter()
+        .filter(|(_, (bucket_parent, _))| *bucket_parent == parent)
+        .map(|(bucket, (_, bucket_match))| format!("{bucket_match} -j {bucket}"))
+        .collect();
+    if parent == names::SERVICES {
+        // Last, so that Service addresses that are also local addresses match first.
+        rules.push(format!(
+            "-m addrtype --dst-type LOCAL -j {}",
+            names::NODEPORTS
+        ));
     }
-
-    pub fn family(&self) -> IpFamily {
-        self.ctx.family
-    }
-
-    /// Renders `state`; `node` may differ from last time (then everything is rendered anew).
-    pub fn render(&mut self, state: &DesiredState, node: &NodeContext) -> RuleSet {
-        let ctx = RenderContext::new(node, self.ctx.family);
-        if ctx != self.ctx {
-            self.ctx = ctx;
-            self.rendered.clear();
-        }
-        let mut next = BTreeMap::new();
-        for port in state.ports_of(self.ctx.family) {
-            let entry = match self.rendered.remove(&port.key) {
-                Some((cached, rules)) if cached == *port => (cached, rules),
-                _ => (port.clone(), render_service_port(port, &self.ctx)),
-            };
-            next.insert(port.key.clone(), entry);
-        }
-        self.rendered = next;
-        assemble(&self.ctx, self.rendered.values().map(|(_, rules)| rules))
-    }
+    rules
 }
 
 #[cfg(test)]

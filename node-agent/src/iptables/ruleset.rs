@@ -60,6 +60,14 @@ impl ChainNames {
     }
 }
 
+/// Which chains a restore writes.
+#[derive(Clone, Copy)]
+enum Select<'a> {
+    All,
+    ChangedFrom(&'a RuleSet),
+    Named(&'a ChainNames),
+}
+
 /// Extra lines for one table, written after the chains' rules (jumps from built-in chains).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExtraLines {
@@ -93,38 +101,89 @@ impl RuleSet {
     }
 
     pub fn rule_count(&self) -> usize {
-        self.nat.values().chain(self.filter.values()).map(Vec::len).sum()
+        self.nat
+            .values()
+            .chain(self.filter.values())
+            .map(Vec::len)
+            .sum()
     }
 
     pub fn chain_names(&self) -> ChainNames {
-        ChainNames { nat: self.nat.keys().cloned().collect(), filter: self.filter.keys().cloned().collect() }
+        ChainNames {
+            nat: self.nat.keys().cloned().collect(),
+            filter: self.filter.keys().cloned().collect(),
+        }
     }
 
     /// Input for a full sync: every chain written, every chain in `existing` that is not wanted
     /// deleted, and `extra` lines (missing jumps) added.
     pub fn full_restore(&self, existing: &ChainNames, extra: &ExtraLines) -> RestorePlan {
-        self.restore(None, existing, extra)
+        self.restore(Select::All, existing, extra)
     }
 
     /// Input for a partial sync from `previous` (what the last successful restore wrote): only
     /// chains whose rules changed are written, chains that went away are deleted.
     pub fn partial_restore(&self, previous: &RuleSet) -> RestorePlan {
-        self.restore(Some(previous), &ChainNames::default(), &ExtraLines::default())
+        self.restore(
+            Select::ChangedFrom(previous),
+            &ChainNames::default(),
+            &ExtraLines::default(),
+        )
     }
 
-    fn restore(&self, previous: Option<&RuleSet>, existing: &ChainNames, extra: &ExtraLines) -> RestorePlan {
+    /// Input for a partial sync when the changed chains are known: each is written if this rule
+    /// set has it, else deleted.
+    pub fn changed_restore(&self, changed: &ChainNames) -> RestorePlan {
+        self.restore(
+            Select::Named(changed),
+            &ChainNames::default(),
+            &ExtraLines::default(),
+        )
+    }
+
+    fn restore(
+        &self,
+        select: Select<'_>,
+        existing: &ChainNames,
+        extra: &ExtraLines,
+    ) -> RestorePlan {
         let mut plan = RestorePlan::default();
         for table in Table::ALL {
             let desired = self.chains(table);
-            let previous_chains = previous.map(|previous| previous.chains(table));
-            let write: Vec<(&String, &Vec<String>)> = desired
+            let write: Vec<(&String, &Vec<String>)> = match select {
+                Select::All => desired.iter().collect(),
+                Select::ChangedFrom(previous) => {
+                    let previous = previous.chains(table);
+                    desired
+                        .iter()
+                        .filter(|(name, rules)| previous.get(*name) != Some(*rules))
+                        .collect()
+                }
+                Select::Named(names) => names
+                    .of(table)
+                    .iter()
+                    .filter_map(|name| desired.get_key_value(name))
+                    .collect(),
+            };
+            let mut delete: BTreeSet<&String> = existing
+                .of(table)
                 .iter()
-                .filter(|(name, rules)| previous_chains.is_none_or(|prev| prev.get(*name) != Some(*rules)))
+                .filter(|name| !desired.contains_key(*name))
                 .collect();
-            let mut delete: BTreeSet<&String> =
-                existing.of(table).iter().filter(|name| !desired.contains_key(*name)).collect();
-            if let Some(prev) = previous_chains {
-                delete.extend(prev.keys().filter(|name| !desired.contains_key(*name)));
+            match select {
+                Select::All => {}
+                Select::ChangedFrom(previous) => delete.extend(
+                    previous
+                        .chains(table)
+                        .keys()
+                        .filter(|name| !desired.contains_key(*name)),
+                ),
+                Select::Named(names) => delete.extend(
+                    names
+                        .of(table)
+                        .iter()
+                        .filter(|name| !desired.contains_key(*name)),
+                ),
             }
             let extra_lines = match table {
                 Table::Nat => &extra.nat,
@@ -137,7 +196,11 @@ impl RuleSet {
             let _ = writeln!(text, "*{}", table.as_str());
             // Declared in reverse name order: iptables-nft 1.8 keeps its chain cache sorted and
             // inserts a new chain after a walk from the head, so descending order walks least.
-            let mut declared: Vec<&String> = write.iter().map(|(name, _)| *name).chain(delete.iter().copied()).collect();
+            let mut declared: Vec<&String> = write
+                .iter()
+                .map(|(name, _)| *name)
+                .chain(delete.iter().copied())
+                .collect();
             declared.sort_unstable_by(|a, b| b.cmp(a));
             for name in declared {
                 let _ = writeln!(text, ":{name} - [0:0]");
@@ -163,7 +226,8 @@ impl RuleSet {
 
     /// The whole rule set as iptables-save would list Portico's part of it (for tests and logs).
     pub fn dump(&self) -> String {
-        self.full_restore(&ChainNames::default(), &ExtraLines::default()).text
+        self.full_restore(&ChainNames::default(), &ExtraLines::default())
+            .text
     }
 }
 
@@ -174,21 +238,31 @@ mod tests {
     fn rule_set(nat: &[(&str, &[&str])]) -> RuleSet {
         let mut set = RuleSet::default();
         for (name, rules) in nat {
-            set.nat.insert(name.to_string(), rules.iter().map(|r| r.to_string()).collect());
+            set.nat.insert(
+                name.to_string(),
+                rules.iter().map(|r| r.to_string()).collect(),
+            );
         }
         set
     }
 
     #[test]
     fn partial_restore_writes_changed_chains_and_deletes_gone_ones() {
-        let before = rule_set(&[("PORTICO-A", &["-j ACCEPT"]), ("PORTICO-B", &["-j PORTICO-C"]), ("PORTICO-C", &[])]);
+        let before = rule_set(&[
+            ("PORTICO-A", &["-j ACCEPT"]),
+            ("PORTICO-B", &["-j PORTICO-C"]),
+            ("PORTICO-C", &[]),
+        ]);
         let after = rule_set(&[("PORTICO-A", &["-j ACCEPT"]), ("PORTICO-B", &["-j RETURN"])]);
         let plan = after.partial_restore(&before);
         assert_eq!(
             plan.text,
             "*nat\n:PORTICO-C - [0:0]\n:PORTICO-B - [0:0]\n-A PORTICO-B -j RETURN\n-X PORTICO-C\nCOMMIT\n"
         );
-        assert_eq!((plan.chains_written, plan.rules_written, plan.chains_deleted), (1, 1, 1));
+        assert_eq!(
+            (plan.chains_written, plan.rules_written, plan.chains_deleted),
+            (1, 1, 1)
+        );
     }
 
     #[test]
@@ -200,8 +274,14 @@ mod tests {
     #[test]
     fn full_restore_deletes_existing_chains_it_does_not_want() {
         let set = rule_set(&[("PORTICO-A", &["-j ACCEPT"])]);
-        let existing = ChainNames { nat: ["PORTICO-OLD".to_string()].into(), filter: BTreeSet::new() };
-        let extra = ExtraLines { nat: vec!["-I PREROUTING -j PORTICO-A".into()], filter: vec![] };
+        let existing = ChainNames {
+            nat: ["PORTICO-OLD".to_string()].into(),
+            filter: BTreeSet::new(),
+        };
+        let extra = ExtraLines {
+            nat: vec!["-I PREROUTING -j PORTICO-A".into()],
+            filter: vec![],
+        };
         assert_eq!(
             set.full_restore(&existing, &extra).text,
             "*nat\n:PORTICO-OLD - [0:0]\n:PORTICO-A - [0:0]\n-A PORTICO-A -j ACCEPT\n\

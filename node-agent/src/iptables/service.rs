@@ -58,19 +58,35 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
     let key = &port.key;
     let sets = categorize(port, &ctx.node_name);
     let has_endpoints = sets.has_any();
-    let has_internal = if port.internal_policy_local() { !sets.local.is_empty() } else { !sets.cluster.is_empty() };
-    let has_external = if port.external_policy_local() { !sets.local.is_empty() } else { !sets.cluster.is_empty() };
-    let svc = names::svc_chain(key);
-    let svl = names::svl_chain(key);
-    let ext = names::ext_chain(key);
-    let fw = names::fw_chain(key);
-    let internal_chain = if port.internal_policy_local() { &svl } else { &svc };
+    let has_internal = if port.internal_policy_local() {
+        !sets.local.is_empty()
+    } else {
+        !sets.cluster.is_empty()
+    };
+    let has_external = if port.external_policy_local() {
+        !sets.local.is_empty()
+    } else {
+        !sets.cluster.is_empty()
+    };
+    let hash = names::port_proto_hash(key);
+    let svc = names::service_chain("SVC", &hash);
+    let svl = names::service_chain("SVL", &hash);
+    let ext = names::service_chain("EXT", &hash);
+    let fw = names::service_chain("FW", &hash);
+    let internal_chain = if port.internal_policy_local() {
+        &svl
+    } else {
+        &svc
+    };
     let uses_ext = has_endpoints && port.externally_accessible();
-    let uses_fw = uses_ext && !port.load_balancer_ips.is_empty() && !port.load_balancer_source_ranges.is_empty();
+    let uses_fw = uses_ext
+        && !port.load_balancer_ips.is_empty()
+        && !port.load_balancer_source_ranges.is_empty();
 
     let proto = port.key.protocol.as_str();
     let proto_match = format!("-p {proto} -m {proto}");
-    let service_match = |ip: &IpAddr| format!("-d {} {proto_match} --dport {}", host(ip), port.port);
+    let service_match =
+        |ip: &IpAddr| format!("-d {} {proto_match} --dport {}", host(ip), port.port);
     // REJECT tells clients at once that nothing serves the port; DROP when endpoints exist but
     // the policy keeps this node's traffic from them (the LB's health check moves clients off).
     let no_internal_target = if has_endpoints { "DROP" } else { "REJECT" };
@@ -114,11 +130,20 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
 
     // Filter rules.
     if !has_internal {
-        out.filter.push((names::SERVICES, format!("{} -j {no_internal_target}", service_match(&port.cluster_ip))));
+        out.filter.push((
+            names::SERVICES,
+            format!(
+                "{} -j {no_internal_target}",
+                service_match(&port.cluster_ip)
+            ),
+        ));
     }
     if !has_external {
         for ip in port.external_ips.iter().chain(&port.load_balancer_ips) {
-            out.filter.push((names::EXTERNAL_SERVICES, format!("{} -j {no_external_target}", service_match(ip))));
+            out.filter.push((
+                names::EXTERNAL_SERVICES,
+                format!("{} -j {no_external_target}", service_match(ip)),
+            ));
         }
         if let Some(node_port) = port.node_port {
             out.filter.push((
@@ -129,11 +154,15 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
     }
     if uses_fw {
         for ip in &port.load_balancer_ips {
-            out.filter.push((names::FIREWALL, format!("{} -j DROP", service_match(ip))));
+            out.filter
+                .push((names::FIREWALL, format!("{} -j DROP", service_match(ip))));
         }
     }
     if let Some(health_port) = port.health_check_node_port {
-        out.filter.push((names::NODEPORTS, format!("-p tcp -m tcp --dport {health_port} -j ACCEPT")));
+        out.filter.push((
+            names::NODEPORTS,
+            format!("-p tcp -m tcp --dport {health_port} -j ACCEPT"),
+        ));
     }
 
     // The masquerade rule for off-cluster sources sits in whichever chain the ClusterIP enters.
@@ -148,21 +177,36 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         (chain.clone(), rules)
     };
     if !sets.cluster.is_empty() {
-        let chain = policy_chain(&svc, &sets.cluster, has_internal && !port.internal_policy_local());
+        let chain = policy_chain(
+            &svc,
+            &sets.cluster,
+            has_internal && !port.internal_policy_local(),
+        );
         out.nat_chains.push(chain);
     }
     if !sets.local.is_empty() {
-        let chain = policy_chain(&svl, &sets.local, has_internal && port.internal_policy_local());
+        let chain = policy_chain(
+            &svl,
+            &sets.local,
+            has_internal && port.internal_policy_local(),
+        );
         out.nat_chains.push(chain);
     }
     if uses_ext {
         let mut rules = Vec::new();
         if port.external_policy_local() {
             // Pods reaching an external address act as if they went out to the LB and back.
-            rules.extend(ctx.pod_cidrs.iter().map(|cidr| format!("-s {cidr} -j {svc}")));
+            rules.extend(
+                ctx.pod_cidrs
+                    .iter()
+                    .map(|cidr| format!("-s {cidr} -j {svc}")),
+            );
             // The node's own traffic gets the node's source anyway; route it cluster-wide so it
             // works without a local endpoint.
-            rules.push(format!("-m addrtype --src-type LOCAL -j {}", names::MARK_MASQ));
+            rules.push(format!(
+                "-m addrtype --src-type LOCAL -j {}",
+                names::MARK_MASQ
+            ));
             rules.push(format!("-m addrtype --src-type LOCAL -j {svc}"));
             if has_external {
                 rules.push(format!("-j {svl}"));
@@ -174,15 +218,22 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         out.nat_chains.push((ext.clone(), rules));
     }
     if uses_fw {
-        let mut rules: Vec<String> =
-            port.load_balancer_source_ranges.iter().map(|range| format!("-s {range} -j {ext}")).collect();
+        let mut rules: Vec<String> = port
+            .load_balancer_source_ranges
+            .iter()
+            .map(|range| format!("-s {range} -j {ext}"))
+            .collect();
         // A VIP held by this node answers the node's own requests with the VIP as the source.
         let allows_node = port
             .load_balancer_source_ranges
             .iter()
             .any(|range| ctx.node_ips.iter().any(|ip| range.contains(ip)));
         if allows_node {
-            rules.extend(port.load_balancer_ips.iter().map(|ip| format!("-s {} -j {ext}", host(ip))));
+            rules.extend(
+                port.load_balancer_ips
+                    .iter()
+                    .map(|ip| format!("-s {} -j {ext}", host(ip))),
+            );
         }
         out.nat_chains.push((fw, rules));
     }
@@ -192,7 +243,10 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
 
 /// An endpoint gets a SEP chain when it may be the very pod that sent the packet.
 fn may_hairpin(endpoint: &Endpoint, node_name: &str) -> bool {
-    endpoint.node_name.as_deref().is_none_or(|node| node == node_name)
+    endpoint
+        .node_name
+        .as_deref()
+        .is_none_or(|node| node == node_name)
 }
 
 /// The affinity and statistic rules of a policy chain; SEP chains it needs are appended to
@@ -206,13 +260,22 @@ fn load_balance(
     let proto = port.key.protocol.as_str();
     let mut targets = Vec::with_capacity(endpoints.len());
     for endpoint in endpoints {
-        let sep = names::sep_chain(&port.key, endpoint);
-        let dnat = format!("-p {proto} -m {proto} -j DNAT --to-destination {}", endpoint.address());
+        let dnat = format!(
+            "-p {proto} -m {proto} -j DNAT --to-destination {}",
+            endpoint.address()
+        );
+        let hairpin = may_hairpin(endpoint, &ctx.node_name);
+        // The SEP name also names the affinity list; hashing is skipped when neither needs it.
+        let sep = if hairpin || port.affinity_timeout_seconds.is_some() {
+            names::sep_chain(&port.key, endpoint)
+        } else {
+            String::new()
+        };
         let set_affinity = port
             .affinity_timeout_seconds
             .map(|_| format!("-m recent --name {sep} --set "))
             .unwrap_or_default();
-        if may_hairpin(endpoint, &ctx.node_name) {
+        if hairpin {
             if !sep_chains.iter().any(|(name, _)| *name == sep) {
                 let rules = vec![
                     format!("-s {} -j {}", host(&endpoint.ip), names::MARK_MASQ),
@@ -222,19 +285,24 @@ fn load_balance(
             }
             targets.push((sep.clone(), format!("-j {sep}"), String::new()));
         } else {
-            targets.push((sep.clone(), dnat, set_affinity));
+            targets.push((sep, dnat, set_affinity));
         }
     }
     let mut rules = Vec::new();
     if let Some(timeout) = port.affinity_timeout_seconds {
         for (recent_name, target, _) in &targets {
-            rules.push(format!("-m recent --name {recent_name} --rcheck --seconds {timeout} --reap {target}"));
+            rules.push(format!(
+                "-m recent --name {recent_name} --rcheck --seconds {timeout} --reap {target}"
+            ));
         }
     }
     let count = targets.len();
     for (index, (_, target, set_affinity)) in targets.iter().enumerate() {
         let statistic = if index + 1 < count {
-            format!("-m statistic --mode random --probability {:.10} ", 1.0 / (count - index) as f64)
+            format!(
+                "-m statistic --mode random --probability {:.10} ",
+                1.0 / (count - index) as f64
+            )
         } else {
             String::new()
         };
@@ -249,7 +317,10 @@ fn load_balance(
 fn masquerade_off_cluster(service_match: &str, pod_cidrs: &[IpNet]) -> Option<String> {
     match pod_cidrs {
         [] => None,
-        [cidr] => Some(format!("! -s {cidr} {service_match} -j {}", names::MARK_MASQ)),
+        [cidr] => Some(format!(
+            "! -s {cidr} {service_match} -j {}",
+            names::MARK_MASQ
+        )),
         _ => Some(format!("{service_match} -j {}", names::MASQ_NOT_POD)),
     }
 }

@@ -1,15 +1,16 @@
 //! Keeps one family's rules in step with the desired state. The first sync, and any sync after
-//! a failed restore, is full: it reads which PORTICO- chains exist, checks the jumps from the
-//! built-in chains, and writes every chain. Later syncs are partial: only the chains whose rules
-//! changed are written (a Service's own chains and the one dispatch bucket it sits in), so the
-//! cost follows the size of the change, not of the cluster. A failed partial restore falls back
-//! to a full one, as kube-proxy does.
+//! a failed restore, is full: one iptables-save tells which PORTICO- chains exist and which
+//! jumps from the built-in chains are missing, and every chain is written. Later syncs are
+//! partial: only the chains whose rules changed are written (a Service's own chains, the one
+//! dispatch bucket it sits in, the small parent and filter chains when they change), so the
+//! cost follows the size of the change, not of the cluster. A failed partial restore falls
+//! back to a full one, as kube-proxy does.
 
 use std::time::{Duration, Instant};
 
 use super::apply::{Iptables, IptablesError};
-use super::render::RenderCache;
-use super::ruleset::{ChainNames, RestorePlan, RuleSet};
+use super::incremental::RenderCache;
+use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet};
 use crate::dataplane::{DesiredState, NodeContext};
 
 /// What kind of restore a sync ran.
@@ -29,7 +30,7 @@ pub struct SyncOutcome {
     pub rules_written: usize,
     pub chains_deleted: usize,
     pub restore_bytes: usize,
-    /// Rendering and diffing the rules.
+    /// Rendering the rules and writing the restore input.
     pub compute: Duration,
     /// Reading existing chains and jumps (full syncs only).
     pub inspect: Duration,
@@ -42,48 +43,73 @@ pub struct SyncOutcome {
 pub struct Syncer {
     iptables: Iptables,
     cache: RenderCache,
-    /// What the last successful restore left in the kernel; `None` before the first sync and
+    /// Whether the kernel holds what the cache rendered last; false before the first sync and
     /// after a failure, when the kernel's state is unknown.
-    applied: Option<RuleSet>,
+    in_sync: bool,
 }
 
 impl Syncer {
     pub fn new(iptables: Iptables, node: &NodeContext) -> Self {
         let cache = RenderCache::new(node, iptables.family);
-        Syncer { iptables, cache, applied: None }
+        Syncer {
+            iptables,
+            cache,
+            in_sync: false,
+        }
     }
 
     pub fn iptables(&self) -> &Iptables {
         &self.iptables
     }
 
-    /// The rule set the last successful sync wrote.
-    pub fn applied(&self) -> Option<&RuleSet> {
-        self.applied.as_ref()
+    /// The rule set the last sync rendered (what the kernel holds after a successful sync).
+    pub fn rule_set(&self) -> &RuleSet {
+        self.cache.rule_set()
     }
 
     /// Brings the rules to `state`: partially when the kernel's state is known, else fully.
-    pub async fn sync(&mut self, state: &DesiredState, node: &NodeContext) -> Result<SyncOutcome, IptablesError> {
-        let Some(previous) = self.applied.take() else {
+    pub async fn sync(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+    ) -> Result<SyncOutcome, IptablesError> {
+        if !self.in_sync {
             return self.sync_full(state, node).await;
-        };
+        }
         let started = Instant::now();
-        let desired = self.cache.render(state, node);
-        let plan = desired.partial_restore(&previous);
+        let changes = {
+            self.cache.render(state, node);
+            self.cache.take_changes()
+        };
+        if changes.rebuilt {
+            // The node's addresses changed: every chain is new, write them all.
+            return self
+                .restore_full(changes.chains, None, started.elapsed(), Duration::ZERO)
+                .await;
+        }
+        let plan = self.cache.rule_set().changed_restore(&changes.chains);
         let compute = started.elapsed();
         if plan.text.is_empty() {
-            self.applied = Some(desired);
-            return Ok(outcome(SyncKind::Unchanged, &plan, compute, Duration::ZERO, Duration::ZERO));
+            return Ok(outcome(
+                SyncKind::Unchanged,
+                &plan,
+                compute,
+                Duration::ZERO,
+                Duration::ZERO,
+            ));
         }
         let started = Instant::now();
         match self.iptables.restore(&plan.text).await {
-            Ok(()) => {
-                let restore = started.elapsed();
-                self.applied = Some(desired);
-                Ok(outcome(SyncKind::Partial, &plan, compute, Duration::ZERO, restore))
-            }
+            Ok(()) => Ok(outcome(
+                SyncKind::Partial,
+                &plan,
+                compute,
+                Duration::ZERO,
+                started.elapsed(),
+            )),
             Err(error) => {
                 tracing::warn!(%error, "partial iptables restore failed; falling back to a full sync");
+                self.in_sync = false;
                 self.sync_full(state, node).await
             }
         }
@@ -91,34 +117,71 @@ impl Syncer {
 
     /// Writes every chain, deletes PORTICO- chains that are not wanted, and restores missing
     /// jumps from the built-in chains. Run on start, after failures and periodically.
-    pub async fn sync_full(&mut self, state: &DesiredState, node: &NodeContext) -> Result<SyncOutcome, IptablesError> {
+    pub async fn sync_full(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+    ) -> Result<SyncOutcome, IptablesError> {
+        if self.in_sync {
+            // Known state: the chains that went away since are among the changed ones, and only
+            // the built-in chains need listing, which stays cheap at scale.
+            let started = Instant::now();
+            self.cache.render(state, node);
+            let existing = self.cache.take_changes().chains;
+            let compute = started.elapsed();
+            return self
+                .restore_full(existing, None, compute, Duration::ZERO)
+                .await;
+        }
+        // Unknown state: one dump tells both the chains to delete and the missing jumps.
         let started = Instant::now();
-        let existing = match self.applied.take() {
-            Some(previous) => Ok(previous.chain_names()),
-            None => self.iptables.existing_chains().await,
-        };
-        let existing: ChainNames = existing?;
-        let jumps = self.iptables.missing_jumps().await?;
+        let (existing, jumps) = self.iptables.inspect().await?;
         let inspect = started.elapsed();
         let started = Instant::now();
-        let desired = self.cache.render(state, node);
-        let plan = desired.full_restore(&existing, &jumps);
-        let compute = started.elapsed();
+        self.cache.render(state, node);
+        self.cache.take_changes();
+        self.restore_full(existing, Some(jumps), started.elapsed(), inspect)
+            .await
+    }
+
+    async fn restore_full(
+        &mut self,
+        existing: ChainNames,
+        jumps: Option<ExtraLines>,
+        compute: Duration,
+        inspect: Duration,
+    ) -> Result<SyncOutcome, IptablesError> {
+        self.in_sync = false;
+        let started = Instant::now();
+        let jumps = match jumps {
+            Some(jumps) => jumps,
+            None => self.iptables.missing_jumps().await?,
+        };
+        let inspect = inspect + started.elapsed();
+        let started = Instant::now();
+        let plan = self.cache.rule_set().full_restore(&existing, &jumps);
+        let compute = compute + started.elapsed();
         let started = Instant::now();
         self.iptables.restore(&plan.text).await?;
         let restore = started.elapsed();
-        self.applied = Some(desired);
+        self.in_sync = true;
         Ok(outcome(SyncKind::Full, &plan, compute, inspect, restore))
     }
 
     /// Removes every PORTICO- chain and jump of this family (agent uninstall, `--proxy=off`).
     pub async fn cleanup(&mut self) -> Result<(), IptablesError> {
-        self.applied = None;
+        self.in_sync = false;
         self.iptables.cleanup().await
     }
 }
 
-fn outcome(kind: SyncKind, plan: &RestorePlan, compute: Duration, inspect: Duration, restore: Duration) -> SyncOutcome {
+fn outcome(
+    kind: SyncKind,
+    plan: &RestorePlan,
+    compute: Duration,
+    inspect: Duration,
+    restore: Duration,
+) -> SyncOutcome {
     SyncOutcome {
         kind,
         chains_written: plan.chains_written,

@@ -24,10 +24,17 @@ pub fn run_from_env() {
     let Ok(mode) = std::env::var(MODE) else {
         return;
     };
-    let addr: SocketAddr = std::env::var(ADDR).expect("helper address").parse().expect("socket address");
+    let addr: SocketAddr = std::env::var(ADDR)
+        .expect("helper address")
+        .parse()
+        .expect("socket address");
     match mode.as_str() {
         "echo" => echo(addr),
         "connect" => println!("ANSWER {}", connect(addr)),
+        "udp" => {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind UDP socket");
+            socket.send_to(b"ping", addr).expect("send datagram");
+        }
         other => panic!("unknown helper mode {other}"),
     }
 }
@@ -39,7 +46,10 @@ fn echo(addr: SocketAddr) {
     std::io::stdout().flush().ok();
     for stream in listener.incoming().flatten() {
         let mut stream = stream;
-        let peer = stream.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default();
+        let peer = stream
+            .peer_addr()
+            .map(|peer| peer.ip().to_string())
+            .unwrap_or_default();
         let _ = stream.write_all(format!("{peer}\n").as_bytes());
     }
 }
@@ -55,7 +65,11 @@ fn connect(addr: SocketAddr) -> String {
             }
         }
         Err(error) if error.kind() == ErrorKind::ConnectionRefused => "refused".into(),
-        Err(error) if error.kind() == ErrorKind::TimedOut || error.kind() == ErrorKind::WouldBlock => "timeout".into(),
+        Err(error)
+            if error.kind() == ErrorKind::TimedOut || error.kind() == ErrorKind::WouldBlock =>
+        {
+            "timeout".into()
+        }
         Err(error) => format!("other {error}"),
     }
 }
@@ -69,7 +83,12 @@ fn helper_command(netns: &str, mode: &str, addr: &str) -> Command {
     command
         .args(["netns", "exec", netns])
         .arg(this_binary())
-        .args(["--exact", "helper_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(MODE, mode)
         .env(ADDR, addr);
     command
@@ -91,7 +110,8 @@ impl EchoServer {
         let mut lines = BufReader::new(stdout).lines();
         loop {
             match lines.next() {
-                Some(Ok(line)) if line.trim() == "READY" => break,
+                // libtest prints "test helper_process ... " before the helper's own output.
+                Some(Ok(line)) if line.trim_end().ends_with("READY") => break,
                 Some(Ok(_)) => continue,
                 _ => panic!("echo server in {netns} exited before it was ready"),
             }
@@ -109,11 +129,13 @@ impl Drop for EchoServer {
 
 /// Connects from inside `netns` to `addr` and reports what came back.
 pub fn connect_from(netns: &str, addr: &str) -> Answer {
-    let output = helper_command(netns, "connect", addr).output().expect("run client");
+    let output = helper_command(netns, "connect", addr)
+        .output()
+        .expect("run client");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout
         .lines()
-        .find_map(|line| line.strip_prefix("ANSWER "))
+        .find_map(|line| line.split_once("ANSWER ").map(|(_, answer)| answer.trim()))
         .unwrap_or_else(|| panic!("client printed no answer: {stdout}"));
     if let Some(peer) = line.strip_prefix("peer ") {
         Answer::Peer(peer.to_string())
@@ -124,4 +146,13 @@ pub fn connect_from(netns: &str, addr: &str) -> Answer {
     } else {
         Answer::Other(line.to_string())
     }
+}
+
+/// Sends one UDP datagram from inside `netns` to `addr` (enough to create a conntrack entry).
+pub fn send_udp_from(netns: &str, addr: &str) {
+    let status = helper_command(netns, "udp", addr)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run UDP sender");
+    assert!(status.success(), "UDP sender in {netns} failed");
 }

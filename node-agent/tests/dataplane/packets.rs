@@ -2,9 +2,12 @@
 //! DESIGN.md, with real TCP.
 
 use crate::helper::{Answer, EchoServer, connect_from};
-use crate::services::{mk_service, mk_slice, node_context, state, syncer, with_lb_ip, with_local_policy};
+use crate::services::{
+    mk_service, mk_slice, node_context, state, syncer, with_lb_ip, with_local_policy,
+};
 use crate::topology::{
-    CLIENT_IP, ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, POD_B_IP, Topology, root_or_skip,
+    CLIENT_IP, ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, POD_B_IP,
+    Topology, root_or_skip,
 };
 
 fn echo_on_pod_a(topology: &Topology) -> EchoServer {
@@ -20,9 +23,15 @@ async fn cluster_ip_from_a_pod_keeps_the_pod_ip() {
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "ClusterIP", None)];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node).sync(&state(&services, &slices), &node_context()).await.expect("sync");
+    syncer(&topology.node)
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("sync");
 
-    assert_eq!(connect_from(&topology.pod_b, "10.96.0.10:80"), Answer::Peer(POD_B_IP.into()));
+    assert_eq!(
+        connect_from(&topology.pod_b, "10.96.0.10:80"),
+        Answer::Peer(POD_B_IP.into())
+    );
 }
 
 #[tokio::test]
@@ -34,9 +43,15 @@ async fn node_port_under_cluster_policy_masquerades_to_the_node() {
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node).sync(&state(&services, &slices), &node_context()).await.expect("sync");
+    syncer(&topology.node)
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("sync");
 
-    assert_eq!(connect_from(&topology.client, &format!("{NODE_IP}:30080")), Answer::Peer(NODE_POD_GATEWAY.into()));
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Peer(NODE_POD_GATEWAY.into())
+    );
 }
 
 #[tokio::test]
@@ -46,15 +61,29 @@ async fn local_policy_keeps_the_client_ip_on_node_port_and_lb_ip() {
     }
     let topology = Topology::new("npl");
     let _echo = echo_on_pod_a(&topology);
-    let services =
-        [with_lb_ip(with_local_policy(mk_service("web", "10.96.0.10", "LoadBalancer", Some(30080))), LB_IP)];
+    let services = [with_lb_ip(
+        with_local_policy(mk_service("web", "10.96.0.10", "LoadBalancer", Some(30080))),
+        LB_IP,
+    )];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node).sync(&state(&services, &slices), &node_context()).await.expect("sync");
+    syncer(&topology.node)
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("sync");
 
-    assert_eq!(connect_from(&topology.client, &format!("{NODE_IP}:30080")), Answer::Peer(CLIENT_IP.into()));
-    assert_eq!(connect_from(&topology.client, &format!("{LB_IP}:80")), Answer::Peer(CLIENT_IP.into()));
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Peer(CLIENT_IP.into())
+    );
+    assert_eq!(
+        connect_from(&topology.client, &format!("{LB_IP}:80")),
+        Answer::Peer(CLIENT_IP.into())
+    );
     // A pod reaching the LB IP is short-circuited to the ClusterIP path: no SNAT either.
-    assert_eq!(connect_from(&topology.pod_b, &format!("{LB_IP}:80")), Answer::Peer(POD_B_IP.into()));
+    assert_eq!(
+        connect_from(&topology.pod_b, &format!("{LB_IP}:80")),
+        Answer::Peer(POD_B_IP.into())
+    );
 }
 
 #[tokio::test]
@@ -65,13 +94,27 @@ async fn local_policy_without_a_local_endpoint_drops_external_traffic() {
     let topology = Topology::new("npd");
     let _echo = echo_on_pod_a(&topology);
     // The only endpoint is on another node: this node must not forward external traffic to it.
-    let services = [with_local_policy(mk_service("web", "10.96.0.10", "NodePort", Some(30080)))];
+    let services = [with_local_policy(mk_service(
+        "web",
+        "10.96.0.10",
+        "NodePort",
+        Some(30080),
+    ))];
     let slices = [mk_slice("web", &[(POD_A_IP, "node-b")])];
-    syncer(&topology.node).sync(&state(&services, &slices), &node_context()).await.expect("sync");
+    syncer(&topology.node)
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("sync");
 
-    assert_eq!(connect_from(&topology.client, &format!("{NODE_IP}:30080")), Answer::Timeout);
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Timeout
+    );
     // Cluster-internal traffic still reaches the endpoint (here it happens to be reachable).
-    assert_eq!(connect_from(&topology.pod_b, "10.96.0.10:80"), Answer::Peer(POD_B_IP.into()));
+    assert_eq!(
+        connect_from(&topology.pod_b, "10.96.0.10:80"),
+        Answer::Peer(POD_B_IP.into())
+    );
 }
 
 #[tokio::test]
@@ -82,8 +125,17 @@ async fn service_without_endpoints_refuses_connections() {
     let topology = Topology::new("rej");
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
-    syncer(&topology.node).sync(&state(&services, &[]), &node_context()).await.expect("sync");
+    syncer(&topology.node)
+        .sync(&state(&services, &[]), &node_context())
+        .await
+        .expect("sync");
 
-    assert_eq!(connect_from(&topology.client, &format!("{NODE_IP}:30080")), Answer::Refused);
-    assert_eq!(connect_from(&topology.pod_b, "10.96.0.10:80"), Answer::Refused);
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Refused
+    );
+    assert_eq!(
+        connect_from(&topology.pod_b, "10.96.0.10:80"),
+        Answer::Refused
+    );
 }

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use portico_agent::dataplane::IpFamily;
 use portico_agent::dataplane::{self, DesiredState, NodeContext};
 use portico_agent::iptables::{Iptables, Syncer};
-use portico_agent::dataplane::IpFamily;
 
 use crate::topology::{ECHO_PORT, NODE_IP, NODE_NAME};
 
@@ -19,7 +19,11 @@ pub const NAMESPACE: &str = "default";
 /// A Service `name` with TCP port 80 named "http", of `type_`, with an optional node port.
 pub fn mk_service(name: &str, cluster_ip: &str, type_: &str, node_port: Option<i32>) -> Service {
     Service {
-        metadata: ObjectMeta { name: Some(name.into()), namespace: Some(NAMESPACE.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
         spec: Some(ServiceSpec {
             type_: Some(type_.into()),
             cluster_ip: Some(cluster_ip.into()),
@@ -45,7 +49,10 @@ pub fn with_local_policy(mut service: Service) -> Service {
 pub fn with_lb_ip(mut service: Service, ip: &str) -> Service {
     service.status = Some(ServiceStatus {
         load_balancer: Some(LoadBalancerStatus {
-            ingress: Some(vec![LoadBalancerIngress { ip: Some(ip.into()), ..Default::default() }]),
+            ingress: Some(vec![LoadBalancerIngress {
+                ip: Some(ip.into()),
+                ..Default::default()
+            }]),
         }),
         ..Default::default()
     });
@@ -58,7 +65,10 @@ pub fn mk_slice(service: &str, endpoints: &[(&str, &str)]) -> EndpointSlice {
         metadata: ObjectMeta {
             name: Some(format!("{service}-abcde")),
             namespace: Some(NAMESPACE.into()),
-            labels: Some(BTreeMap::from([("kubernetes.io/service-name".to_string(), service.to_string())])),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/service-name".to_string(),
+                service.to_string(),
+            )])),
             ..Default::default()
         },
         address_type: "IPv4".into(),
@@ -67,7 +77,11 @@ pub fn mk_slice(service: &str, endpoints: &[(&str, &str)]) -> EndpointSlice {
             .map(|(ip, node)| Endpoint {
                 addresses: vec![ip.to_string()],
                 node_name: Some(node.to_string()),
-                conditions: Some(EndpointConditions { ready: Some(true), serving: Some(true), terminating: Some(false) }),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    serving: Some(true),
+                    terminating: Some(false),
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -94,5 +108,8 @@ pub fn state(services: &[Service], slices: &[EndpointSlice]) -> DesiredState {
 
 /// A syncer for the node namespace with the system's default iptables.
 pub fn syncer(node_ns: &str) -> Syncer {
-    Syncer::new(Iptables::new(IpFamily::V4).in_netns(node_ns), &node_context())
+    Syncer::new(
+        Iptables::new(IpFamily::V4).in_netns(node_ns),
+        &node_context(),
+    )
 }

@@ -6,7 +6,10 @@ use portico_agent::iptables::{Backend, Iptables, SyncKind, Syncer};
 
 use crate::helper::{Answer, EchoServer, connect_from};
 use crate::services::{mk_service, mk_slice, node_context, state};
-use crate::topology::{ECHO_PORT, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, Topology, in_ns, output_in_ns, root_or_skip};
+use crate::topology::{
+    ECHO_PORT, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, Topology, in_ns, output_in_ns,
+    root_or_skip,
+};
 
 async fn foreign_rules_survive_syncs_and_cleanup(backend: Backend, tag: &str) {
     let topology = Topology::new(tag);
@@ -14,10 +17,43 @@ async fn foreign_rules_survive_syncs_and_cleanup(backend: Backend, tag: &str) {
     let tool = format!("iptables-{}", backend.as_str());
     let save = format!("iptables-{}-save", backend.as_str());
     in_ns(node, &[&tool, "-t", "nat", "-N", "FOREIGN-NAT"]);
-    in_ns(node, &[&tool, "-t", "nat", "-A", "FOREIGN-NAT", "-s", "192.0.2.1/32", "-j", "RETURN"]);
-    in_ns(node, &[&tool, "-t", "nat", "-A", "PREROUTING", "-j", "FOREIGN-NAT"]);
-    in_ns(node, &[&tool, "-t", "filter", "-A", "INPUT", "-s", "192.0.2.2/32", "-j", "DROP"]);
-    let foreign = ["-A FOREIGN-NAT -s 192.0.2.1/32 -j RETURN", "-A PREROUTING -j FOREIGN-NAT", "-A INPUT -s 192.0.2.2/32 -j DROP"];
+    in_ns(
+        node,
+        &[
+            &tool,
+            "-t",
+            "nat",
+            "-A",
+            "FOREIGN-NAT",
+            "-s",
+            "192.0.2.1/32",
+            "-j",
+            "RETURN",
+        ],
+    );
+    in_ns(
+        node,
+        &[&tool, "-t", "nat", "-A", "PREROUTING", "-j", "FOREIGN-NAT"],
+    );
+    in_ns(
+        node,
+        &[
+            &tool,
+            "-t",
+            "filter",
+            "-A",
+            "INPUT",
+            "-s",
+            "192.0.2.2/32",
+            "-j",
+            "DROP",
+        ],
+    );
+    let foreign = [
+        "-A FOREIGN-NAT -s 192.0.2.1/32 -j RETURN",
+        "-A PREROUTING -j FOREIGN-NAT",
+        "-A INPUT -s 192.0.2.2/32 -j DROP",
+    ];
     let assert_foreign_intact = |when: &str| {
         let dump = output_in_ns(node, &[&save]);
         for rule in foreign {
@@ -26,9 +62,17 @@ async fn foreign_rules_survive_syncs_and_cleanup(backend: Backend, tag: &str) {
     };
 
     let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
-    let mut syncer = Syncer::new(Iptables::new(IpFamily::V4).with_backend(backend).in_netns(node), &node_context());
+    let mut syncer = Syncer::new(
+        Iptables::new(IpFamily::V4)
+            .with_backend(backend)
+            .in_netns(node),
+        &node_context(),
+    );
     let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
-    let first = syncer.sync(&state(&services, &[]), &node_context()).await.expect("full sync");
+    let first = syncer
+        .sync(&state(&services, &[]), &node_context())
+        .await
+        .expect("full sync");
     assert_eq!(first.kind, SyncKind::Full);
     assert_foreign_intact("after a full sync");
     let node_port = format!("{NODE_IP}:30080");
@@ -36,21 +80,40 @@ async fn foreign_rules_survive_syncs_and_cleanup(backend: Backend, tag: &str) {
 
     // An endpoint appears: a partial sync rewrites the Service's chains and bucket only.
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    let second = syncer.sync(&state(&services, &slices), &node_context()).await.expect("partial sync");
+    let second = syncer
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("partial sync");
     assert_eq!(second.kind, SyncKind::Partial);
-    assert!(second.chains_written < 12, "partial sync wrote {} chains", second.chains_written);
+    assert!(
+        second.chains_written < 12,
+        "partial sync wrote {} chains",
+        second.chains_written
+    );
     assert_foreign_intact("after a partial sync");
-    assert_eq!(connect_from(&topology.client, &node_port), Answer::Peer(NODE_POD_GATEWAY.into()));
+    assert_eq!(
+        connect_from(&topology.client, &node_port),
+        Answer::Peer(NODE_POD_GATEWAY.into())
+    );
 
     // The Service goes away: its chains are deleted, the dispatch emptied.
-    let third = syncer.sync(&state(&[], &[]), &node_context()).await.expect("partial sync");
+    let third = syncer
+        .sync(&state(&[], &[]), &node_context())
+        .await
+        .expect("partial sync");
     assert_eq!(third.kind, SyncKind::Partial);
     let dump = output_in_ns(node, &[&save, "-t", "nat"]);
-    assert!(!dump.contains("PORTICO-SVC-"), "a Service chain outlived its Service:\n{dump}");
+    assert!(
+        !dump.contains("PORTICO-SVC-"),
+        "a Service chain outlived its Service:\n{dump}"
+    );
 
     syncer.cleanup().await.expect("cleanup");
     let dump = output_in_ns(node, &[&save]);
-    assert!(!dump.contains("PORTICO-"), "cleanup left Portico's rules:\n{dump}");
+    assert!(
+        !dump.contains("PORTICO-"),
+        "cleanup left Portico's rules:\n{dump}"
+    );
     assert_foreign_intact("after cleanup");
 }
 
@@ -77,13 +140,44 @@ async fn a_restart_removes_chains_of_services_that_went_away() {
     let services = [mk_service("old", "10.96.0.20", "ClusterIP", None)];
     let slices = [mk_slice("old", &[(POD_A_IP, NODE_NAME)])];
     let mut before = crate::services::syncer(&topology.node);
-    before.sync(&state(&services, &slices), &node_context()).await.expect("sync");
+    before
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("sync");
     // A new agent process knows nothing of the old one's chains, finds them and deletes them.
     let mut after = crate::services::syncer(&topology.node);
-    let outcome = after.sync(&state(&[], &[]), &node_context()).await.expect("sync");
+    let outcome = after
+        .sync(&state(&[], &[]), &node_context())
+        .await
+        .expect("sync");
     assert_eq!(outcome.kind, SyncKind::Full);
     let dump = output_in_ns(&topology.node, &["iptables-save"]);
-    assert!(!dump.contains("PORTICO-SVC-") && !dump.contains("PORTICO-SEP-"), "stale chains left:\n{dump}");
+    assert!(
+        !dump.contains("PORTICO-SVC-") && !dump.contains("PORTICO-SEP-"),
+        "stale chains left:\n{dump}"
+    );
     // Jumps are not duplicated by the second agent.
-    assert_eq!(dump.matches("-A PREROUTING -j PORTICO-SERVICES").count(), 1, "{dump}");
+    assert_eq!(
+        dump.matches("-A PREROUTING -j PORTICO-SERVICES").count(),
+        1,
+        "{dump}"
+    );
+}
+
+#[tokio::test]
+async fn the_backend_is_detected_from_iptables_version() {
+    if !root_or_skip("the_backend_is_detected_from_iptables_version") {
+        return;
+    }
+    let topology = Topology::new("bkd");
+    let version = output_in_ns(&topology.node, &["iptables", "-V"]);
+    let detected = portico_agent::iptables::detect_backend(Some(&topology.node))
+        .await
+        .expect("iptables -V");
+    let expected = if version.contains("nf_tables") {
+        Backend::Nft
+    } else {
+        Backend::Legacy
+    };
+    assert_eq!(detected, expected, "{version}");
 }

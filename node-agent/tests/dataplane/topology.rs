@@ -21,7 +21,10 @@ pub fn root_or_skip(test: &str) -> bool {
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find_map(|line| line.strip_prefix("Uid:").map(|uids| uids.split_whitespace().next() == Some("0")))
+            status.lines().find_map(|line| {
+                line.strip_prefix("Uid:")
+                    .map(|uids| uids.split_whitespace().next() == Some("0"))
+            })
         })
         .unwrap_or(false);
     if is_root {
@@ -35,8 +38,15 @@ pub fn root_or_skip(test: &str) -> bool {
 }
 
 pub fn run(args: &[&str]) {
-    let output = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
-    assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 pub fn in_ns(netns: &str, args: &[&str]) {
@@ -46,8 +56,16 @@ pub fn in_ns(netns: &str, args: &[&str]) {
 }
 
 pub fn output_in_ns(netns: &str, args: &[&str]) -> String {
-    let output = Command::new("ip").args(["netns", "exec", netns]).args(args).output().expect("spawn");
-    assert!(output.status.success(), "{args:?} in {netns} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(args)
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{args:?} in {netns} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -56,7 +74,10 @@ fn remove_leftovers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let own = format!("{PREFIX}{}-", std::process::id());
-        let listing = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        let listing = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list");
         for line in String::from_utf8_lossy(&listing.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
             if name.starts_with(PREFIX) && !name.starts_with(&own) {
@@ -90,23 +111,87 @@ impl Topology {
         }
         let (client, node) = (topology.client.as_str(), topology.node.as_str());
         in_ns(node, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        run(&["ip", "-n", client, "link", "add", "eth0", "type", "veth", "peer", "name", "uplink", "netns", node]);
-        in_ns(client, &["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", "eth0"]);
+        run(&[
+            "ip", "-n", client, "link", "add", "eth0", "type", "veth", "peer", "name", "uplink",
+            "netns", node,
+        ]);
+        in_ns(
+            client,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{CLIENT_IP}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
         in_ns(client, &["ip", "link", "set", "eth0", "up"]);
-        in_ns(client, &["ip", "route", "add", &format!("{LB_IP}/32"), "via", NODE_IP]);
-        in_ns(node, &["ip", "addr", "add", &format!("{NODE_IP}/24"), "dev", "uplink"]);
+        in_ns(
+            client,
+            &["ip", "route", "add", &format!("{LB_IP}/32"), "via", NODE_IP],
+        );
+        in_ns(
+            node,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{NODE_IP}/24"),
+                "dev",
+                "uplink",
+            ],
+        );
         in_ns(node, &["ip", "link", "set", "uplink", "up"]);
         // Traffic to Services without endpoints must be routable to reach the REJECT in FORWARD.
-        in_ns(node, &["ip", "route", "add", "default", "via", "198.18.0.1"]);
-        for (pod, pod_ip, host_if) in [(&topology.pod_a, POD_A_IP, "pod-a"), (&topology.pod_b, POD_B_IP, "pod-b")] {
-            run(&["ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", host_if, "netns", node]);
-            in_ns(pod, &["ip", "addr", "add", &format!("{pod_ip}/32"), "dev", "eth0"]);
+        in_ns(
+            node,
+            &["ip", "route", "add", "default", "via", "198.18.0.1"],
+        );
+        for (pod, pod_ip, host_if) in [
+            (&topology.pod_a, POD_A_IP, "pod-a"),
+            (&topology.pod_b, POD_B_IP, "pod-b"),
+        ] {
+            run(&[
+                "ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", host_if,
+                "netns", node,
+            ]);
+            in_ns(
+                pod,
+                &["ip", "addr", "add", &format!("{pod_ip}/32"), "dev", "eth0"],
+            );
             in_ns(pod, &["ip", "link", "set", "eth0", "up"]);
-            in_ns(pod, &["ip", "route", "add", NODE_POD_GATEWAY, "dev", "eth0"]);
-            in_ns(pod, &["ip", "route", "add", "default", "via", NODE_POD_GATEWAY]);
-            in_ns(node, &["ip", "addr", "add", &format!("{NODE_POD_GATEWAY}/32"), "dev", host_if]);
+            in_ns(
+                pod,
+                &["ip", "route", "add", NODE_POD_GATEWAY, "dev", "eth0"],
+            );
+            in_ns(
+                pod,
+                &["ip", "route", "add", "default", "via", NODE_POD_GATEWAY],
+            );
+            in_ns(
+                node,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{NODE_POD_GATEWAY}/32"),
+                    "dev",
+                    host_if,
+                ],
+            );
             in_ns(node, &["ip", "link", "set", host_if, "up"]);
-            in_ns(node, &["ip", "route", "add", &format!("{pod_ip}/32"), "dev", host_if]);
+            in_ns(
+                node,
+                &[
+                    "ip",
+                    "route",
+                    "add",
+                    &format!("{pod_ip}/32"),
+                    "dev",
+                    host_if,
+                ],
+            );
         }
         topology
     }

@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::dataplane::{Endpoint, Protocol, TrafficPolicy};
+use crate::dataplane::{Endpoint, Protocol, ServicePort, ServicePortKey, TrafficPolicy};
+use crate::iptables::incremental::RenderCache;
 
 pub(crate) const NODE: &str = "node-a";
 
@@ -86,14 +87,30 @@ filter :PORTICO-SERVICES
 filter :PORTICO-EXTERNAL-SERVICES
 filter :PORTICO-NODEPORTS
 filter :PORTICO-FIREWALL";
-    for line in fixed.lines().chain(listing.lines()).map(str::trim).filter(|line| !line.is_empty()) {
+    for line in fixed
+        .lines()
+        .chain(listing.lines())
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         let (table, line) = line.split_once(' ').expect("table first");
-        let chains = set.chains_mut(if table == "nat" { Table::Nat } else { Table::Filter });
+        let chains = set.chains_mut(if table == "nat" {
+            Table::Nat
+        } else {
+            Table::Filter
+        });
         if let Some(chain) = line.strip_prefix(':') {
             chains.entry(chain.to_string()).or_default();
         } else {
-            let (chain, rule) = line.strip_prefix("-A ").expect("-A line").split_once(' ').expect("rule");
-            chains.entry(chain.to_string()).or_default().push(rule.to_string());
+            let (chain, rule) = line
+                .strip_prefix("-A ")
+                .expect("-A line")
+                .split_once(' ')
+                .expect("rule");
+            chains
+                .entry(chain.to_string())
+                .or_default()
+                .push(rule.to_string());
         }
     }
     let services = set.nat.entry(names::SERVICES.to_string()).or_default();
@@ -110,7 +127,11 @@ fn dump_for(ports: Vec<ServicePort>, node: &NodeContext) -> String {
     for port in ports {
         state.insert(port);
     }
-    let family = state.ports.values().next().map_or(IpFamily::V4, |port| port.key.family);
+    let family = state
+        .ports
+        .values()
+        .next()
+        .map_or(IpFamily::V4, |port| port.key.family);
     render(&state, node, family).dump()
 }
 
@@ -294,13 +315,20 @@ fn rendered_rules_match_kube_proxy_semantics() {
         ),
     ];
     for (case, port, listing) in cases {
-        assert_eq!(dump(vec![port]), expected(Protocol::Tcp, listing), "case: {case}");
+        assert_eq!(
+            dump(vec![port]),
+            expected(Protocol::Tcp, listing),
+            "case: {case}"
+        );
     }
 }
 
 #[test]
 fn udp_and_sctp_ports_match_their_protocol() {
-    for (protocol, name, bucket) in [(Protocol::Udp, "udp", "UDP"), (Protocol::Sctp, "sctp", "SCTP")] {
+    for (protocol, name, bucket) in [
+        (Protocol::Udp, "udp", "UDP"),
+        (Protocol::Sctp, "sctp", "SCTP"),
+    ] {
         let mut port = endpoints(with_node_port(svc1()), vec![on_this_node()]);
         port.key.protocol = protocol;
         let listing = format!(
@@ -331,14 +359,20 @@ fn several_pod_cidrs_use_a_shared_not_pod_chain() {
          nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
          nat -A $SVC -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MASQ-NOT-POD
          nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080";
-    assert_eq!(dump_for(vec![port], &node), expected(Protocol::Tcp, listing));
+    assert_eq!(
+        dump_for(vec![port], &node),
+        expected(Protocol::Tcp, listing)
+    );
 }
 
 #[test]
 fn ipv6_renders_its_own_rule_set() {
     let mut node = node();
     node.pod_cidrs.push("fd00:244::/64".parse().unwrap());
-    let mut port = endpoints(mk_port("svc1", "fd00:96::a"), vec![mk_endpoint("fd00:244::7", NODE)]);
+    let mut port = endpoints(
+        mk_port("svc1", "fd00:96::a"),
+        vec![mk_endpoint("fd00:244::7", NODE)],
+    );
     port.key.family = IpFamily::V6;
     let listing = "nat -A PORTICO-SERVICES -d ::a/::ff -j PORTICO-SVCS-0A
          nat -A PORTICO-SVCS-0A -d fd00:96::a/128 -p tcp -m tcp --dport 80 -j $SVC
@@ -346,20 +380,36 @@ fn ipv6_renders_its_own_rule_set() {
          nat -A $SVC -j PORTICO-SEP-C7I5MKSCKNB34T7Q
          nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -s fd00:244::7/128 -j PORTICO-MARK-MASQ
          nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -p tcp -m tcp -j DNAT --to-destination [fd00:244::7]:8080";
-    assert_eq!(dump_for(vec![port], &node), expected(Protocol::Tcp, listing));
+    assert_eq!(
+        dump_for(vec![port], &node),
+        expected(Protocol::Tcp, listing)
+    );
 }
 
 #[test]
 fn statistic_probabilities_are_one_over_the_remaining_endpoints() {
-    let many: Vec<Endpoint> = (1..=4).map(|i| mk_endpoint(&format!("10.244.1.{i}"), "node-b")).collect();
-    let set = render(&state_of(vec![endpoints(svc1(), many)]), &node(), IpFamily::V4);
+    let many: Vec<Endpoint> = (1..=4)
+        .map(|i| mk_endpoint(&format!("10.244.1.{i}"), "node-b"))
+        .collect();
+    let set = render(
+        &state_of(vec![endpoints(svc1(), many)]),
+        &node(),
+        IpFamily::V4,
+    );
     let svc = &set.nat[&names::svc_chain(&svc1().key)];
     let probabilities: Vec<&str> = svc
         .iter()
         .skip(1)
-        .map(|rule| rule.split("--probability ").nth(1).map_or("last", |rest| rest.split(' ').next().unwrap()))
+        .map(|rule| {
+            rule.split("--probability ")
+                .nth(1)
+                .map_or("last", |rest| rest.split(' ').next().unwrap())
+        })
         .collect();
-    assert_eq!(probabilities, ["0.2500000000", "0.3333333333", "0.5000000000", "last"]);
+    assert_eq!(
+        probabilities,
+        ["0.2500000000", "0.3333333333", "0.5000000000", "last"]
+    );
 }
 
 fn state_of(ports: Vec<ServicePort>) -> DesiredState {
@@ -373,21 +423,82 @@ fn state_of(ports: Vec<ServicePort>) -> DesiredState {
 #[test]
 fn a_changed_service_rewrites_only_its_chains_and_its_bucket() {
     let ports: Vec<ServicePort> = (0..300)
-        .map(|i| endpoints(mk_port(&format!("svc{i}"), &format!("10.96.{}.{}", i / 250, i % 250 + 1)), vec![remote()]))
+        .map(|i| {
+            endpoints(
+                mk_port(
+                    &format!("svc{i}"),
+                    &format!("10.96.{}.{}", i / 250, i % 250 + 1),
+                ),
+                vec![remote()],
+            )
+        })
         .collect();
     let mut cache = RenderCache::new(&node(), IpFamily::V4);
-    let before = cache.render(&state_of(ports.clone()), &node());
+    let before = cache.render(&state_of(ports.clone()), &node()).clone();
+    assert!(cache.take_changes().rebuilt);
     let mut changed = ports;
-    changed[7].endpoints.push(mk_endpoint("10.244.2.9", "node-c"));
-    let after = cache.render(&state_of(changed.clone()), &node());
-    assert_eq!(after, render(&state_of(changed), &node(), IpFamily::V4), "the cache renders what render does");
+    changed[7]
+        .endpoints
+        .push(mk_endpoint("10.244.2.9", "node-c"));
+    let after = cache.render(&state_of(changed.clone()), &node()).clone();
+    assert_eq!(
+        after,
+        render(&state_of(changed), &node(), IpFamily::V4),
+        "the cache renders what render does"
+    );
     let plan = after.partial_restore(&before);
     let svc7 = names::svc_chain(&mk_port("svc7", "10.96.0.8").key);
-    assert_eq!(plan.text, format!(
-        "*nat\n:{svc7} - [0:0]\n\
-         -A {svc7} ! -s 10.244.0.0/16 -d 10.96.0.8/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ\n\
-         -A {svc7} -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080\n\
-         -A {svc7} -p tcp -m tcp -j DNAT --to-destination 10.244.2.9:8080\n\
-         COMMIT\n"
-    ));
+    assert_eq!(
+        plan.text,
+        format!(
+            "*nat\n:{svc7} - [0:0]\n\
+             -A {svc7} ! -s 10.244.0.0/16 -d 10.96.0.8/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ\n\
+             -A {svc7} -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080\n\
+             -A {svc7} -p tcp -m tcp -j DNAT --to-destination 10.244.2.9:8080\n\
+             COMMIT\n"
+        )
+    );
+    let changes = cache.take_changes();
+    assert!(!changes.rebuilt);
+    assert_eq!(
+        after.changed_restore(&changes.chains),
+        plan,
+        "the recorded changes give the same restore"
+    );
+}
+
+#[test]
+fn the_cache_follows_services_that_come_and_go() {
+    let port = |i: usize| {
+        endpoints(
+            with_lb(mk_port(&format!("svc{i}"), &format!("10.96.0.{}", i + 1))),
+            vec![remote()],
+        )
+    };
+    let mut cache = RenderCache::new(&node(), IpFamily::V4);
+    let steps: Vec<Vec<ServicePort>> = vec![
+        vec![port(1), port(2)],
+        vec![port(1), port(2), port(3)],
+        vec![port(2)],
+        vec![endpoints(port(2), vec![])],
+        vec![],
+    ];
+    let mut previous = cache.render(&DesiredState::default(), &node()).clone();
+    cache.take_changes();
+    for (step, ports) in steps.into_iter().enumerate() {
+        let state = state_of(ports);
+        let rendered = cache.render(&state, &node()).clone();
+        assert_eq!(
+            rendered,
+            render(&state, &node(), IpFamily::V4),
+            "step {step}"
+        );
+        let changes = cache.take_changes();
+        assert_eq!(
+            rendered.changed_restore(&changes.chains),
+            rendered.partial_restore(&previous),
+            "step {step}"
+        );
+        previous = rendered;
+    }
 }
