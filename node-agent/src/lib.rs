@@ -70,11 +70,14 @@ pub async fn run(args: Args) -> ExitCode {
 /// `--cleanup`: removes Portico's chains and jumps of both families.
 async fn cleanup() -> ExitCode {
     let mut code = ExitCode::SUCCESS;
-    for family in [dataplane::IpFamily::V4, dataplane::IpFamily::V6] {
+    for (family, name) in [
+        (dataplane::IpFamily::V4, "IPv4"),
+        (dataplane::IpFamily::V6, "IPv6"),
+    ] {
         match iptables::Iptables::new(family).cleanup().await {
-            Ok(()) => println!("{BINARY}: removed Portico's {family:?} rules"),
+            Ok(()) => println!("{BINARY}: removed Portico's {name} rules"),
             Err(e) => {
-                eprintln!("{BINARY}: cleanup of {family:?} rules failed: {e}");
+                eprintln!("{BINARY}: cleanup of {name} rules failed: {e}");
                 code = ExitCode::FAILURE;
             }
         }

@@ -160,6 +160,7 @@ pub async fn run(
             proxier.set_node(context.clone());
         }
         let kind = schedule.kind(Instant::now());
+        tracing::debug!(?kind, "dataplane sync");
         let result = proxier
             .sync(
                 &services.state(),

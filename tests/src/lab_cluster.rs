@@ -26,8 +26,15 @@ pub struct LabCluster {
 
 impl LabCluster {
     pub async fn start() -> LabCluster {
+        Self::start_listening(vec![SocketAddr::from(([127, 0, 0, 1], 0))]).await
+    }
+
+    /// Listens on these addresses too (for example the host side of node namespaces' veths);
+    /// the first one is the kubeconfig's.
+    pub async fn start_listening(listen: Vec<SocketAddr>) -> LabCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ApiServerConfig {
+            listen,
             kubeconfig: Some(dir.path().join("kubeconfig")),
             ..ApiServerConfig::default()
         };
@@ -75,6 +82,20 @@ impl LabCluster {
 
     pub fn kubeconfig(&self) -> &Path {
         self.server.kubeconfig_path()
+    }
+
+    /// Writes a kubeconfig that reaches the server through the listen address `ip`.
+    pub fn kubeconfig_via(&self, ip: std::net::IpAddr) -> PathBuf {
+        let url = self
+            .server
+            .urls()
+            .iter()
+            .find(|u| u.contains(&format!("//{ip}:")))
+            .unwrap_or_else(|| panic!("the lab API server does not listen on {ip}"))
+            .clone();
+        let path = self.dir.path().join(format!("kubeconfig-{ip}"));
+        std::fs::write(&path, self.server.kubeconfig_for(&url)).expect("write kubeconfig");
+        path
     }
 
     /// Starts the real controller binary against this cluster.

@@ -1,0 +1,6 @@
+//! portico-agent end to end: the real binary in network namespaces (one per node), against the
+//! lab API server, answering health checks from the cluster's EndpointSlices and cleaning up
+//! after itself. Root only; fails rather than skips under CI.
+
+mod health;
+mod nodes;
