@@ -57,7 +57,11 @@ async fn wait_until(seen: &Seen, name: &str) -> Instant {
 /// the NodePort range, as in a real cluster.
 fn mk_lb_service(name: &str, port: i32, annotations: &[(&str, &str)]) -> Service {
     let mut service = portico_tests::lab_cluster::mk_lb_service(name, port, annotations);
-    service.spec.as_mut().unwrap().allocate_load_balancer_node_ports = Some(false);
+    service
+        .spec
+        .as_mut()
+        .unwrap()
+        .allocate_load_balancer_node_ports = Some(false);
     service
 }
 
