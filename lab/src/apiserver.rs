@@ -35,6 +35,7 @@ mod discovery;
 mod meta;
 mod openapi;
 mod patch;
+mod protobuf;
 mod resources;
 mod respond;
 mod routes;

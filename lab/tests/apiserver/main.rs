@@ -9,6 +9,7 @@ mod events;
 mod kubectl;
 mod leader;
 mod patch;
+mod protobuf;
 mod runtime;
 mod services;
 mod watch;
