@@ -32,6 +32,15 @@ pub enum Command {
     /// Campaign for a Lease and print `leading <identity>` / `lost <identity>` (for tests).
     #[command(hide = true)]
     LeaseHolder(LeaseHolderArgs),
+    /// Answer every TCP connection, HTTP GET and UDP datagram with `client_address=<peer>`.
+    #[command(hide = true)]
+    EchoServer(crate::netns::echo::EchoServerArgs),
+    /// Connect (from inside a namespace), send one request and print the reply.
+    #[command(hide = true)]
+    Probe(crate::netns::probe::ProbeArgs),
+    /// Build the network-namespace cluster, print its layout, hold it until SIGTERM/SIGINT.
+    #[command(hide = true)]
+    Netns(crate::netns::hold::NetnsArgs),
 }
 
 #[derive(ClapArgs, Debug)]
@@ -123,6 +132,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::LeaseHolder(a) => lease_holder(a).await,
+        Command::EchoServer(a) => crate::netns::echo::run(a).await,
+        Command::Probe(a) => crate::netns::probe::run(a).await,
+        Command::Netns(a) => crate::netns::hold::run(a).await,
     }
 }
 

@@ -19,5 +19,6 @@
 
 pub mod apiserver;
 pub mod cli;
+pub mod netns;
 
 pub use apiserver::{ApiServerConfig, ApiServerError, LabApiServer};

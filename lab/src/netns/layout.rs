@@ -1,0 +1,289 @@
+//! The pure description of a lab topology: which namespaces, addresses and routes exist, and
+//! the `ip`/`sysctl` commands that build them. No I/O here; `topology` runs the commands.
+//!
+//! ```text
+//!   host ns: ptl<pid>-<seq> 198.18.0.1/24 ──┐
+//!                                          │   <prefix>br: bridge br0
+//!   <prefix>client: eth0 198.18.0.2/24 ────┤
+//!   <prefix>n0: eth0 198.18.0.10/24 ───────┤   ip_forward=1, cbr0 10.244.0.1/24
+//!      └─ <prefix>n0p0: eth0 10.244.0.2/24, default via 10.244.0.1
+//!   <prefix>n1: eth0 198.18.0.11/24 ───────┘   10.244.0.0/24 via 198.18.0.10 (host-gw), ...
+//! ```
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+
+use super::NetnsError;
+use super::names::Prefix;
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct LabSpec {
+    /// How many node namespaces (at most 200).
+    pub nodes: usize,
+    /// How many pod namespaces behind each node (at most 250).
+    pub pods_per_node: usize,
+    /// The /24 that joins host, client and nodes. Concurrent topologies on one machine need
+    /// different subnets, as the host leg routes it: `198.18.0.0/24`, `198.18.1.0/24`, ...
+    pub node_subnet: Ipv4Net,
+    /// The `portico-lab` executable: pods run its `echo-server`, probes its `probe`.
+    pub lab_binary: PathBuf,
+}
+
+impl LabSpec {
+    /// `nodes` nodes with `pods_per_node` pods each on `198.18.0.0/24`.
+    pub fn new(nodes: usize, pods_per_node: usize, lab_binary: impl Into<PathBuf>) -> Self {
+        LabSpec {
+            nodes,
+            pods_per_node,
+            node_subnet: "198.18.0.0/24".parse().expect("a valid /24"),
+            lab_binary: lab_binary.into(),
+        }
+    }
+
+    /// The same spec on another /24 (for topologies that run side by side).
+    pub fn with_node_subnet(mut self, node_subnet: Ipv4Net) -> Self {
+        self.node_subnet = node_subnet;
+        self
+    }
+}
+
+/// One pod namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodLayout {
+    pub ns: String,
+    pub ip: Ipv4Addr,
+}
+
+/// One node namespace and the pods behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLayout {
+    /// The node's name as the lab's Node objects would carry it: `node-<index>`.
+    pub name: String,
+    pub ns: String,
+    pub ip: Ipv4Addr,
+    /// `10.244.<index>.0/24`.
+    pub pod_cidr: Ipv4Net,
+    /// `10.244.<index>.1`: the node's address on its pod bridge, the pods' default gateway.
+    pub pod_gateway: Ipv4Addr,
+    pub pods: Vec<PodLayout>,
+}
+
+/// The whole topology, addresses included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub prefix: Prefix,
+    pub node_subnet: Ipv4Net,
+    pub bridge_ns: String,
+    pub host_link: String,
+    pub host_ip: Ipv4Addr,
+    pub client_ns: String,
+    pub client_ip: Ipv4Addr,
+    pub nodes: Vec<NodeLayout>,
+}
+
+/// Name of the bridge inside the bridge namespace, and of the pod bridge inside each node.
+const LAB_BRIDGE: &str = "br0";
+const POD_BRIDGE: &str = "cbr0";
+const FIRST_NODE_HOST: u32 = 10;
+const MAX_NODES: usize = 200;
+const MAX_PODS: usize = 250;
+
+fn host_in(subnet: Ipv4Net, host: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + host)
+}
+
+fn net(ip: Ipv4Addr, prefix_len: u8) -> Ipv4Net {
+    Ipv4Net::new(ip, prefix_len).expect("prefix length at most 32")
+}
+
+impl Layout {
+    /// Works out names and addresses; refuses specs that do not fit the address plan.
+    pub fn plan(spec: &LabSpec, prefix: Prefix) -> Result<Self, NetnsError> {
+        if spec.node_subnet.prefix_len() != 24 {
+            return Err(NetnsError::Spec(format!(
+                "node subnet {} is not a /24",
+                spec.node_subnet
+            )));
+        }
+        if spec.nodes == 0 || spec.nodes > MAX_NODES {
+            return Err(NetnsError::Spec(format!(
+                "{} nodes: between 1 and {MAX_NODES} fit the address plan",
+                spec.nodes
+            )));
+        }
+        if spec.pods_per_node > MAX_PODS {
+            return Err(NetnsError::Spec(format!(
+                "{} pods per node: at most {MAX_PODS} fit a /24",
+                spec.pods_per_node
+            )));
+        }
+        let subnet = spec.node_subnet.trunc();
+        let nodes = (0..spec.nodes)
+            .map(|index| {
+                let pod_cidr = net(Ipv4Addr::new(10, 244, index as u8, 0), 24);
+                let pods = (0..spec.pods_per_node)
+                    .map(|pod| PodLayout {
+                        ns: prefix.namespace(&format!("n{index}p{pod}")),
+                        ip: host_in(pod_cidr, pod as u32 + 2),
+                    })
+                    .collect();
+                NodeLayout {
+                    name: format!("node-{index}"),
+                    ns: prefix.namespace(&format!("n{index}")),
+                    ip: host_in(subnet, FIRST_NODE_HOST + index as u32),
+                    pod_cidr,
+                    pod_gateway: host_in(pod_cidr, 1),
+                    pods,
+                }
+            })
+            .collect();
+        Ok(Layout {
+            prefix,
+            node_subnet: subnet,
+            bridge_ns: prefix.namespace("br"),
+            host_link: prefix.host_link(),
+            host_ip: host_in(subnet, 1),
+            client_ns: prefix.namespace("client"),
+            client_ip: host_in(subnet, 2),
+            nodes,
+        })
+    }
+
+    /// Every namespace, the bridge's first; the order `create` adds them in.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut all = vec![self.bridge_ns.clone(), self.client_ns.clone()];
+        for node in &self.nodes {
+            all.push(node.ns.clone());
+            all.extend(node.pods.iter().map(|pod| pod.ns.clone()));
+        }
+        all
+    }
+
+    /// A node by its name (`node-1`).
+    pub fn node(&self, name: &str) -> Option<&NodeLayout> {
+        self.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// The commands that build the topology once its namespaces exist, in order.
+    pub fn build_commands(&self) -> Vec<Vec<String>> {
+        let mut cmds = Vec::new();
+        for ns in self.namespaces() {
+            cmds.push(ip(Some(&ns), "link set lo up"));
+        }
+        let br = &self.bridge_ns;
+        cmds.push(ip(Some(br), &format!("link add {LAB_BRIDGE} type bridge")));
+        cmds.push(ip(Some(br), &format!("link set {LAB_BRIDGE} up")));
+
+        // The host leg: the only thing in the host namespace.
+        cmds.push(ip(
+            None,
+            &format!(
+                "link add {} type veth peer name host netns {br}",
+                self.host_link
+            ),
+        ));
+        cmds.extend(bridge_port(br, "host"));
+        cmds.push(ip(
+            None,
+            &format!(
+                "addr add {} dev {}",
+                self.subnet_addr(self.host_ip),
+                self.host_link
+            ),
+        ));
+        cmds.push(ip(None, &format!("link set {} up", self.host_link)));
+
+        cmds.extend(self.leg(&self.client_ns, "client", self.client_ip));
+        for (index, node) in self.nodes.iter().enumerate() {
+            cmds.extend(self.leg(&node.ns, &format!("n{index}"), node.ip));
+            cmds.push(sysctl(&node.ns, "net.ipv4.ip_forward=1"));
+            cmds.push(ip(
+                Some(&node.ns),
+                &format!("link add {POD_BRIDGE} type bridge"),
+            ));
+            cmds.push(ip(
+                Some(&node.ns),
+                &format!("addr add {}/24 dev {POD_BRIDGE}", node.pod_gateway),
+            ));
+            cmds.push(ip(Some(&node.ns), &format!("link set {POD_BRIDGE} up")));
+            for (pod_index, pod) in node.pods.iter().enumerate() {
+                let port = format!("p{pod_index}");
+                cmds.push(ip(
+                    Some(&node.ns),
+                    &format!("link add {port} type veth peer name eth0 netns {}", pod.ns),
+                ));
+                cmds.push(ip(
+                    Some(&node.ns),
+                    &format!("link set {port} master {POD_BRIDGE}"),
+                ));
+                cmds.push(ip(Some(&node.ns), &format!("link set {port} up")));
+                cmds.push(ip(
+                    Some(&pod.ns),
+                    &format!("addr add {}/24 dev eth0", pod.ip),
+                ));
+                cmds.push(ip(Some(&pod.ns), "link set eth0 up"));
+                cmds.push(ip(
+                    Some(&pod.ns),
+                    &format!("route replace default via {}", node.pod_gateway),
+                ));
+            }
+            // flannel host-gw: every other node's pods through that node.
+            for other in self.nodes.iter().filter(|other| other.ns != node.ns) {
+                cmds.push(ip(
+                    Some(&node.ns),
+                    &format!("route replace {} via {}", other.pod_cidr, other.ip),
+                ));
+            }
+        }
+        cmds
+    }
+
+    /// A veth from the lab bridge (port `port`) to `eth0` in `ns`, addressed and up.
+    fn leg(&self, ns: &str, port: &str, address: Ipv4Addr) -> Vec<Vec<String>> {
+        let br = &self.bridge_ns;
+        let mut cmds = vec![ip(
+            Some(br),
+            &format!("link add {port} type veth peer name eth0 netns {ns}"),
+        )];
+        cmds.extend(bridge_port(br, port));
+        cmds.push(ip(
+            Some(ns),
+            &format!("addr add {} dev eth0", self.subnet_addr(address)),
+        ));
+        cmds.push(ip(Some(ns), "link set eth0 up"));
+        cmds
+    }
+
+    fn subnet_addr(&self, address: Ipv4Addr) -> Ipv4Net {
+        net(address, self.node_subnet.prefix_len())
+    }
+}
+
+/// `ip [-n NS] <args>` as an argv.
+pub fn ip(ns: Option<&str>, args: &str) -> Vec<String> {
+    let mut argv = vec!["ip".to_owned()];
+    if let Some(ns) = ns {
+        argv.extend(["-n".to_owned(), ns.to_owned()]);
+    }
+    argv.extend(args.split_whitespace().map(str::to_owned));
+    argv
+}
+
+fn sysctl(ns: &str, setting: &str) -> Vec<String> {
+    ["ip", "netns", "exec", ns, "sysctl", "-qw", setting]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn bridge_port(br: &str, port: &str) -> Vec<Vec<String>> {
+    vec![
+        ip(Some(br), &format!("link set {port} master {LAB_BRIDGE}")),
+        ip(Some(br), &format!("link set {port} up")),
+    ]
+}
+
+#[cfg(test)]
+mod tests;
