@@ -89,7 +89,11 @@ async fn exchange(args: &ProbeArgs) -> anyhow::Result<Vec<u8>> {
         .await
         .map_err(|error| anyhow::anyhow!("connect to {target}: {error}"))?;
     stream.write_all(&request).await?;
-    stream.shutdown().await?;
+    // HTTP servers (hyper among them) may drop a connection whose client half-closes before
+    // the response; `Connection: close` already ends the exchange. Raw TCP echo reads to EOF.
+    if args.mode == ProbeMode::Tcp {
+        stream.shutdown().await?;
+    }
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).await?;
     Ok(reply)

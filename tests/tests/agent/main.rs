@@ -4,3 +4,4 @@
 
 mod health;
 mod nodes;
+mod source_ip;

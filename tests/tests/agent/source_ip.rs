@@ -1,0 +1,288 @@
+//! The source-IP table of DESIGN.md (the "Using Source IP" tutorial), with real TCP through the
+//! real binaries: the lab's network-namespace cluster (a client, two nodes, a pod behind each
+//! running an echo server that replies with the address it saw), portico-agent in each node
+//! namespace and portico-controller allocating the LoadBalancer VIPs, all against the lab API
+//! server. The client reaches each VIP through a static route to one node (no L2 announcer yet).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use kube::api::{ObjectMeta, PostParams};
+use portico_lab::netns::echo::echo_field;
+use portico_lab::netns::{LabSpec, LabTopology, NodeLayout};
+use portico_tests::lab_cluster::{LabCluster, ingress_ips, mk_lb_service, wait_for};
+
+const ECHO_PORT: u16 = 8080;
+
+fn mk_node(node: &NodeLayout) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(node.name.clone()),
+            ..Default::default()
+        },
+        status: Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: node.ip.to_string(),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Service with one port 80 → 8080 and the given external traffic policy.
+fn mk_echo_service(name: &str, policy: &str) -> Service {
+    let mut service = mk_lb_service(name, 80, &[]);
+    let spec = service.spec.as_mut().unwrap();
+    spec.external_traffic_policy = Some(policy.into());
+    spec.selector = Some(BTreeMap::from([("app".to_string(), "echo".to_string())]));
+    spec.ports.as_mut().unwrap()[0].target_port =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(ECHO_PORT)));
+    service
+}
+
+/// An EndpointSlice for `service` with the one pod behind `node`, ready.
+fn mk_slice(service: &str, node: &NodeLayout) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(format!("{service}-x1")),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/service-name".to_string(),
+                service.to_string(),
+            )])),
+            ..Default::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: vec![Endpoint {
+            addresses: vec![node.pods[0].ip.to_string()],
+            node_name: Some(node.name.clone()),
+            conditions: Some(EndpointConditions {
+                ready: Some(true),
+                serving: Some(true),
+                terminating: Some(false),
+            }),
+            ..Default::default()
+        }],
+        ports: Some(vec![EndpointPort {
+            name: Some("tcp".into()),
+            port: Some(i32::from(ECHO_PORT)),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The `client_address` the echo server reports for a request from `ns`, or None when nothing
+/// answers.
+async fn seen_from(lab: &LabTopology, ns: &str, target: SocketAddr) -> Option<String> {
+    let body = lab.tcp_request_from(ns, target).await.ok()?;
+    echo_field(&body, "client_address").map(str::to_owned)
+}
+
+async fn wait_seen(lab: &LabTopology, ns: &str, target: SocketAddr, what: &str) -> String {
+    wait_for(what, Duration::from_secs(20), || seen_from(lab, ns, target)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
+    if !portico_tests::require_root() {
+        return;
+    }
+    let lab_binary = portico_tests::workspace_binary("portico-lab").expect("portico-lab is built");
+    let spec = LabSpec::new(2, 1, lab_binary).with_node_subnet("198.18.30.0/24".parse().unwrap());
+    let mut lab = tokio::task::spawn_blocking(move || LabTopology::create(spec))
+        .await
+        .unwrap()
+        .expect("lab topology");
+    lab.set_probe_timeout(Duration::from_secs(2));
+    let (node0, node1) = (lab.nodes()[0].clone(), lab.nodes()[1].clone());
+    let host_ip = IpAddr::V4(lab.host_ip());
+    let cluster = LabCluster::start_listening(vec![
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::new(host_ip, 0),
+    ])
+    .await;
+    let kubeconfig = cluster.kubeconfig_via(host_ip);
+
+    let nodes: kube::Api<Node> = kube::Api::all(cluster.client.clone());
+    for node in [&node0, &node1] {
+        nodes
+            .create(&PostParams::default(), &mk_node(node))
+            .await
+            .unwrap();
+    }
+    let _echo0 = lab
+        .spawn_echo_server(
+            &node0.pods[0].ns,
+            SocketAddr::from(([0, 0, 0, 0], ECHO_PORT)),
+        )
+        .unwrap();
+    let _echo1 = lab
+        .spawn_echo_server(
+            &node1.pods[0].ns,
+            SocketAddr::from(([0, 0, 0, 0], ECHO_PORT)),
+        )
+        .unwrap();
+    cluster.create_pool("vips", &["198.19.30.0/28"], true).await;
+    let _controller = cluster.spawn_controller("controller", &[]);
+    let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(cluster.client.clone(), "default");
+    for (name, policy) in [("echo-cluster", "Cluster"), ("echo-local", "Local")] {
+        cluster
+            .create_service("default", &mk_echo_service(name, policy))
+            .await;
+        slices
+            .create(&PostParams::default(), &mk_slice(name, &node0))
+            .await
+            .unwrap();
+    }
+    let agent = portico_tests::workspace_binary("portico-agent").unwrap();
+    let mut agents = Vec::new();
+    for node in [&node0, &node1] {
+        let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
+        let args = [
+            "--node-name",
+            &node.name,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--cluster-cidr",
+            "10.244.0.0/16",
+            "--healthz-bind-address",
+            &health,
+            "--admin-addr",
+            "127.0.0.1:9473",
+        ];
+        agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
+    }
+
+    let services = cluster.services("default");
+    let cluster_svc = services.get("echo-cluster").await.unwrap();
+    let local_svc = services.get("echo-local").await.unwrap();
+    let cluster_ip: Ipv4Addr = cluster_svc
+        .spec
+        .as_ref()
+        .unwrap()
+        .cluster_ip
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let node_port = |s: &Service| {
+        u16::try_from(
+            s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+                .node_port
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let at = |ip: Ipv4Addr, port: u16| SocketAddr::new(IpAddr::V4(ip), port);
+    let client = lab.client_ns().to_owned();
+    let client_ip = lab.client_ip().to_string();
+
+    // pod → ClusterIP: the server sees the client pod's own IP (no SNAT).
+    let pod1 = &node1.pods[0];
+    let seen = wait_seen(&lab, &pod1.ns, at(cluster_ip, 80), "pod → ClusterIP").await;
+    assert_eq!(
+        seen,
+        pod1.ip.to_string(),
+        "pod → ClusterIP keeps the pod's IP"
+    );
+
+    // NodePort, Cluster, through the node without the endpoint: SNAT to that node's IP.
+    let seen = wait_seen(
+        &lab,
+        &client,
+        at(node1.ip, node_port(&cluster_svc)),
+        "NodePort Cluster via node-1",
+    )
+    .await;
+    assert_eq!(
+        seen,
+        node1.ip.to_string(),
+        "Cluster policy masquerades to the forwarding node"
+    );
+
+    // NodePort, Local: the client's IP through the endpoint's node; no answer from the other.
+    let seen = wait_seen(
+        &lab,
+        &client,
+        at(node0.ip, node_port(&local_svc)),
+        "NodePort Local via node-0",
+    )
+    .await;
+    assert_eq!(seen, client_ip, "Local policy keeps the client's IP");
+    assert_eq!(
+        seen_from(&lab, &client, at(node1.ip, node_port(&local_svc))).await,
+        None,
+        "node-1 has no local endpoint"
+    );
+
+    // LoadBalancer VIPs from the controller, routed to a node: the same two behaviours.
+    let vip = |name: &'static str| {
+        let services = cluster.services("default");
+        async move {
+            wait_for(
+                &format!("a VIP for {name}"),
+                Duration::from_secs(20),
+                || async {
+                    ingress_ips(&services.get(name).await.ok()?)
+                        .first()?
+                        .parse::<Ipv4Addr>()
+                        .ok()
+                },
+            )
+            .await
+        }
+    };
+    let (cluster_vip, local_vip) = (vip("echo-cluster").await, vip("echo-local").await);
+    lab.route_vip_via(cluster_vip, &node1.name).unwrap();
+    let seen = wait_seen(
+        &lab,
+        &client,
+        at(cluster_vip, 80),
+        "LB VIP Cluster via node-1",
+    )
+    .await;
+    assert_eq!(
+        seen,
+        node1.ip.to_string(),
+        "Cluster VIP: the pod sees the node's IP"
+    );
+    lab.route_vip_via(local_vip, &node0.name).unwrap();
+    let seen = wait_seen(&lab, &client, at(local_vip, 80), "LB VIP Local via node-0").await;
+    assert_eq!(seen, client_ip, "Local VIP: the pod sees the client's IP");
+    lab.route_vip_via(local_vip, &node1.name).unwrap();
+    assert_eq!(
+        seen_from(&lab, &client, at(local_vip, 80)).await,
+        None,
+        "Local VIP through a node without endpoint is dropped"
+    );
+
+    // The health check node port, asked from the client as a cloud load balancer would.
+    let hc = u16::try_from(
+        local_svc
+            .spec
+            .as_ref()
+            .unwrap()
+            .health_check_node_port
+            .unwrap(),
+    )
+    .unwrap();
+    let on0 = lab
+        .http_get_from(&client, at(node0.ip, hc), "/healthz")
+        .await
+        .unwrap();
+    let on1 = lab
+        .http_get_from(&client, at(node1.ip, hc), "/healthz")
+        .await
+        .unwrap();
+    assert_eq!((on0.status, on1.status), (200, 503));
+    assert!(on0.body.contains(r#""localEndpoints":1"#), "{}", on0.body);
+    drop(agents);
+    tokio::task::spawn_blocking(move || lab.teardown())
+        .await
+        .unwrap();
+}
