@@ -28,6 +28,7 @@ fn node() -> NodeContext {
         node_name: "node-a".into(),
         node_ips: vec!["198.18.0.10".parse().unwrap()],
         pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        nodeport_ips: None,
     }
 }
 

@@ -63,10 +63,14 @@ fn node_context(args: &Args, node_name: &str, node: Option<&Node>) -> NodeContex
     } else {
         args.node_ip.clone()
     };
+    // As kube-proxy: without --nodeport-addresses every local address serves NodePorts.
+    let nodeport_ips = (!args.nodeport_addresses.is_empty())
+        .then(|| nodeport_addresses(&ips, &args.nodeport_addresses));
     NodeContext {
         node_name: node_name.to_owned(),
         node_ips: ips,
         pod_cidrs: args.cluster_cidr.clone(),
+        nodeport_ips,
     }
 }
 

@@ -177,6 +177,8 @@ pub struct NodeContext {
     /// The cluster's pod CIDRs: sources inside them are pods (no masquerade to ClusterIPs,
     /// short-circuit to the cluster-wide chain for external destinations).
     pub pod_cidrs: Vec<IpNet>,
+    /// The addresses that serve NodePorts (`--nodeport-addresses`); None: every local address.
+    pub nodeport_ips: Option<Vec<IpAddr>>,
 }
 
 impl NodeContext {

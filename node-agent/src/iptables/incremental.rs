@@ -203,7 +203,7 @@ impl RenderCache {
             }
         }
         for parent in [names::SERVICES, names::NODEPORTS] {
-            let rules = parent_rules(parent, &self.buckets);
+            let rules = parent_rules(parent, &self.buckets, self.ctx.nodeport_ips.as_deref());
             self.set_chain(Table::Nat, parent, Some(rules));
         }
         // The filter chains hold only Services without (local) endpoints, source-range drops

@@ -2,6 +2,7 @@
 //! port's chains, rendered from scratch (the reference `RenderCache` must always agree with).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use super::names;
 use super::ruleset::{RuleSet, Table};
@@ -109,6 +110,12 @@ impl RenderContext {
             node_name: node.node_name.clone(),
             node_ips: node.node_ips_of(family),
             pod_cidrs: node.pod_cidrs_of(family),
+            nodeport_ips: node.nodeport_ips.as_ref().map(|ips| {
+                ips.iter()
+                    .filter(|ip| IpFamily::of(ip) == family)
+                    .copied()
+                    .collect()
+            }),
         }
     }
 }
@@ -151,8 +158,10 @@ pub fn assemble<'a>(
         }
     }
     for parent in [names::SERVICES, names::NODEPORTS] {
-        set.nat
-            .insert(parent.into(), parent_rules(parent, &buckets));
+        set.nat.insert(
+            parent.into(),
+            parent_rules(parent, &buckets, ctx.nodeport_ips.as_deref()),
+        );
     }
     set
 }
@@ -200,7 +209,13 @@ pub const FILTER_CHAINS: [&str; 4] = [
 ];
 
 /// The rules of PORTICO-SERVICES or PORTICO-NODEPORTS: one jump per bucket, by bucket name.
-pub fn parent_rules(parent: &str, buckets: &Buckets) -> Vec<String> {
+/// NodePorts are served on every local address, or only on `nodeport_ips` when given
+/// (kube-proxy's `--nodeport-addresses`).
+pub fn parent_rules(
+    parent: &str,
+    buckets: &Buckets,
+    nodeport_ips: Option<&[IpAddr]>,
+) -> Vec<String> {
     let mut rules: Vec<String> = buckets
         .iter()
         .filter(|(_, (bucket_parent, _))| *bucket_parent == parent)
@@ -208,12 +223,26 @@ pub fn parent_rules(parent: &str, buckets: &Buckets) -> Vec<String> {
         .collect();
     if parent == names::SERVICES {
         // Last, so that Service addresses that are also local addresses match first.
-        rules.push(format!(
-            "-m addrtype --dst-type LOCAL -j {}",
-            names::NODEPORTS
-        ));
+        match nodeport_ips {
+            None => rules.push(format!(
+                "-m addrtype --dst-type LOCAL -j {}",
+                names::NODEPORTS
+            )),
+            Some(ips) => rules.extend(
+                ips.iter()
+                    .map(|ip| format!("-d {} -j {}", host_address(ip), names::NODEPORTS)),
+            ),
+        }
     }
     rules
+}
+
+/// An address as a host match (`/32` or `/128`), as iptables-save prints it.
+fn host_address(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}/32"),
+        IpAddr::V6(v6) => format!("{v6}/128"),
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct RenderContext {
     pub node_name: String,
     pub node_ips: Vec<IpAddr>,
     pub pod_cidrs: Vec<IpNet>,
+    /// This family's NodePort addresses; None: every local address (`-m addrtype LOCAL`).
+    pub nodeport_ips: Option<Vec<IpAddr>>,
 }
 
 /// A rule for a dispatch bucket, and the match in the parent chain that leads to the bucket.

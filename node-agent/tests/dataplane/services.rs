@@ -99,6 +99,7 @@ pub fn node_context() -> NodeContext {
         node_name: NODE_NAME.into(),
         node_ips: vec![NODE_IP.parse().unwrap()],
         pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        nodeport_ips: None,
     }
 }
 

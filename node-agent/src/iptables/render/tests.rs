@@ -14,6 +14,7 @@ pub(crate) fn node() -> NodeContext {
         node_name: NODE.into(),
         node_ips: vec!["198.18.0.10".parse().unwrap()],
         pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        nodeport_ips: None,
     }
 }
 
@@ -501,4 +502,32 @@ fn the_cache_follows_services_that_come_and_go() {
         );
         previous = rendered;
     }
+}
+
+#[test]
+fn nodeport_addresses_replace_the_any_local_address_match() {
+    let mut state = DesiredState::default();
+    state.insert(endpoints(with_node_port(svc1()), vec![on_this_node()]));
+    let all_local = render(&state, &node(), IpFamily::V4);
+    let dispatch = &all_local.nat[names::SERVICES];
+    assert_eq!(
+        dispatch.last().unwrap(),
+        "-m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS"
+    );
+
+    let mut restricted = node();
+    restricted.nodeport_ips = Some(vec![
+        "198.18.0.10".parse().unwrap(),
+        "2001:db8::10".parse().unwrap(),
+    ]);
+    let only_listed = render(&state, &restricted, IpFamily::V4);
+    let dispatch = &only_listed.nat[names::SERVICES];
+    assert_eq!(
+        dispatch.last().unwrap(),
+        "-d 198.18.0.10/32 -j PORTICO-NODEPORTS"
+    );
+    assert!(
+        !dispatch.iter().any(|rule| rule.contains("addrtype")),
+        "{dispatch:?}"
+    );
 }
