@@ -16,7 +16,7 @@ use crate::apiserver::{ApiServerConfig, LabApiServer};
 #[derive(Parser, Debug)]
 #[command(
     name = "portico-lab",
-    about = "Portico's lab: an embedded Kubernetes API server (and, later, a network-namespace cluster)."
+    about = "Portico's lab: an embedded Kubernetes API server, a network-namespace cluster, and `up`/`down`, the one-command demo."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -41,6 +41,15 @@ pub enum Command {
     /// Build the network-namespace cluster, print its layout, hold it until SIGTERM/SIGINT.
     #[command(hide = true)]
     Netns(crate::netns::hold::NetnsArgs),
+    /// Start the demo lab in the background (root): namespaces, API server, controller, agents,
+    /// echo pods, two LoadBalancer Services; then show what a client sees.
+    Up(crate::demo::UpArgs),
+    /// Stop everything `up` started and remove its namespaces and state.
+    Down(crate::demo::StateDirArg),
+    /// Replay a tutorial on the running lab with real traffic.
+    Scenario(crate::demo::ScenarioArgs),
+    /// Run kubectl with the running lab's kubeconfig.
+    Kubectl(crate::demo::KubectlArgs),
 }
 
 #[derive(ClapArgs, Debug)]
@@ -135,6 +144,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::EchoServer(a) => crate::netns::echo::run(a).await,
         Command::Probe(a) => crate::netns::probe::run(a).await,
         Command::Netns(a) => crate::netns::hold::run(a).await,
+        Command::Up(a) => crate::demo::up::up(a).await,
+        Command::Down(a) => crate::demo::down(&a.state_dir),
+        Command::Scenario(a) => match a.scenario {
+            crate::demo::Scenario::SourceIp => {
+                crate::demo::scenario::source_ip(&a.state.state_dir).await
+            }
+        },
+        Command::Kubectl(a) => crate::demo::kubectl(a),
     }
 }
 

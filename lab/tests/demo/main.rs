@@ -1,0 +1,254 @@
+//! The one-command demo end to end: the real `portico-lab up` (namespaces, API server,
+//! controller, agents, echo pods) prints the source-IP tables; `scenario source-ip` replays the
+//! tutorial; `down` leaves no namespace and no process behind. Needs root; under CI a missing
+//! root or binary is a failure, not a skip.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ipnet::Ipv4Net;
+use portico_lab::demo::state::LabState;
+
+/// Its own /24 and pool, so that it runs beside the other namespace tests.
+const NODE_SUBNET: &str = "198.18.40.0/24";
+const POOL: &str = "198.19.40.0/28";
+const CLIENT_IP: &str = "198.18.40.2";
+
+fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// False (with a note) when the test cannot run here; a panic under CI.
+fn can_run(why_not: Option<String>) -> bool {
+    let Some(why) = why_not else { return true };
+    assert!(!under_ci(), "{why}; under CI this is a failure, not a skip");
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+fn lab_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portico-lab"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn run_lab(args: &[&str], state_dir: &Path) -> (Output, String) {
+    let output = Command::new(lab_binary())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .expect("portico-lab runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "portico-lab {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, stdout)
+}
+
+/// Takes the lab down even when an assertion failed half way.
+struct DownOnDrop(PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if self.0.join("state.json").exists() {
+            let _ = Command::new(lab_binary())
+                .arg("down")
+                .arg("--state-dir")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// The rows of the traffic tables: (target kind, policy, via, client_address or "no").
+fn traffic_rows(section: &str) -> Vec<(String, String, String, String)> {
+    section
+        .lines()
+        .filter(|line| line.starts_with("vip:") || line.starts_with("nodeport:"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            let kind = cells[0].split(':').next().unwrap().to_owned();
+            (
+                kind,
+                cells[1].to_owned(),
+                cells[2].to_owned(),
+                cells[3].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The rows of the health table: (node, status, localEndpoints).
+fn health_rows(section: &str) -> Vec<(String, String, String)> {
+    section
+        .lines()
+        .filter(|line| line.starts_with("node-"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (
+                cells[0].to_owned(),
+                cells[2].to_owned(),
+                cells[3].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The text between the `==>` header containing `title` and the next header.
+fn section<'a>(stdout: &'a str, title: &str) -> &'a str {
+    let start = stdout
+        .find(&format!("==> {title}"))
+        .unwrap_or_else(|| panic!("no section {title:?} in:\n{stdout}"));
+    let rest = &stdout[start + 4..];
+    rest.find("\n==> ").map_or(rest, |end| &rest[..end])
+}
+
+fn is_node_ip(address: &str) -> bool {
+    let subnet: Ipv4Net = NODE_SUBNET.parse().unwrap();
+    address
+        .parse::<Ipv4Addr>()
+        .is_ok_and(|ip| subnet.contains(&ip) && ip.octets()[3] >= 10)
+}
+
+#[test]
+fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
+    if !can_run((!is_root()).then(|| "this test needs root (network namespaces)".to_owned())) {
+        return;
+    }
+    let bin_dir = lab_binary().parent().unwrap().to_path_buf();
+    let missing: Vec<_> = ["portico-controller", "portico-agent"]
+        .iter()
+        .filter(|name| !bin_dir.join(name).is_file())
+        .collect();
+    if !can_run((!missing.is_empty()).then(|| {
+        format!(
+            "{missing:?} not built in {} (cargo build -p portico-controller -p portico-agent)",
+            bin_dir.display()
+        )
+    })) {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let state_dir = temp.path().join("lab");
+    let _down = DownOnDrop(state_dir.clone());
+    let port = free_port().to_string();
+
+    let (_, up) = run_lab(
+        &["up", "--node-subnet", NODE_SUBNET, "--port", &port],
+        &state_dir,
+    );
+    println!("{up}");
+
+    // kubectl get svc: both Services have an EXTERNAL-IP from the pool.
+    let pool: Ipv4Net = POOL.parse().unwrap();
+    let svc = section(&up, "kubectl get svc");
+    for name in ["echo-cluster", "echo-local"] {
+        let line = svc
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{svc}"));
+        let external: Ipv4Addr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+        assert!(pool.contains(&external), "{line}");
+    }
+
+    // What the client sees: Local keeps its address, Cluster shows a node's.
+    let rows = traffic_rows(section(&up, "what a client outside the nodes"));
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    let find = |kind: &str, policy: &str, via: &str| {
+        rows.iter()
+            .find(|r| r.0 == kind && r.1 == policy && r.2 == via)
+            .map(|r| r.3.clone())
+            .unwrap_or_else(|| panic!("no row {kind} {policy} {via} in {rows:?}"))
+    };
+    assert_eq!(find("vip", "Local", "node-0"), CLIENT_IP);
+    assert!(is_node_ip(&find("vip", "Cluster", "node-1")), "{rows:?}");
+    assert_eq!(find("nodeport", "Local", "node-0"), CLIENT_IP);
+    assert_eq!(find("nodeport", "Local", "node-1"), "no");
+    assert!(
+        is_node_ip(&find("nodeport", "Cluster", "node-2")),
+        "{rows:?}"
+    );
+
+    // Health checks: 200 with one local endpoint on the endpoint's node, 503 elsewhere.
+    let health = health_rows(section(&up, "each node's health check"));
+    let health: Vec<_> = health
+        .iter()
+        .map(|(n, s, l)| (n.as_str(), s.as_str(), l.as_str()))
+        .collect();
+    assert_eq!(
+        health,
+        [
+            ("node-0", "200", "1"),
+            ("node-1", "503", "0"),
+            ("node-2", "503", "0")
+        ]
+    );
+    let kubeconfig = state_dir.join("kubeconfig");
+    assert!(
+        up.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{up}"
+    );
+
+    // A second `up` changes nothing.
+    let (_, again) = run_lab(
+        &["up", "--node-subnet", NODE_SUBNET, "--port", &port],
+        &state_dir,
+    );
+    assert!(again.contains("already up"), "{again}");
+
+    // The tutorial: Cluster answers through every node, Local only through the endpoint's node.
+    let (_, scenario) = run_lab(&["scenario", "source-ip"], &state_dir);
+    println!("{scenario}");
+    let before = traffic_rows(section(&scenario, "before"));
+    assert_eq!(before.len(), 6, "{before:?}");
+    assert!(before.iter().all(|r| r.3 != "no"), "{before:?}");
+    let after = traffic_rows(section(&scenario, "after"));
+    assert_eq!(after.len(), 6, "{after:?}");
+    for (kind, _, via, seen) in &after {
+        let expected = if via == "node-1" { CLIENT_IP } else { "no" };
+        assert_eq!(seen, expected, "{kind} via {via}: {after:?}");
+    }
+    let health = health_rows(section(&scenario, "each node's /healthz"));
+    assert_eq!(
+        health.iter().map(|h| h.1.as_str()).collect::<Vec<_>>(),
+        ["503", "200", "503"]
+    );
+
+    // down: every process and namespace is gone, and the state dir with them.
+    let state = LabState::load(&state_dir).unwrap().expect("state.json");
+    assert_eq!(state.processes.len(), 8, "{:?}", state.processes);
+    let (_, down) = run_lab(&["down"], &state_dir);
+    println!("{down}");
+    for process in &state.processes {
+        assert!(!process.alive(), "{process:?} still runs after down");
+    }
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout);
+    assert!(
+        !namespaces.contains(&state.prefix),
+        "namespaces {} left:\n{namespaces}",
+        state.prefix
+    );
+    assert!(!state_dir.exists());
+    let (_, again) = run_lab(&["down"], &state_dir);
+    assert!(again.contains("nothing to do"), "{again}");
+}
