@@ -20,8 +20,9 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
+use portico_runtime::reflect::{notifications, reflect};
+use tokio::sync::Notify;
+use tokio_stream::wrappers::IntervalStream;
 
 use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
@@ -37,40 +38,6 @@ pub enum RunError {
     ListServices(#[source] kube::Error),
 }
 
-/// Starts a reflector for `api` and returns its store; `on_change` is told of every event.
-fn reflect<K>(api: Api<K>, on_change: Option<mpsc::Sender<()>>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(_) => {
-                    if let Some(tx) = &on_change {
-                        // A full channel already holds a pending "reconcile all".
-                        let _ = tx.try_send(());
-                    }
-                }
-                // The watcher retries on its own; one bad event must not stop the controller.
-                Err(e) => tracing::warn!(error = %e, "watch error"),
-            }
-        }
-    });
-    store
-}
-
 /// Runs the controller until the future is dropped (shutdown or lost leadership).
 pub async fn run(
     client: kube::Client,
@@ -78,12 +45,17 @@ pub async fn run(
     metrics: ControllerMetrics,
     identity: String,
 ) -> Result<(), RunError> {
-    let (pools_changed_tx, pools_changed_rx) = mpsc::channel(1);
+    let pools_changed = Arc::new(Notify::new());
     let pools = reflect(
         Api::<AddressPool>::all(client.clone()),
-        Some(pools_changed_tx),
+        watcher::Config::default(),
+        Some(pools_changed.clone()),
     );
-    let namespaces = reflect(Api::<Namespace>::all(client.clone()), None);
+    let namespaces = reflect(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        None,
+    );
     let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
 
     let recorder = Recorder::new(
@@ -114,7 +86,7 @@ pub async fn run(
     let controller = Controller::for_stream(services, store)
         // Bounded, so a burst of thousands of Services does not open thousands of connections.
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-        .reconcile_all_on(ReceiverStream::new(pools_changed_rx))
+        .reconcile_all_on(notifications(pools_changed))
         .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
     let store = controller.store();
     tokio::spawn(release_deleted(store, ctx.clone()));

@@ -10,14 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use portico_runtime::Readiness;
+use portico_runtime::reflect::reflect;
 use tokio::sync::Notify;
 
 use crate::Args;
@@ -28,34 +27,6 @@ use crate::metrics::AgentMetrics;
 use crate::node_info::{node_ips, nodeport_addresses};
 use crate::proxier::Proxier;
 use crate::sync_schedule::{SyncRequest, SyncSchedule};
-
-/// Starts a reflector; every change wakes `changed`.
-fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(_) => changed.notify_one(),
-                Err(e) => tracing::warn!(error = %e, "watch error"),
-            }
-        }
-    });
-    store
-}
 
 fn node_context(args: &Args, node_name: &str, node: Option<&Node>) -> NodeContext {
     let ips = if args.node_ip.is_empty() {
@@ -104,15 +75,19 @@ pub async fn run(
     let services = reflect(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
-        changed.clone(),
+        Some(changed.clone()),
     );
     let slices = reflect(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
-        changed.clone(),
+        Some(changed.clone()),
     );
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let nodes = reflect(Api::<Node>::all(client.clone()), own_node, changed.clone());
+    let nodes = reflect(
+        Api::<Node>::all(client.clone()),
+        own_node,
+        Some(changed.clone()),
+    );
     let (_, _, _) = tokio::join!(
         services.wait_until_ready(),
         slices.wait_until_ready(),

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod client;
 pub mod leader;
 pub mod log;
+pub mod reflect;
 pub mod shutdown;
 pub mod startup;
 

@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
+use portico_api::{AddressPool, AddressPoolSpec};
 use serde_json::json;
 
 use super::state::NodeState;
@@ -20,21 +21,20 @@ pub const SERVICE_PORT: u16 = 80;
 /// Where the demo's Services and EndpointSlices live.
 pub const NAMESPACE: &str = "default";
 
-/// Portico's CRDs, as generated into deploy/crds.
-const CRDS: &[&str] = &[
-    include_str!("../../../deploy/crds/portico.dev_addresspools.yaml"),
-    include_str!("../../../deploy/crds/portico.dev_l2announcements.yaml"),
-];
-
 fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("the demo's objects match their schema")
 }
 
 pub fn node(node: &NodeState) -> Node {
+    node_object(&node.name, node.ip)
+}
+
+/// A Node named `name` whose InternalIP is `ip` (the lab has no kubelets to register them).
+pub fn node_object(name: &str, ip: Ipv4Addr) -> Node {
     from_json(json!({
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node.name},
-        "status": {"addresses": [{"type": "InternalIP", "address": node.ip.to_string()}]},
+        "metadata": {"name": name},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip.to_string()}]},
     }))
 }
 
@@ -71,20 +71,10 @@ pub fn echo_slice(service: &str, node: &str, pod_ip: Ipv4Addr) -> EndpointSlice 
     }))
 }
 
-fn address_pool_resource() -> ApiResource {
-    ApiResource {
-        group: "portico.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "portico.dev/v1alpha1".into(),
-        kind: "AddressPool".into(),
-        plural: "addresspools".into(),
-    }
-}
-
 pub async fn apply_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for yaml in CRDS {
-        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(yaml)?;
+    // The same CRDs `portico-crdgen` writes into deploy/crds.
+    for (_, crd) in portico_api::crd_yaml::crds() {
         api.create(&PostParams::default(), &crd).await?;
     }
     Ok(())
@@ -100,14 +90,14 @@ pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()>
 }
 
 pub async fn create_address_pool(client: &Client, name: &str, cidr: &str) -> anyhow::Result<()> {
-    let resource = address_pool_resource();
-    let pool: DynamicObject = from_json(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "AddressPool",
-        "metadata": {"name": name},
-        "spec": {"addresses": [cidr], "autoAssign": true},
-    }));
-    Api::<DynamicObject>::all_with(client.clone(), &resource)
-        .create(&PostParams::default(), &pool)
+    let spec = AddressPoolSpec {
+        addresses: vec![cidr.to_owned()],
+        auto_assign: true,
+        avoid_buggy_ips: false,
+        service_allocation: None,
+    };
+    Api::<AddressPool>::all(client.clone())
+        .create(&PostParams::default(), &AddressPool::new(name, spec))
         .await?;
     Ok(())
 }

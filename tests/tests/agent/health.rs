@@ -1,68 +1,23 @@
 //! The health check node port and the node health server, answered by the real agent from the
 //! cluster's EndpointSlices, and `--cleanup`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Service};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Patch, PatchParams, PostParams};
+use portico_lab::demo::objects;
 use portico_tests::cli::http_get;
-use portico_tests::lab_cluster::{LabCluster, mk_lb_service, wait_for};
+use portico_tests::lab_cluster::{LabCluster, wait_for};
 
 use crate::nodes::{NodeNs, remove_leftovers};
 
-fn mk_node(name: &str, ip: &str) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        status: Some(NodeStatus {
-            addresses: Some(vec![NodeAddress {
-                type_: "InternalIP".into(),
-                address: ip.into(),
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
+fn v4(ip: std::net::IpAddr) -> std::net::Ipv4Addr {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(_) => panic!("the node namespaces are IPv4"),
     }
-}
-
-fn mk_slice(service: &str, pod_ip: &str, node: &str) -> EndpointSlice {
-    EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(format!("{service}-abcde")),
-            labels: Some(BTreeMap::from([(
-                "kubernetes.io/service-name".to_string(),
-                service.to_string(),
-            )])),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: vec![Endpoint {
-            addresses: vec![pod_ip.into()],
-            node_name: Some(node.into()),
-            conditions: Some(EndpointConditions {
-                ready: Some(true),
-                serving: Some(true),
-                terminating: Some(false),
-            }),
-            ..Default::default()
-        }],
-        ports: Some(vec![EndpointPort {
-            name: Some("tcp".into()),
-            port: Some(8080),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-    }
-}
-
-fn local(mut service: Service) -> Service {
-    service.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
-    service
 }
 
 /// (status, body) of a GET, or (0, error) when nothing answers.
@@ -90,13 +45,13 @@ async fn health_check_answers_follow_the_endpoint_and_the_node_and_cleanup_keeps
         nodes
             .create(
                 &PostParams::default(),
-                &mk_node(&node.name, &node.node_ip.to_string()),
+                &objects::node_object(&node.name, v4(node.node_ip)),
             )
             .await
             .unwrap();
     }
     let service = cluster
-        .create_service("default", &local(mk_lb_service("echo", 80, &[])))
+        .create_service("default", &objects::echo_service("echo", "Local"))
         .await;
     let health_port = service
         .spec
@@ -107,7 +62,7 @@ async fn health_check_answers_follow_the_endpoint_and_the_node_and_cleanup_keeps
     slices
         .create(
             &PostParams::default(),
-            &mk_slice("echo", "10.244.1.7", "node-a"),
+            &objects::echo_slice("echo", "node-a", "10.244.1.7".parse().unwrap()),
         )
         .await
         .unwrap();
@@ -149,7 +104,7 @@ async fn health_check_answers_follow_the_endpoint_and_the_node_and_cleanup_keeps
     let patch = serde_json::json!([{ "op": "replace", "path": "/endpoints/0/nodeName", "value": "node-b" }]);
     slices
         .patch(
-            "echo-abcde",
+            "echo-x1",
             &PatchParams::default(),
             &Patch::<()>::Json(serde_json::from_value(patch).unwrap()),
         )

@@ -4,77 +4,16 @@
 //! namespace and portico-controller allocating the LoadBalancer VIPs, all against the lab API
 //! server. The client reaches each VIP through a static route to one node (no L2 announcer yet).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Service};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use kube::api::{ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::PostParams;
+use portico_lab::demo::objects::{self, ECHO_PORT};
 use portico_lab::netns::echo::echo_field;
-use portico_lab::netns::{LabSpec, LabTopology, NodeLayout};
-use portico_tests::lab_cluster::{LabCluster, ingress_ips, mk_lb_service, wait_for};
-
-const ECHO_PORT: u16 = 8080;
-
-fn mk_node(node: &NodeLayout) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(node.name.clone()),
-            ..Default::default()
-        },
-        status: Some(NodeStatus {
-            addresses: Some(vec![NodeAddress {
-                type_: "InternalIP".into(),
-                address: node.ip.to_string(),
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The Service with one port 80 → 8080 and the given external traffic policy.
-fn mk_echo_service(name: &str, policy: &str) -> Service {
-    let mut service = mk_lb_service(name, 80, &[]);
-    let spec = service.spec.as_mut().unwrap();
-    spec.external_traffic_policy = Some(policy.into());
-    spec.selector = Some(BTreeMap::from([("app".to_string(), "echo".to_string())]));
-    spec.ports.as_mut().unwrap()[0].target_port =
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(ECHO_PORT)));
-    service
-}
-
-/// An EndpointSlice for `service` with the one pod behind `node`, ready.
-fn mk_slice(service: &str, node: &NodeLayout) -> EndpointSlice {
-    EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(format!("{service}-x1")),
-            labels: Some(BTreeMap::from([(
-                "kubernetes.io/service-name".to_string(),
-                service.to_string(),
-            )])),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: vec![Endpoint {
-            addresses: vec![node.pods[0].ip.to_string()],
-            node_name: Some(node.name.clone()),
-            conditions: Some(EndpointConditions {
-                ready: Some(true),
-                serving: Some(true),
-                terminating: Some(false),
-            }),
-            ..Default::default()
-        }],
-        ports: Some(vec![EndpointPort {
-            name: Some("tcp".into()),
-            port: Some(i32::from(ECHO_PORT)),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-    }
-}
+use portico_lab::netns::{LabSpec, LabTopology};
+use portico_tests::lab_cluster::{LabCluster, ingress_ips, wait_for};
 
 /// The `client_address` the echo server reports for a request from `ns`, or None when nothing
 /// answers.
@@ -111,7 +50,10 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
     let nodes: kube::Api<Node> = kube::Api::all(cluster.client.clone());
     for node in [&node0, &node1] {
         nodes
-            .create(&PostParams::default(), &mk_node(node))
+            .create(
+                &PostParams::default(),
+                &objects::node_object(&node.name, node.ip),
+            )
             .await
             .unwrap();
     }
@@ -132,10 +74,13 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
     let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(cluster.client.clone(), "default");
     for (name, policy) in [("echo-cluster", "Cluster"), ("echo-local", "Local")] {
         cluster
-            .create_service("default", &mk_echo_service(name, policy))
+            .create_service("default", &objects::echo_service(name, policy))
             .await;
         slices
-            .create(&PostParams::default(), &mk_slice(name, &node0))
+            .create(
+                &PostParams::default(),
+                &objects::echo_slice(name, &node0.name, node0.pods[0].ip),
+            )
             .await
             .unwrap();
     }
