@@ -6,13 +6,16 @@ use std::process::{Command, Stdio};
 
 use portico_lab::netns::process::command_in;
 
-use crate::{LAB_BINARY, have_root, host_link_exists, mk_lab, namespaces_starting_with};
+use crate::{
+    LAB_BINARY, have_root, host_link_exists, mk_lab, namespaces_starting_with, sweep_guard,
+};
 
 #[test]
 fn leftovers_of_a_killed_run_are_removed() {
     if !have_root("leftovers_of_a_killed_run_are_removed") {
         return;
     }
+    let guard = sweep_guard();
     let mut run = Command::new(LAB_BINARY)
         .args(["netns", "--nodes", "2", "--pods-per-node", "1"])
         .args(["--node-subnet", "198.18.15.0/24"])
@@ -44,6 +47,7 @@ fn leftovers_of_a_killed_run_are_removed() {
         "a killed run removes nothing"
     );
     assert!(host_link_exists(&host_link));
+    drop(guard);
 
     // A live lab of this process, created before, must survive the sweep.
     let live = mk_lab(1, 0, 16);

@@ -31,10 +31,22 @@ fn have_root(test: &str) -> bool {
     false
 }
 
+/// Every `LabTopology::create` first sweeps the leftovers of dead runs; the leftovers test holds
+/// this while it looks at a run it killed on purpose, so a lab created by a test running in
+/// parallel does not sweep it away in the middle.
+static SWEEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn sweep_guard() -> std::sync::MutexGuard<'static, ()> {
+    SWEEPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A lab of `nodes` nodes and `pods_per_node` pods on `198.18.<subnet>.0/24`.
 fn mk_lab(nodes: usize, pods_per_node: usize, subnet: u8) -> LabTopology {
     let spec = LabSpec::new(nodes, pods_per_node, LAB_BINARY)
         .with_node_subnet(format!("198.18.{subnet}.0/24").parse().unwrap());
+    let _guard = sweep_guard();
     LabTopology::create(spec).expect("the lab topology comes up")
 }
 
