@@ -23,9 +23,10 @@ fn leftovers_of_a_killed_run_are_removed() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(run.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // The reader stays open until the kill: closing the pipe early makes the holder's next
+    // write fail, and it then tears its lab down on its own, racing the assertions below.
+    let mut holder_output = BufReader::new(run.stdout.take().unwrap());
+    holder_output.read_line(&mut first).unwrap();
     let mut words = first.split_whitespace();
     assert_eq!(words.next(), Some("ready"), "{first:?}");
     let (start, host_link) = (
@@ -41,6 +42,7 @@ fn leftovers_of_a_killed_run_are_removed() {
 
     run.kill().unwrap(); // SIGKILL: no teardown
     run.wait().unwrap();
+    drop(holder_output);
     assert_eq!(
         namespaces_starting_with(&start).len(),
         6,
