@@ -48,14 +48,7 @@ pub fn deployment(deployment: &Deployment) -> Result<Value, ProtobufError> {
                     // A pointer: `--replicas=0` means zero, not the default of one.
                     .opt_int("replicas", spec.replicas)
                     .opt_value("selector", spec.selector.as_ref().map(label_selector))
-                    .value(
-                        "template",
-                        spec.template
-                            .as_ref()
-                            .map(pod_template)
-                            .transpose()?
-                            .unwrap_or_else(|| json!({"metadata": {}})),
-                    )
+                    .value("template", template_or_empty(spec.template.as_ref())?)
                     .opt_value("strategy", strategy)
                     .int("minReadySeconds", spec.min_ready_seconds)
                     .opt_int("revisionHistoryLimit", spec.revision_history_limit)
@@ -78,6 +71,16 @@ pub fn deployment(deployment: &Deployment) -> Result<Value, ProtobufError> {
             )
             .build(),
     )
+}
+
+/// A workload's pod template; Go always encodes it, so an absent one is the empty template.
+fn template_or_empty(
+    template: Option<&k8s_pb::api::core::v1::PodTemplateSpec>,
+) -> Result<Value, ProtobufError> {
+    Ok(template
+        .map(pod_template)
+        .transpose()?
+        .unwrap_or_else(|| json!({"metadata": {}})))
 }
 
 fn deployment_status(status: &DeploymentStatus) -> Result<Value, ProtobufError> {
@@ -112,14 +115,7 @@ pub fn daemon_set(daemon_set: &DaemonSet) -> Result<Value, ProtobufError> {
             Some(
                 Fields::new()
                     .opt_value("selector", spec.selector.as_ref().map(label_selector))
-                    .value(
-                        "template",
-                        spec.template
-                            .as_ref()
-                            .map(pod_template)
-                            .transpose()?
-                            .unwrap_or_else(|| json!({"metadata": {}})),
-                    )
+                    .value("template", template_or_empty(spec.template.as_ref())?)
                     .opt_value("updateStrategy", strategy)
                     .int("minReadySeconds", spec.min_ready_seconds)
                     .opt_int("revisionHistoryLimit", spec.revision_history_limit)
