@@ -120,7 +120,12 @@ pub async fn traffic_row(
     via: &str,
     addr: SocketAddr,
 ) -> Vec<String> {
-    let seen = seen_from(lab_binary, client_ns, addr).await;
+    // A second try before "no answer": the first SYN after a VIP route moves to another node
+    // can be lost while the client resolves the new next hop.
+    let seen = match seen_from(lab_binary, client_ns, addr).await {
+        Some(seen) => Some(seen),
+        None => seen_from(lab_binary, client_ns, addr).await,
+    };
     vec![
         target,
         policy.to_owned(),
