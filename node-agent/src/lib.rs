@@ -13,6 +13,7 @@ pub mod iptables;
 pub mod metrics;
 pub mod node_info;
 pub mod proxier;
+pub mod required_programs;
 pub mod run;
 pub mod sync_schedule;
 
@@ -27,6 +28,10 @@ const BINARY: &str = "portico-agent";
 /// give a non-zero exit code.
 pub async fn run(args: Args) -> ExitCode {
     if args.cleanup {
+        if let Some(missing) = required_programs::check(required_programs::CLEANUP) {
+            eprintln!("{BINARY}: {missing}");
+            return ExitCode::FAILURE;
+        }
         return cleanup().await;
     }
     let node_name = match args.node_name.as_deref().map(str::trim) {
@@ -39,6 +44,11 @@ pub async fn run(args: Args) -> ExitCode {
     if args.min_sync_period > args.sync_period {
         eprintln!("{BINARY}: --min-sync-period must not be longer than --sync-period");
         return ExitCode::from(2);
+    }
+    // Checked before anything starts, so a node without the tools gets one line naming them.
+    if let Some(missing) = required_programs::check(required_programs::DATAPLANE) {
+        eprintln!("{BINARY}: {missing}");
+        return ExitCode::FAILURE;
     }
     let (registry, metrics) = metrics::registry(&node_name);
     let started = match startup::start(BINARY, &args.log, &args.client, &args.admin, registry).await

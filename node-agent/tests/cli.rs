@@ -64,3 +64,39 @@ fn serves_admin_endpoints_on_its_own_default_port_flag() {
     assert!(cli::terminate(child).success());
     assert!(cli::help(Path::new(BINARY)).contains("[default: 0.0.0.0:9473]"));
 }
+
+#[test]
+fn without_iptables_and_conntrack_it_names_them_and_their_packages_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let output = cli::isolated(Path::new(BINARY), home.path())
+        .env("PATH", empty_path.path())
+        .args(["--node-name", "node-a"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("portico-agent: iptables, iptables-save, iptables-restore,"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(install the Debian package iptables)")
+            && stderr
+                .contains("conntrack not found on PATH (install the Debian package conntrack)"),
+        "{stderr}"
+    );
+
+    let cleanup = cli::isolated(Path::new(BINARY), home.path())
+        .env("PATH", empty_path.path())
+        .arg("--cleanup")
+        .output()
+        .unwrap();
+    assert_eq!(cleanup.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&cleanup.stderr);
+    assert!(
+        stderr.contains("iptables-restore") && !stderr.contains("conntrack"),
+        "--cleanup needs iptables only: {stderr}"
+    );
+}

@@ -1,5 +1,7 @@
 //! Logging flags and the tracing subscriber they select.
 
+use std::io::IsTerminal;
+
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -37,8 +39,11 @@ impl LogArgs {
             value: self.log_level.clone(),
             source,
         })?;
+        // Colours only on a terminal: logs written to a file (the lab's state dir, a pod's log)
+        // stay plain text that grep and people can read.
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr);
         // A second init (tests that run `run()` twice in one process) keeps the first one.
         let _ = match self.log_format {

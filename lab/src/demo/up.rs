@@ -458,7 +458,8 @@ pub async fn wait_for_vip(services: &Api<Service>, name: &str) -> anyhow::Result
     .ok_or_else(|| anyhow::anyhow!("{name} got no EXTERNAL-IP within 30s (see controller.log)"))
 }
 
-/// Waits until every agent answers the health check and forwards the Cluster NodePort.
+/// Waits until every agent answers the health check and forwards the Cluster NodePort; an agent
+/// that exits, or is not done within 30 s, fails `up` with the first error in its log.
 async fn wait_for_dataplane(
     state: &LabState,
     cluster: &Service,
@@ -467,20 +468,73 @@ async fn wait_for_dataplane(
     let (lab, ns) = (&state.lab_binary, &state.client_ns);
     let node_port = objects::node_port(cluster).expect("a NodePort");
     for node in &state.nodes {
-        let health = report::retry(Duration::from_secs(30), || {
-            report::health_from(lab, ns, sock(node.ip, health_port))
-        });
-        let forwards = report::retry(Duration::from_secs(30), || {
-            report::seen_from(lab, ns, sock(node.ip, node_port))
-        });
-        anyhow::ensure!(
-            health.await.is_some() && forwards.await.is_some(),
-            "the agent on {} did not program its node within 30s (see agent-{}.log)",
-            node.name,
-            node.name
-        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let name = format!("agent-{}", node.name);
+        let record = state.processes.iter().find(|p| p.name == name);
+        loop {
+            if report::health_from(lab, ns, sock(node.ip, health_port))
+                .await
+                .is_some()
+                && report::seen_from(lab, ns, sock(node.ip, node_port))
+                    .await
+                    .is_some()
+            {
+                break;
+            }
+            let exited = record.is_some_and(|p| !p.alive());
+            if exited || Instant::now() >= deadline {
+                let log = record
+                    .and_then(|p| std::fs::read_to_string(&p.log).ok())
+                    .unwrap_or_default();
+                let what = if exited {
+                    "exited"
+                } else {
+                    "did not program its node within 30s"
+                };
+                match first_error(&log) {
+                    Some(error) => {
+                        anyhow::bail!(
+                            "the agent on {} {what}: {error} (see {name}.log)",
+                            node.name
+                        )
+                    }
+                    None => anyhow::bail!("the agent on {} {what} (see {name}.log)", node.name),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
     Ok(())
+}
+
+/// The first line of a log that reports a failure: a binary's one-line start-up error
+/// (`portico-agent: ...`) or a WARN or ERROR event, without terminal colour codes.
+fn first_error(log: &str) -> Option<String> {
+    log.lines().map(strip_ansi).find(|line| {
+        line.starts_with("portico-")
+            || line
+                .split_whitespace()
+                .take(2)
+                .any(|word| word == "ERROR" || word == "WARN")
+    })
+}
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.trim().to_owned()
 }
 
 /// Prints `kubectl get svc` with the lab's kubeconfig (or says why it could not).
@@ -498,6 +552,25 @@ pub fn kubectl_get_svc(kubeconfig: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_error_of_an_agent_log_is_quoted_without_colours() {
+        let log = "\u{1b}[2m2026-11-29T23:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m starting\n\
+                   2026-11-29T23:00:01Z \u{1b}[31mERROR\u{1b}[0m sync failed: could not run \
+                   iptables-save\n\
+                   2026-11-29T23:00:02Z ERROR sync failed again\n";
+        assert_eq!(
+            first_error(log).unwrap(),
+            "2026-11-29T23:00:01Z ERROR sync failed: could not run iptables-save"
+        );
+        let exited = "portico-agent: conntrack not found on PATH (install the Debian package \
+                      conntrack)\n";
+        assert_eq!(
+            first_error(exited).unwrap(),
+            "portico-agent: conntrack not found on PATH (install the Debian package conntrack)"
+        );
+        assert_eq!(first_error("2026-11-29T23:00:00Z  INFO starting\n"), None);
+    }
 
     #[test]
     fn the_pool_follows_the_node_subnet() {

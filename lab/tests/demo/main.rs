@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 use ipnet::Ipv4Net;
 use portico_lab::demo::state::LabState;
 
+mod install;
+
 /// Its own /24 and pool, so that it runs beside the other namespace tests.
 const NODE_SUBNET: &str = "198.18.40.0/24";
 const POOL: &str = "198.19.40.0/28";
@@ -251,4 +253,68 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
     assert!(!state_dir.exists());
     let (_, again) = run_lab(&["down"], &state_dir);
     assert!(again.contains("nothing to do"), "{again}");
+}
+
+/// `up` on nodes whose agent cannot find iptables and conntrack: it fails at once, quoting the
+/// agent's own line, instead of waiting 30 s and saying only that the node was not programmed.
+#[test]
+fn up_quotes_the_agent_error_when_the_node_lacks_its_tools() {
+    if !can_run((!is_root()).then(|| "this test needs root (network namespaces)".to_owned())) {
+        return;
+    }
+    let real_bin_dir = lab_binary().parent().unwrap().to_path_buf();
+    let (controller, agent) = (
+        real_bin_dir.join("portico-controller"),
+        real_bin_dir.join("portico-agent"),
+    );
+    if !can_run((!controller.is_file() || !agent.is_file()).then(|| {
+        format!(
+            "portico-controller or portico-agent not built in {}",
+            real_bin_dir.display()
+        )
+    })) {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    // The real agent, started with a PATH that holds none of the tools (a fresh machine).
+    let bin_dir = temp.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(&controller, bin_dir.join("portico-controller")).unwrap();
+    let wrapper = bin_dir.join("portico-agent");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/env PATH={} {} \"$@\"\n",
+            temp.path().join("empty").display(),
+            agent.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let state_dir = temp.path().join("lab");
+    let _down = DownOnDrop(state_dir.clone());
+    let output = Command::new(lab_binary())
+        .args(["up", "--node-subnet", "198.18.41.0/24"])
+        .args(["--port", &free_port().to_string()])
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .output()
+        .expect("portico-lab runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the agent on node-0 exited: portico-agent: iptables, iptables-save"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(install the Debian package conntrack) (see agent-node-0.log)"),
+        "{stderr}"
+    );
 }
