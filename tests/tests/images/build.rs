@@ -64,7 +64,7 @@ pub fn images() -> Option<&'static Images> {
     if !require_root() {
         return None;
     }
-    for needed in ["umoci", "jq", "dpkg-deb", "apt-get"] {
+    for needed in ["umoci", "jq", "skopeo", "dpkg-deb", "apt-get"] {
         tool(needed)?;
     }
     let binaries = workspace_binary("portico-controller")?
@@ -86,6 +86,7 @@ fn build(binaries: &Path) -> Result<Images, String> {
         .arg(binaries)
         .arg("--out")
         .arg(&out)
+        .arg("--docker-archive")
         .env("PORTICO_DEB_CACHE", target.join("image-debs"))
         .output()
         .map_err(|e| format!("scripts/images: {e}"))?;

@@ -158,7 +158,19 @@ fn the_dockerfile_declares_the_same_entrypoints_users_and_labels() {
             "${VERSION}"
         );
     }
+    // Both runtimes are Debian 12 (bookworm), the release scripts/images extracts packages from.
+    assert!(
+        dockerfile_stage("portico-controller")
+            .from
+            .starts_with("gcr.io/distroless/cc-debian12:nonroot"),
+        "the controller runs on distroless Debian 12, as nonroot, with no shell"
+    );
     let agent = dockerfile_stage("portico-agent");
+    assert_eq!(agent.from, "debian:bookworm-slim");
+    for (name, image) in named(images) {
+        let release = std::fs::read_to_string(image.rootfs.join("etc/debian_version")).unwrap();
+        assert!(release.starts_with("12."), "{name}: Debian {release}");
+    }
     for package in ["iptables", "nftables", "conntrack"] {
         assert!(
             agent.run.iter().any(|line| line.contains("apt-get install")
@@ -177,44 +189,63 @@ fn the_dockerfile_declares_the_same_entrypoints_users_and_labels() {
     }
 }
 
-/// `podman load` is containers/image copying from the archive into containers-storage; skopeo
-/// does the same copy, into a throw-away store.
+/// What the README tells users to do: `podman load -i` each archive (the OCI archive, and the
+/// docker-archive for `docker load`) into a throw-away store, which names the image from the
+/// archive as the manifests name it.
 #[test]
-fn containers_image_loads_both_archives_as_podman_load_would() {
+fn podman_loads_both_archives_under_the_names_the_manifests_use() {
     let Some(images) = images() else { return };
-    let Some(skopeo) = tool("skopeo") else { return };
-    let store = tempfile::tempdir().unwrap();
+    let Some(podman) = tool("podman") else { return };
     for (name, image) in named(images) {
-        let reference = image.annotations["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap();
-        let storage = format!(
-            "containers-storage:[vfs@{root}+{run}]{reference}",
-            root = store.path().join("root").display(),
-            run = store.path().join("run").display()
-        );
-        let output = Command::new(&skopeo)
-            .args(["copy", "--quiet"])
-            .arg(format!("oci-archive:{}", image.archive.display()))
-            .arg(&storage)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let output = Command::new(&skopeo)
-            .arg("inspect")
-            .arg(&storage)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{name}");
-        let loaded: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(loaded["Digest"], image.manifest_digest, "{name}");
-        assert_eq!(
-            loaded["Labels"]["org.opencontainers.image.version"],
-            workspace_version()
-        );
+        let reference = format!("ghcr.io/portico-dev/{name}:{}", workspace_version());
+        let docker_archive = image.archive.with_file_name(format!(
+            "{name}-{}-{}.docker.tar",
+            workspace_version(),
+            image.config["architecture"].as_str().unwrap()
+        ));
+        for archive in [&image.archive, &docker_archive] {
+            let store = tempfile::tempdir().unwrap();
+            let podman = |args: &[&str]| {
+                let output = Command::new(&podman)
+                    .args(["--storage-driver", "vfs", "--root"])
+                    .arg(store.path().join("root"))
+                    .arg("--runroot")
+                    .arg(store.path().join("run"))
+                    .args(args)
+                    .output()
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                assert!(
+                    output.status.success(),
+                    "podman {args:?}: {stdout}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                stdout
+            };
+            let loaded = podman(&["load", "--quiet", "--input", archive.to_str().unwrap()]);
+            assert!(
+                loaded.contains(&format!("Loaded image: {reference}")),
+                "{}: {loaded}",
+                archive.display()
+            );
+            let inspected = podman(&["image", "inspect", &reference]);
+            let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+            if archive == &image.archive {
+                assert_eq!(
+                    inspected[0]["Digest"], image.manifest_digest,
+                    "the same manifest"
+                );
+            }
+            let config = &inspected[0]["Config"];
+            assert_eq!(config["Entrypoint"], image.config["config"]["Entrypoint"]);
+            assert_eq!(
+                config["User"].as_str().unwrap_or(""),
+                image.config["config"]["User"].as_str().unwrap_or("")
+            );
+            assert_eq!(
+                config["Labels"]["org.opencontainers.image.version"],
+                workspace_version()
+            );
+        }
     }
 }
