@@ -1,11 +1,8 @@
 //! What a runtime reads before starting a container: the names the archives carry, the
-//! configuration (entrypoint, user, labels), and whether containers/image (what `podman load`
-//! is built on) loads them.
-
-use std::process::Command;
+//! configuration (entrypoint, user, labels), and the Dockerfile that declares the same images.
 
 use portico_tests::manifests::{OVERLAYS, objects, render, workload_image, workspace_version};
-use portico_tests::{repo_root, tool};
+use portico_tests::repo_root;
 
 use crate::build::{Image, images};
 use crate::lint::dockerfile_stage;
@@ -186,66 +183,5 @@ fn the_dockerfile_declares_the_same_entrypoints_users_and_labels() {
                 .is_file(),
             "scripts/images records {package} for image scanners"
         );
-    }
-}
-
-/// What the README tells users to do: `podman load -i` each archive (the OCI archive, and the
-/// docker-archive for `docker load`) into a throw-away store, which names the image from the
-/// archive as the manifests name it.
-#[test]
-fn podman_loads_both_archives_under_the_names_the_manifests_use() {
-    let Some(images) = images() else { return };
-    let Some(podman) = tool("podman") else { return };
-    for (name, image) in named(images) {
-        let reference = format!("ghcr.io/portico-dev/{name}:{}", workspace_version());
-        let docker_archive = image.archive.with_file_name(format!(
-            "{name}-{}-{}.docker.tar",
-            workspace_version(),
-            image.config["architecture"].as_str().unwrap()
-        ));
-        for archive in [&image.archive, &docker_archive] {
-            let store = tempfile::tempdir().unwrap();
-            let podman = |args: &[&str]| {
-                let output = Command::new(&podman)
-                    .args(["--storage-driver", "vfs", "--root"])
-                    .arg(store.path().join("root"))
-                    .arg("--runroot")
-                    .arg(store.path().join("run"))
-                    .args(args)
-                    .output()
-                    .unwrap();
-                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-                assert!(
-                    output.status.success(),
-                    "podman {args:?}: {stdout}{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                stdout
-            };
-            let loaded = podman(&["load", "--quiet", "--input", archive.to_str().unwrap()]);
-            assert!(
-                loaded.contains(&format!("Loaded image: {reference}")),
-                "{}: {loaded}",
-                archive.display()
-            );
-            let inspected = podman(&["image", "inspect", &reference]);
-            let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
-            if archive == &image.archive {
-                assert_eq!(
-                    inspected[0]["Digest"], image.manifest_digest,
-                    "the same manifest"
-                );
-            }
-            let config = &inspected[0]["Config"];
-            assert_eq!(config["Entrypoint"], image.config["config"]["Entrypoint"]);
-            assert_eq!(
-                config["User"].as_str().unwrap_or(""),
-                image.config["config"]["User"].as_str().unwrap_or("")
-            );
-            assert_eq!(
-                config["Labels"]["org.opencontainers.image.version"],
-                workspace_version()
-            );
-        }
     }
 }

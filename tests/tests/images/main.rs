@@ -3,12 +3,14 @@
 //! inside (chrooted, in network namespaces they create). The Dockerfile and the release
 //! workflow, which cannot run here, are linted and checked to declare the same images.
 //!
-//! Needs root (chroot, network namespaces), umoci, jq, skopeo and podman (Debian packages that
-//! scripts/test installs), and the Debian package lists; under CI a missing piece fails.
+//! Needs root (chroot, network namespaces), umoci, jq, skopeo, podman and containerd (Debian
+//! packages that scripts/test installs), and the Debian package lists; under CI a missing piece
+//! fails.
 
 mod agent;
 mod build;
 mod config;
 mod controller;
 mod lint;
+mod load;
 mod sandbox;
