@@ -155,6 +155,15 @@ fn the_dockerfile_declares_the_same_entrypoints_users_and_labels() {
             "${VERSION}"
         );
     }
+    // The build stage's Rust is the workspace's minimum (rust-version).
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!(
+            "ARG RUST_VERSION={}\n",
+            workspace_field("rust-version")
+        )),
+        "the Dockerfile builds with the workspace's rust-version"
+    );
     // Both runtimes are Debian 12 (bookworm), the release scripts/images extracts packages from.
     assert!(
         dockerfile_stage("portico-controller")
