@@ -74,17 +74,46 @@ fn the_agent_image_runs_every_program_the_agent_executes() {
     netns.ok_in(agent, "conntrack", &["-L"]);
 }
 
+/// Each image carries its binary, what the binary runs and the libraries those need, and
+/// nothing else: no shell, no package manager, no other program.
 #[test]
-fn the_images_carry_no_shell() {
+fn the_images_carry_only_what_their_binary_runs() {
     let Some(images) = images() else { return };
-    for (name, rootfs) in [
-        ("portico-controller", &images.controller.rootfs),
-        ("portico-agent", &images.agent.rootfs),
+    let base = ["base-files", "netbase", "gcc-12-base"];
+    for (name, rootfs, programs) in [
+        (
+            "portico-controller",
+            &images.controller.rootfs,
+            &["ca-certificates"][..],
+        ),
+        (
+            "portico-agent",
+            &images.agent.rootfs,
+            &["iptables", "nftables", "conntrack"][..],
+        ),
     ] {
         for shell in ["/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/sh"] {
             assert!(!exists_in(rootfs, shell), "{name} has {shell}");
         }
         assert!(exists_in(rootfs, &format!("/usr/local/bin/{name}")));
+        let packages: Vec<String> = std::fs::read_dir(rootfs.join("var/lib/dpkg/status.d"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for program in programs {
+            assert!(
+                packages.iter().any(|p| p == program),
+                "{name} lacks {program}"
+            );
+        }
+        for package in &packages {
+            assert!(
+                package.starts_with("lib")
+                    || base.contains(&package.as_str())
+                    || programs.contains(&package.as_str()),
+                "{name} carries {package}, which it does not run: {packages:?}"
+            );
+        }
     }
 }
 
