@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod lab_cluster;
+pub mod manifests;
 
 use std::path::{Path, PathBuf};
 

@@ -5,42 +5,14 @@
 use std::path::Path;
 use std::process::Command;
 
+use portico_tests::manifests::{
+    OVERLAYS, find, objects, render, workload_image, workspace_version,
+};
 use portico_tests::{cli, repo_root, tool, workspace_binary};
 use serde_json::Value;
 
 /// The Kubernetes version whose schemas the manifests are checked against (k8s-openapi's too).
 const KUBERNETES_VERSION: &str = "1.33.0";
-const OVERLAYS: [&str; 3] = ["baremetal", "aws", "gcp"];
-
-fn render(overlay: &str) -> Option<String> {
-    let kubectl = tool("kubectl")?;
-    let dir = repo_root().join("deploy/overlays").join(overlay);
-    let output = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {overlay}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8(output.stdout).unwrap())
-}
-
-fn objects(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
-}
-
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{kind}/{name} missing"))
-}
 
 fn validate_offline(file: &Path) -> Option<(bool, String)> {
     let validator = tool("kubernetes-validate")?;
@@ -259,6 +231,38 @@ fn the_real_binaries_accept_the_arguments_the_manifests_pass() {
             assert!(
                 stderr.contains("no Kubernetes configuration found"),
                 "{stderr}"
+            );
+        }
+    }
+}
+
+/// The images the manifests name are the ones scripts/images and the release workflow build: the
+/// registry path in deploy/base and the workspace version as the tag (one version for the
+/// crates, the images and the manifests; tests/tests/images.rs checks the built images' names).
+#[test]
+fn every_overlay_names_the_images_at_the_workspace_version() {
+    let base = std::fs::read_to_string(repo_root().join("deploy/base/kustomization.yaml")).unwrap();
+    let base: Value = serde_yaml_ng::from_str(&base).unwrap();
+    for image in base["images"].as_array().expect("deploy/base sets images:") {
+        assert_eq!(
+            image["newTag"],
+            workspace_version(),
+            "deploy/base/kustomization.yaml images: newTag of {} must be the workspace version \
+             in Cargo.toml",
+            image["name"]
+        );
+    }
+    for overlay in OVERLAYS {
+        let Some(yaml) = render(overlay) else { return };
+        let objects = objects(&yaml);
+        for (kind, name) in [
+            ("Deployment", "portico-controller"),
+            ("DaemonSet", "portico-agent"),
+        ] {
+            assert_eq!(
+                workload_image(&objects, kind, name),
+                format!("ghcr.io/portico-dev/{name}:{}", workspace_version()),
+                "{overlay} {kind}/{name}"
             );
         }
     }
