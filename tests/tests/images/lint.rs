@@ -166,7 +166,14 @@ fn the_release_workflow_passes_actionlint() {
 
 #[test]
 fn the_scripts_pass_shellcheck() {
-    for script in ["scripts/images", "scripts/test", ".ci/run"] {
+    for script in [
+        "scripts/images",
+        "scripts/test",
+        "scripts/install",
+        "scripts/lab-up",
+        "scripts/demo",
+        ".ci/run",
+    ] {
         let Some(shellcheck) = tool("shellcheck") else {
             return;
         };
