@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod node_info;
 pub mod proxier;
 pub mod run;
+pub mod slice_warnings;
 pub mod sync_schedule;
 
 use std::process::ExitCode;
