@@ -62,7 +62,10 @@ pub fn readyz_answer(
                 )
             })
             .collect();
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{lines}"));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{lines}"),
+        );
     }
     if ready {
         (StatusCode::OK, "ok\n".to_owned())

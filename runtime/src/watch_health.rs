@@ -164,7 +164,11 @@ mod tests {
         assert_eq!(log.failed(at(0)), Some(0), "the first at once");
         assert_eq!(log.failed(at(1)), None);
         assert_eq!(log.failed(at(20)), None);
-        assert_eq!(log.failed(at(30)), Some(2), "then with the count it skipped");
+        assert_eq!(
+            log.failed(at(30)),
+            Some(2),
+            "then with the count it skipped"
+        );
         assert_eq!(log.failed(at(31)), None);
         assert_eq!(log.recovered(at(40)), Some(Duration::from_secs(40)));
         assert_eq!(log.recovered(at(41)), None, "no outage to end");
@@ -184,7 +188,11 @@ mod tests {
         assert_eq!(failing[0].last_error, "connection refused");
         slices.observe(&Err::<(), _>("connection reset"));
         assert_eq!(health.failing()[0].last_error, "connection reset");
-        assert_eq!(health.failing()[0].since, failing[0].since, "since the first");
+        assert_eq!(
+            health.failing()[0].since,
+            failing[0].since,
+            "since the first"
+        );
         slices.succeeded();
         assert!(health.failing().is_empty());
     }

@@ -223,7 +223,10 @@ mod tests {
             vec![
                 (ProblemReason::MissingPort, "ports[0].port"),
                 (ProblemReason::MissingNodeName, "endpoints[1].nodeName"),
-                (ProblemReason::DuplicateEndpoint, "endpoints[2].addresses[0]"),
+                (
+                    ProblemReason::DuplicateEndpoint,
+                    "endpoints[2].addresses[0]"
+                ),
                 (ProblemReason::InvalidAddress, "endpoints[3].addresses[0]"),
                 (ProblemReason::InvalidAddress, "endpoints[4].addresses"),
             ]
@@ -240,7 +243,10 @@ mod tests {
         let slice = mk_slice(
             "FQDN",
             Some(80),
-            vec![mk_endpoint("example.com", None), mk_endpoint("example.org", None)],
+            vec![
+                mk_endpoint("example.com", None),
+                mk_endpoint("example.org", None),
+            ],
         );
         assert_eq!(
             fields(&slice_problems(&slice)),

@@ -27,7 +27,11 @@ async fn read_response(stream: &mut TcpStream) -> String {
         if let Some(head_end) = text.find("\r\n\r\n") {
             let length: usize = text[..head_end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap_or(0);
             if data.len() >= head_end + 4 + length {
                 return text;
@@ -93,7 +97,10 @@ async fn a_slow_client_that_trickles_its_header_is_cut_off() {
         }
     })
     .await;
-    assert!(cut_off.is_ok(), "the slow client was still connected after {BOUND:?}");
+    assert!(
+        cut_off.is_ok(),
+        "the slow client was still connected after {BOUND:?}"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +139,10 @@ async fn with_every_slot_held_by_slow_clients_a_probe_is_answered_once_they_are_
     let mut slow = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
         slow.push(stream);
     }
     let mut probe = TcpStream::connect(addr).await.unwrap();

@@ -53,7 +53,10 @@ async fn the_agent_names_unusable_slice_fields_once_and_an_api_outage_on_readyz(
         std::net::IpAddr::V6(_) => unreachable!("the node namespaces are IPv4"),
     };
     kube::Api::<Node>::all(cluster.client.clone())
-        .create(&PostParams::default(), &objects::node_object(&node.name, node_ip))
+        .create(
+            &PostParams::default(),
+            &objects::node_object(&node.name, node_ip),
+        )
         .await
         .unwrap();
     cluster
@@ -120,7 +123,10 @@ async fn the_agent_names_unusable_slice_fields_once_and_an_api_outage_on_readyz(
         Duration::from_secs(30),
         || async {
             let logs = node.logs();
-            expected.iter().all(|line| logs.contains(line)).then_some(())
+            expected
+                .iter()
+                .all(|line| logs.contains(line))
+                .then_some(())
         },
     )
     .await;
@@ -135,7 +141,8 @@ async fn the_agent_names_unusable_slice_fields_once_and_an_api_outage_on_readyz(
         ("duplicate_endpoint", 1),
         ("fqdn", 1),
     ] {
-        let line = format!("portico_agent_endpoint_slice_problems_total{{reason=\"{reason}\"}} {count}");
+        let line =
+            format!("portico_agent_endpoint_slice_problems_total{{reason=\"{reason}\"}} {count}");
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
 
@@ -148,9 +155,11 @@ async fn the_agent_names_unusable_slice_fields_once_and_an_api_outage_on_readyz(
         .patch("echo", &PatchParams::default(), &Patch::Merge(&touch))
         .await
         .unwrap();
-    wait_for("another dataplane sync", Duration::from_secs(30), || async {
-        (syncs(&node.logs()) > before).then_some(())
-    })
+    wait_for(
+        "another dataplane sync",
+        Duration::from_secs(30),
+        || async { (syncs(&node.logs()) > before).then_some(()) },
+    )
     .await;
     let logs = node.logs();
     for line in expected {
@@ -187,7 +196,8 @@ async fn the_agent_names_unusable_slice_fields_once_and_an_api_outage_on_readyz(
     )
     .await;
     assert!(
-        node.logs().contains("the watch of EndpointSlice works again"),
+        node.logs()
+            .contains("the watch of EndpointSlice works again"),
         "{}",
         node.logs()
     );

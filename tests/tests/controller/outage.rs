@@ -87,10 +87,7 @@ async fn an_api_server_outage_is_logged_once_per_watch_and_fails_readyz_until_it
     )
     .await;
     let logs = controller.logs();
-    assert!(
-        logs.contains("the watch of Service works again"),
-        "{logs}"
-    );
+    assert!(logs.contains("the watch of Service works again"), "{logs}");
     // And it works: a Service created after the outage gets its address.
     cluster
         .create_service("default", &mk_lb_service("after", 80, &[]))

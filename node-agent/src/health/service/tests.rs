@@ -193,5 +193,8 @@ async fn a_client_sending_half_a_header_is_cut_off_and_closing_the_port_closes_i
         }
     })
     .await;
-    assert!(closed.is_ok(), "the connection outlived its health check port");
+    assert!(
+        closed.is_ok(),
+        "the connection outlived its health check port"
+    );
 }
