@@ -112,7 +112,7 @@ pub fn slice_problems(slice: &EndpointSlice) -> Vec<SliceProblem> {
             ));
             continue;
         };
-        let Some(ip) = address.parse::<IpAddr>().ok().filter(|ip| family(ip)) else {
+        let Some(ip) = address.parse::<IpAddr>().ok().filter(&family) else {
             problems.push(SliceProblem::new(
                 ProblemReason::InvalidAddress,
                 field,
