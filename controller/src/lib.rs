@@ -74,6 +74,7 @@ pub async fn run(args: Args) -> ExitCode {
         args.default_class,
         metrics.clone(),
         identity,
+        started.readiness.watches(),
     );
     tokio::pin!(controller);
     let code = loop {

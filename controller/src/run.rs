@@ -20,7 +20,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
-use portico_runtime::reflect::{notifications, reflect};
+use portico_runtime::WatchHealth;
+use portico_runtime::reflect::{notifications, reflect_reported, reported};
 use tokio::sync::Notify;
 use tokio_stream::wrappers::IntervalStream;
 
@@ -44,17 +45,20 @@ pub async fn run(
     default_class: bool,
     metrics: ControllerMetrics,
     identity: String,
+    watches: &WatchHealth,
 ) -> Result<(), RunError> {
     let pools_changed = Arc::new(Notify::new());
-    let pools = reflect(
+    let pools = reflect_reported(
         Api::<AddressPool>::all(client.clone()),
         watcher::Config::default(),
         Some(pools_changed.clone()),
+        watches,
     );
-    let namespaces = reflect(
+    let namespaces = reflect_reported(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
         None,
+        watches,
     );
     let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
 
@@ -78,11 +82,13 @@ pub async fn run(
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
     let (store, writer) = reflector::store();
-    let services = watcher(Api::<Service>::all(client), watcher::Config::default())
+    let services_api = Api::<Service>::all(client);
+    let services = watcher(services_api.clone(), watcher::Config::default())
         .default_backoff()
         .modify(trim_for_cache)
         .reflect(writer)
         .touched_objects();
+    let services = reported(services, services_api, watches.reporter("Service"));
     let controller = Controller::for_stream(services, store)
         // Bounded, so a burst of thousands of Services does not open thousands of connections.
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))

@@ -16,6 +16,7 @@ pub mod build;
 pub mod conntrack;
 pub mod endpoints;
 pub mod model;
+pub mod slice_problems;
 
 pub use build::{desired_state, service_ports};
 pub use endpoints::{EndpointSets, categorize, local_ready_endpoints};

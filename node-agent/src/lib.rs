@@ -15,6 +15,7 @@ pub mod node_info;
 pub mod proxier;
 pub mod required_programs;
 pub mod run;
+pub mod slice_warnings;
 pub mod sync_schedule;
 
 use std::process::ExitCode;

@@ -18,6 +18,12 @@ pub struct ErrorLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProblemLabels {
+    /// `fqdn`, `missing_port`, `invalid_address`, `duplicate_endpoint`, `missing_node_name`.
+    pub reason: &'static str,
+}
+
 fn sync_histogram() -> Histogram {
     // 1 ms to ~16 s: a partial restore is milliseconds, a full one at scale is seconds.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -28,6 +34,7 @@ fn sync_histogram() -> Histogram {
 pub struct AgentMetrics {
     pub sync_duration: Family<SyncLabels, Histogram, fn() -> Histogram>,
     pub sync_errors: Family<ErrorLabels, Counter>,
+    pub endpoint_slice_problems: Family<ProblemLabels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -35,6 +42,7 @@ impl Default for AgentMetrics {
         AgentMetrics {
             sync_duration: Family::new_with_constructor(sync_histogram),
             sync_errors: Family::default(),
+            endpoint_slice_problems: Family::default(),
         }
     }
 }
@@ -59,6 +67,11 @@ pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
         "sync_errors",
         "Failed dataplane syncs, by error",
         metrics.sync_errors.clone(),
+    );
+    registry.register(
+        "endpoint_slice_problems",
+        "EndpointSlice data left out of the dataplane (counted once per slice version), by reason",
+        metrics.endpoint_slice_problems.clone(),
     );
     (registry, metrics)
 }

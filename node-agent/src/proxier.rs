@@ -23,6 +23,7 @@ use crate::dataplane::{DesiredState, IpFamily, NodeContext, desired_state, local
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
 use crate::iptables::{Iptables, IptablesError, SyncKind, Syncer};
 use crate::metrics::{AgentMetrics, SyncLabels};
+use crate::slice_warnings::SliceWarnings;
 
 pub struct Proxier {
     node: NodeContext,
@@ -32,6 +33,7 @@ pub struct Proxier {
     sync_health: SyncHealth,
     recorder: Option<Recorder>,
     metrics: AgentMetrics,
+    slice_warnings: SliceWarnings,
 }
 
 impl Proxier {
@@ -50,6 +52,7 @@ impl Proxier {
             sync_health,
             recorder,
             metrics,
+            slice_warnings: SliceWarnings::default(),
         }
     }
 
@@ -66,6 +69,8 @@ impl Proxier {
         full: bool,
     ) -> Result<(), IptablesError> {
         let started = Instant::now();
+        self.slice_warnings
+            .observe(slices, &self.metrics.endpoint_slice_problems);
         let state = desired_state(services.iter().map(|s| &**s), slices.iter().map(|s| &**s));
         let result = self.sync_rules(&state, full).await;
         self.metrics

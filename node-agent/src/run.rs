@@ -16,7 +16,7 @@ use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use portico_runtime::Readiness;
-use portico_runtime::reflect::reflect;
+use portico_runtime::reflect::reflect_reported;
 use tokio::sync::Notify;
 
 use crate::Args;
@@ -72,21 +72,25 @@ pub async fn run(
     tokio::spawn(node_health.serve());
 
     let changed = Arc::new(Notify::new());
-    let services = reflect(
+    let watches = readiness.watches();
+    let services = reflect_reported(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
         Some(changed.clone()),
+        watches,
     );
-    let slices = reflect(
+    let slices = reflect_reported(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
         Some(changed.clone()),
+        watches,
     );
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let nodes = reflect(
+    let nodes = reflect_reported(
         Api::<Node>::all(client.clone()),
         own_node,
         Some(changed.clone()),
+        watches,
     );
     let (_, _, _) = tokio::join!(
         services.wait_until_ready(),

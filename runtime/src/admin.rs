@@ -14,6 +14,9 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::serve::{ConnectionLimits, serve};
+use crate::watch_health::{FailingWatch, WatchHealth};
+
 #[derive(Args, Clone, Debug)]
 pub struct AdminArgs {
     /// Address for the admin server: /metrics, /healthz and /readyz.
@@ -21,16 +24,53 @@ pub struct AdminArgs {
     pub admin_addr: SocketAddr,
 }
 
-/// Whether the process is ready to serve; flipped by the binary once its work is running.
+/// Whether the process is ready to serve: flipped by the binary once its work is running, and
+/// not while one of its watches fails (the API server is unreachable or refuses it).
 #[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    watches: WatchHealth,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
     }
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+    }
+    /// Where the binary's watches report, for `/readyz`.
+    pub fn watches(&self) -> &WatchHealth {
+        &self.watches
+    }
+}
+
+/// `/readyz`: pure, so the wording is tested without a socket.
+pub fn readyz_answer(
+    ready: bool,
+    failing: &[FailingWatch],
+    now: std::time::Instant,
+) -> (StatusCode, String) {
+    if !failing.is_empty() {
+        let lines: String = failing
+            .iter()
+            .map(|f| {
+                let secs = now.saturating_duration_since(f.since).as_secs();
+                format!(
+                    "watch of {} failing for {secs}s: {}\n",
+                    f.watch, f.last_error
+                )
+            })
+            .collect();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{lines}"),
+        );
+    }
+    if ready {
+        (StatusCode::OK, "ok\n".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
     }
 }
 
@@ -45,6 +85,7 @@ pub struct AdminBindError {
 pub struct AdminServer {
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
 }
 
 #[derive(Clone)]
@@ -78,18 +119,26 @@ impl AdminServer {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
             .with_state(state);
-        Ok(AdminServer { listener, router })
+        Ok(AdminServer {
+            listener,
+            router,
+            limits: ConnectionLimits::default(),
+        })
+    }
+
+    /// Replaces the default connection limits.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until the future ends; errors are logged, since the binary's work goes on.
+    /// Serves until the future is dropped.
     pub async fn serve(self) {
-        if let Err(e) = axum::serve(self.listener, self.router).await {
-            tracing::error!(error = %e, "admin server stopped");
-        }
+        serve(self.listener, self.router, self.limits).await;
     }
 }
 
@@ -106,11 +155,11 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.readiness.get() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
+    readyz_answer(
+        state.readiness.get(),
+        &state.readiness.watches().failing(),
+        std::time::Instant::now(),
+    )
 }
 
 #[cfg(test)]
@@ -145,6 +194,17 @@ mod tests {
         assert_eq!(get("/readyz").await.unwrap().status(), 503);
         readiness.set(true);
         assert_eq!(get("/readyz").await.unwrap().status(), 200);
+        let mut slices = readiness.watches().reporter("EndpointSlice");
+        slices.observe(&Err::<(), _>("connection refused"));
+        let failing = get("/readyz").await.unwrap();
+        assert_eq!(failing.status(), 503);
+        let body = failing.text().await.unwrap();
+        assert!(
+            body.contains("watch of EndpointSlice failing") && body.contains("connection refused"),
+            "{body}"
+        );
+        slices.succeeded();
+        assert_eq!(get("/readyz").await.unwrap().status(), 200);
         let metrics = get("/metrics").await.unwrap();
         assert!(
             metrics.headers()["content-type"]
@@ -154,6 +214,29 @@ mod tests {
         );
         let text = metrics.text().await.unwrap();
         assert!(text.contains("portico_test_events_total 3"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_client_sending_half_a_header_is_cut_off() {
+        let args = AdminArgs {
+            admin_addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let server = AdminServer::bind(&args, Registry::default(), Readiness::default())
+            .await
+            .unwrap()
+            .with_limits(ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(1),
+                ..ConnectionLimits::default()
+            });
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(server.serve());
+        let bound = std::time::Duration::from_secs(20);
+        assert!(
+            crate::serve::half_header_is_cut_off(addr, bound)
+                .await
+                .unwrap(),
+            "still connected after {bound:?}"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! ```text
 //!   Args ─┬─ ClientArgs ──▶ kube::Client   (or one clear line and exit 1)
 //!         ├─ LogArgs    ──▶ tracing subscriber (text | json)
-//!         └─ AdminArgs  ──▶ axum: /metrics /healthz /readyz
+//!         └─ AdminArgs  ──▶ axum: /metrics /healthz /readyz  (served by `serve`, with limits)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -13,12 +13,16 @@ pub mod client;
 pub mod leader;
 pub mod log;
 pub mod reflect;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
+pub mod watch_health;
 
 pub use admin::{AdminArgs, AdminServer, Readiness};
 pub use client::{ClientArgs, ClientError};
 pub use log::{LogArgs, LogFormat};
+pub use serve::ConnectionLimits;
+pub use watch_health::WatchHealth;
 
 /// Parses a binary's `Args` with its own default for `--admin-addr`, so the controller and the
 /// agent (which shares the node's network namespace) do not clash on one default port.

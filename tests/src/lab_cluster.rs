@@ -100,6 +100,17 @@ impl LabCluster {
 
     /// Starts the real controller binary against this cluster.
     pub fn spawn_controller(&self, name: &str, extra_args: &[&str]) -> Process {
+        self.spawn_controller_with(name, self.kubeconfig(), extra_args)
+    }
+
+    /// Starts the real controller binary with another kubeconfig for this cluster (for
+    /// example one that reaches it through a proxy a test can cut).
+    pub fn spawn_controller_with(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+    ) -> Process {
         let binary =
             crate::workspace_binary("portico-controller").expect("portico-controller is built");
         let admin = free_port();
@@ -107,7 +118,7 @@ impl LabCluster {
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary)
             .arg("--kubeconfig")
-            .arg(self.kubeconfig())
+            .arg(kubeconfig)
             .args(["--admin-addr", &admin.to_string()])
             .args(extra_args)
             // An environment default, so a test can still pass its own --log-level.

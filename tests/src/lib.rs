@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod cuttable_proxy;
 pub mod lab_cluster;
 pub mod manifests;
 

@@ -16,6 +16,7 @@ use axum::routing::get;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use portico_api::keys::node::TO_BE_DELETED_TAINT;
+use portico_runtime::serve::{ConnectionLimits, serve};
 use tokio::net::TcpListener;
 
 use super::{JSON, NOSNIFF, SyncHealth};
@@ -112,6 +113,7 @@ pub struct NodeHealthBindError {
 pub struct NodeHealthServer {
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
 }
 
 impl NodeHealthServer {
@@ -127,17 +129,26 @@ impl NodeHealthServer {
             .route("/healthz", get(|s| answer(s, Probe::Healthz)))
             .route("/livez", get(|s| answer(s, Probe::Livez)))
             .with_state(NodeHealthState { sync, eligibility });
-        Ok(NodeHealthServer { listener, router })
+        Ok(NodeHealthServer {
+            listener,
+            router,
+            limits: ConnectionLimits::default(),
+        })
+    }
+
+    /// Replaces the default connection limits.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// Serves until the future is dropped.
     pub async fn serve(self) {
-        if let Err(e) = axum::serve(self.listener, self.router).await {
-            tracing::error!(error = %e, "node health server stopped");
-        }
+        serve(self.listener, self.router, self.limits).await;
     }
 }
 
@@ -269,6 +280,30 @@ mod tests {
                 .unwrap()
                 .status(),
             404
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_sending_half_a_header_is_cut_off() {
+        let server = NodeHealthServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            SyncHealth::new(Duration::from_secs(60)),
+            NodeEligibility::default(),
+        )
+        .await
+        .unwrap()
+        .with_limits(ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            ..ConnectionLimits::default()
+        });
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(server.serve());
+        let bound = Duration::from_secs(20);
+        assert!(
+            portico_runtime::serve::half_header_is_cut_off(addr, bound)
+                .await
+                .unwrap(),
+            "still connected after {bound:?}"
         );
     }
 }

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use portico_runtime::serve::{ConnectionLimits, serve};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -74,7 +75,8 @@ struct Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // Aborting the serve task drops its socket, so the port is free again at once.
+        // Aborting the serve task drops its socket and its connections, so the port is free
+        // again at once.
         for task in &self.tasks {
             task.abort();
         }
@@ -95,6 +97,7 @@ pub struct ServiceHealthServers {
     local_endpoints: Arc<RwLock<HashMap<ServiceKey, usize>>>,
     sync: SyncHealth,
     listeners: HashMap<ServiceKey, Listener>,
+    limits: ConnectionLimits,
 }
 
 impl ServiceHealthServers {
@@ -106,7 +109,14 @@ impl ServiceHealthServers {
             local_endpoints: Arc::default(),
             sync,
             listeners: HashMap::new(),
+            limits: ConnectionLimits::default(),
         }
+    }
+
+    /// Replaces the default connection limits of every listener opened from now on.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Makes the listeners match `wanted` (Service → healthCheckNodePort): closes the ones no
@@ -170,12 +180,9 @@ impl ServiceHealthServers {
                     addr,
                     source,
                 })?;
-            let router = router.clone();
-            listener.tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(socket, router).await {
-                    tracing::warn!(%addr, error = %e, "health check server stopped");
-                }
-            }));
+            listener
+                .tasks
+                .push(tokio::spawn(serve(socket, router.clone(), self.limits)));
         }
         Ok(listener)
     }

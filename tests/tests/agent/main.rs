@@ -5,3 +5,4 @@
 mod health;
 mod nodes;
 mod source_ip;
+mod telling;

@@ -153,3 +153,48 @@ async fn a_stale_dataplane_fails_every_check() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["serviceProxyHealthy"], false);
 }
+
+#[tokio::test]
+async fn a_client_sending_half_a_header_is_cut_off_and_closing_the_port_closes_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sync = SyncHealth::new(Duration::from_secs(60));
+    let mut servers = ServiceHealthServers::new(vec!["127.0.0.1".parse().unwrap()], sync)
+        .with_limits(ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            ..ConnectionLimits::default()
+        });
+    let key = ServiceKey::new("default", "echo");
+    let port = free_port();
+    servers
+        .sync_services(&BTreeMap::from([(key.clone(), port)]))
+        .await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bound = Duration::from_secs(20);
+    assert!(
+        portico_runtime::serve::half_header_is_cut_off(addr, bound)
+            .await
+            .unwrap(),
+        "still connected after {bound:?}"
+    );
+
+    // A kept-alive connection goes with its Service's port.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(kept.read(&mut buf).await.unwrap() > 0, "answered");
+    servers.sync_services(&BTreeMap::new()).await;
+    let closed = tokio::time::timeout(bound, async {
+        while let Ok(n) = kept.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the connection outlived its health check port"
+    );
+}
