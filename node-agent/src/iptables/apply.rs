@@ -251,8 +251,10 @@ fn table_sections(dump: &str) -> Vec<(Table, Vec<&str>)> {
     sections
 }
 
-/// The PORTICO- chains of a dump, and `-I` lines for the missing jumps from built-in chains
-/// (inserted at the top in reverse, so they end up in `BUILTIN_JUMPS` order).
+/// The PORTICO- chains of a dump, `-I` lines for the missing jumps from built-in chains
+/// (inserted at the top in reverse, so they end up in `BUILTIN_JUMPS` order), and `-D` lines
+/// for jumps to PORTICO- chains that are not wanted as they stand (those of an older version,
+/// e.g. without comments), so an upgrade leaves one jump of each, not two.
 pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
     let mut chains = ChainNames::default();
     let mut present: Vec<(Table, &str)> = Vec::new();
@@ -271,6 +273,21 @@ pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
         }
     }
     let mut extra = ExtraLines::default();
+    let wanted: Vec<(Table, String)> = BUILTIN_JUMPS
+        .iter()
+        .map(|jump| (jump.table, format!("-A {} {}", jump.chain, jump.spec())))
+        .collect();
+    for (table, line) in &present {
+        let builtin = !line[3..].starts_with(names::PREFIX);
+        let to_portico = line.contains(&format!(" -j {}", names::PREFIX));
+        if builtin && to_portico && !wanted.contains(&(*table, line.to_string())) {
+            let delete = format!("-D {}", &line[3..]);
+            match table {
+                Table::Nat => extra.nat.push(delete),
+                Table::Filter => extra.filter.push(delete),
+            }
+        }
+    }
     for jump in BUILTIN_JUMPS.iter().rev() {
         let wanted = format!("-A {} {}", jump.chain, jump.spec());
         if !present
@@ -358,6 +375,42 @@ mod tests {
                 .with_backend(Backend::Legacy)
                 .binary(""),
             "iptables-legacy"
+        );
+    }
+
+    #[test]
+    fn inspection_adds_missing_jumps_and_replaces_stale_ones() {
+        let jump = |index: usize| {
+            let jump = &BUILTIN_JUMPS[index];
+            format!("-A {} {}", jump.chain, jump.spec())
+        };
+        // Every wanted nat jump but PREROUTING's, which an older version left without comment.
+        let dump = format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PORTICO-SERVICES - [0:0]\n\
+             -A PREROUTING -j PORTICO-SERVICES\n-A PREROUTING -j CNI-HOSTPORT\n{}\n{}\nCOMMIT\n",
+            jump(1),
+            jump(2)
+        );
+        let (chains, extra) = inspect_dump(&dump);
+        assert_eq!(chains.nat, ["PORTICO-SERVICES".to_string()].into());
+        assert_eq!(
+            extra.nat,
+            [
+                "-D PREROUTING -j PORTICO-SERVICES".to_string(),
+                format!("-I PREROUTING {}", BUILTIN_JUMPS[0].spec()),
+            ]
+        );
+        assert_eq!(
+            BUILTIN_JUMPS[0].spec(),
+            r#"-m comment --comment "portico service portals" -j PORTICO-SERVICES"#
+        );
+        // No filter section in the dump: every filter jump is missing.
+        assert_eq!(
+            extra.filter.len(),
+            BUILTIN_JUMPS
+                .iter()
+                .filter(|jump| jump.table == Table::Filter)
+                .count()
         );
     }
 

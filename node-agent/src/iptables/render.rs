@@ -14,21 +14,29 @@ use crate::dataplane::{DesiredState, IpFamily, NodeContext};
 pub struct BuiltinJump {
     pub table: Table,
     pub chain: &'static str,
-    /// Matches before `-j`, as `iptables -S` prints them.
+    /// Matches before the comment, as `iptables -S` prints them.
     pub matches: &'static str,
+    /// kube-proxy's comment for the same jump, with Portico for Kubernetes.
+    pub comment: &'static str,
     pub target: &'static str,
 }
 
 impl BuiltinJump {
-    /// The rule spec after `-A <chain> `.
+    /// The rule spec after `-A <chain> `, exactly as `iptables -S` and iptables-save print it
+    /// (the applier finds the jumps that exist by comparing these lines).
     pub fn spec(&self) -> String {
+        let comment = names::comment(self.comment);
         if self.matches.is_empty() {
-            format!("-j {}", self.target)
+            format!("{comment} -j {}", self.target)
         } else {
-            format!("{} -j {}", self.matches, self.target)
+            format!("{} {comment} -j {}", self.matches, self.target)
         }
     }
 }
+
+const PORTALS: &str = "portico service portals";
+const EXTERNAL_PORTALS: &str = "portico externally-visible service portals";
+const LB_FIREWALL: &str = "portico load balancer firewall";
 
 const NEW: &str = "-m conntrack --ctstate NEW";
 
@@ -39,66 +47,77 @@ pub const BUILTIN_JUMPS: &[BuiltinJump] = &[
         table: Table::Nat,
         chain: "PREROUTING",
         matches: "",
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Nat,
         chain: "OUTPUT",
         matches: "",
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Nat,
         chain: "POSTROUTING",
         matches: "",
+        comment: "portico postrouting rules",
         target: names::POSTROUTING,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: NEW,
+        comment: EXTERNAL_PORTALS,
         target: names::EXTERNAL_SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: "",
+        comment: "portico health check service ports",
         target: names::NODEPORTS,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: EXTERNAL_PORTALS,
         target: names::EXTERNAL_SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "OUTPUT",
         matches: NEW,
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "OUTPUT",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
 ];
@@ -182,7 +201,10 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
             format!("-m mark ! --mark {0}/{0} -j RETURN", names::MASQ_MARK),
             // Cleared so a packet that is encapsulated or re-routed is not masqueraded twice.
             format!("-j MARK --xor-mark {}", names::MASQ_MARK),
-            "-j MASQUERADE --random-fully".into(),
+            format!(
+                "{} -j MASQUERADE --random-fully",
+                names::comment("portico service traffic requiring SNAT")
+            ),
         ],
     );
     if ctx.pod_cidrs.len() > 1 {
@@ -223,15 +245,18 @@ pub fn parent_rules(
         .collect();
     if parent == names::SERVICES {
         // Last, so that Service addresses that are also local addresses match first.
+        let comment = names::comment(
+            "portico service nodeports; NOTE: this must be the last rule in this chain",
+        );
         match nodeport_ips {
             None => rules.push(format!(
-                "-m addrtype --dst-type LOCAL -j {}",
+                "{comment} -m addrtype --dst-type LOCAL -j {}",
                 names::NODEPORTS
             )),
-            Some(ips) => rules.extend(
-                ips.iter()
-                    .map(|ip| format!("-d {} -j {}", host_address(ip), names::NODEPORTS)),
-            ),
+            Some(ips) => rules
+                .extend(ips.iter().map(|ip| {
+                    format!("-d {} {comment} -j {}", host_address(ip), names::NODEPORTS)
+                })),
         }
     }
     rules

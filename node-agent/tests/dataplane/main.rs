@@ -12,6 +12,7 @@
 //!
 //! Needs root. Without root the tests skip with a message, or fail when `CI` is set.
 
+mod comments;
 mod conntrack;
 mod helper;
 mod packets;
