@@ -198,6 +198,7 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
     set.nat.insert(
         names::POSTROUTING.into(),
         vec![
+            hairpin_rule(ctx.family),
             format!("-m mark ! --mark {0}/{0} -j RETURN", names::MASQ_MARK),
             // Cleared so a packet that is encapsulated or re-routed is not masqueraded twice.
             format!("-j MARK --xor-mark {}", names::MASQ_MARK),
@@ -220,6 +221,53 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
         set.filter.insert(chain.into(), Vec::new());
     }
     set
+}
+
+/// Marks for masquerade a connection DNATed to its own source: a pod that reached itself
+/// through a Service. kube-proxy does this with `-s <endpoint IP> -j KUBE-MARK-MASQ` in every
+/// endpoint's SEP chain; Portico has SEP chains only for this node's endpoints, yet a pod on
+/// another node can reach itself through this node (its NodePort under the Local policy sends
+/// pod traffic to the SVC chain, which DNATs to remote endpoints in place) and would then get
+/// its own packet back with its own address as the source, and drop it. One rule here, after
+/// DNAT, covers every endpoint at the cost of a few BPF instructions on the first packet of a
+/// connection, where per-endpoint rules (or chains) would grow with the cluster: iptables has
+/// no match comparing two fields, so a classic BPF program (xt_bpf) compares the source and
+/// destination addresses of the IP header. `--ctstate DNAT` keeps the node's own connections to
+/// itself (over `lo`, never DNATed) out.
+pub fn hairpin_rule(family: IpFamily) -> String {
+    // Offsets of the source and destination addresses in the IP header, in 32-bit words.
+    let (source, destination, words) = match family {
+        IpFamily::V4 => (12, 16, 1),
+        IpFamily::V6 => (8, 24, 4),
+    };
+    const LOAD_WORD: u32 = 0x20; // BPF_LD | BPF_W | BPF_ABS: A = word at k
+    const TAX: u32 = 0x07; // BPF_MISC | BPF_TAX: X = A
+    const JUMP_IF_EQUAL_X: u32 = 0x1d; // BPF_JMP | BPF_JEQ | BPF_X
+    const RETURN: u32 = 0x06; // BPF_RET | BPF_K
+    let mut program: Vec<(u32, u32, u32, u32)> = Vec::new();
+    for word in 0..words {
+        // Words left after this one, each 4 instructions, then "match": jump past them all.
+        let to_no_match = 4 * (words - word - 1) + 1;
+        program.push((LOAD_WORD, 0, 0, source + 4 * word));
+        program.push((TAX, 0, 0, 0));
+        program.push((LOAD_WORD, 0, 0, destination + 4 * word));
+        program.push((JUMP_IF_EQUAL_X, 0, to_no_match, 0));
+    }
+    program.push((RETURN, 0, 0, 1));
+    program.push((RETURN, 0, 0, 0));
+    let bytecode: Vec<String> = std::iter::once(program.len().to_string())
+        .chain(
+            program
+                .iter()
+                .map(|(code, jt, jf, k)| format!("{code} {jt} {jf} {k}")),
+        )
+        .collect();
+    format!(
+        "-m conntrack --ctstate DNAT -m bpf --bytecode \"{}\" {} -j {}",
+        bytecode.join(","),
+        names::comment("portico hairpin: a pod reached itself through a Service"),
+        names::MARK_MASQ
+    )
 }
 
 /// Portico's filter chains, present even when empty so the built-in jumps always have a target.

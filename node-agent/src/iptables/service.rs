@@ -11,11 +11,12 @@
 //! ```
 //!
 //! Leaner than kube-proxy: a SEP chain exists only for endpoints on this node (or of unknown
-//! node). Its first rule masquerades a pod that reaches itself through the Service; a remote
-//! pod's packets to a Service address are DNATed by its own node and never arrive here with the
-//! Service address, so remote endpoints need no hairpin rule and are DNATed straight from the
-//! SVC chain. iptables-nft 1.8's `--noflush` restore slows with the square of the chain count,
-//! which makes the per-endpoint chains the dominant cost of a sync.
+//! node); remote endpoints are DNATed straight from the SVC chain. iptables-nft 1.8's
+//! `--noflush` restore slows with the square of the chain count, which makes the per-endpoint
+//! chains the dominant cost of a sync. A pod can still reach itself through this node when it
+//! is another node's endpoint (this node's NodePort under the Local policy sends pod traffic to
+//! the SVC chain): the one hairpin rule in PORTICO-POSTROUTING (`render::hairpin_rule`)
+//! masquerades it, as kube-proxy's per-endpoint `-s <endpoint> -j KUBE-MARK-MASQ` does.
 
 use std::net::IpAddr;
 

@@ -14,6 +14,7 @@
 
 mod comments;
 mod conntrack;
+mod hairpin;
 mod helper;
 mod packets;
 mod services;

@@ -69,6 +69,13 @@ fn expected(protocol: Protocol, listing: &str) -> String {
     expected_in(IpFamily::V4, protocol, listing)
 }
 
+/// The hairpin rule's BPF program: "source address == destination address" of each family's
+/// IP header (`ld [src]; tax; ld [dst]; jeq x`, word by word; then return 1, else 0).
+const HAIRPIN_V4: &str = "6,32 0 0 12,7 0 0 0,32 0 0 16,29 0 1 0,6 0 0 1,6 0 0 0";
+const HAIRPIN_V6: &str = "18,32 0 0 8,7 0 0 0,32 0 0 24,29 0 13 0,32 0 0 12,7 0 0 0,32 0 0 28,29 0 9 0,\
+                          32 0 0 16,7 0 0 0,32 0 0 32,29 0 5 0,32 0 0 20,7 0 0 0,32 0 0 36,29 0 1 0,\
+                          6 0 0 1,6 0 0 0";
+
 fn expected_in(family: IpFamily, protocol: Protocol, listing: &str) -> String {
     let (hash, sep7) = match protocol {
         Protocol::Tcp => ("XPGD46QRK7WJZT7O", "WUFPZIJA6ALYN5XD"),
@@ -82,9 +89,13 @@ fn expected_in(family: IpFamily, protocol: Protocol, listing: &str) -> String {
         .replace("$FW", &format!("PORTICO-FW-{hash}"))
         .replace("$SEP7", &format!("PORTICO-SEP-{sep7}"));
     let mut set = RuleSet::default();
-    let _ = family;
-    let fixed = String::from(
+    let hairpin = match family {
+        IpFamily::V4 => HAIRPIN_V4,
+        IpFamily::V6 => HAIRPIN_V6,
+    };
+    let fixed = format!(
         r#"nat -A PORTICO-MARK-MASQ -j MARK --or-mark 0x4000
+nat -A PORTICO-POSTROUTING -m conntrack --ctstate DNAT -m bpf --bytecode "{hairpin}" -m comment --comment "portico hairpin: a pod reached itself through a Service" -j PORTICO-MARK-MASQ
 nat -A PORTICO-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 nat -A PORTICO-POSTROUTING -j MARK --xor-mark 0x4000
 nat -A PORTICO-POSTROUTING -m comment --comment "portico service traffic requiring SNAT" -j MASQUERADE --random-fully
