@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::names;
 use super::ruleset::{RuleSet, Table};
-use super::service::{RenderContext, ServiceRules, render_service_port};
+use super::service::{LARGE_CLUSTER_ENDPOINTS, RenderContext, ServiceRules, render_service_port};
 use crate::dataplane::{DesiredState, IpFamily, NodeContext};
 
 /// A jump from a built-in chain to one of Portico's, inserted once and left in place.
@@ -123,8 +123,13 @@ pub const BUILTIN_JUMPS: &[BuiltinJump] = &[
 ];
 
 impl RenderContext {
-    pub fn new(node: &NodeContext, family: IpFamily) -> Self {
+    pub fn new(node: &NodeContext, family: IpFamily, state: &DesiredState) -> Self {
+        let endpoints: usize = state
+            .ports_of(family)
+            .map(|port| port.endpoints.len())
+            .sum();
         RenderContext {
+            endpoint_comments: endpoints <= LARGE_CLUSTER_ENDPOINTS,
             family,
             node_name: node.node_name.clone(),
             node_ips: node.node_ips_of(family),
@@ -141,7 +146,7 @@ impl RenderContext {
 
 /// Renders the rule set of `family` for `state` on `node`.
 pub fn render(state: &DesiredState, node: &NodeContext, family: IpFamily) -> RuleSet {
-    let ctx = RenderContext::new(node, family);
+    let ctx = RenderContext::new(node, family, state);
     let rendered: Vec<ServiceRules> = state
         .ports_of(family)
         .map(|port| render_service_port(port, &ctx))

@@ -34,7 +34,16 @@ pub struct RenderContext {
     pub pod_cidrs: Vec<IpNet>,
     /// This family's NodePort addresses; None: every local address (`-m addrtype LOCAL`).
     pub nodeport_ips: Option<Vec<IpAddr>>,
+    /// Whether endpoint rules carry their `ns/name:port -> IP:port` comment: not in large
+    /// clusters, as kube-proxy's `largeClusterMode` (see `LARGE_CLUSTER_ENDPOINTS`).
+    pub endpoint_comments: bool,
 }
+
+/// Above this many endpoints in a family, endpoint rules go without comments (kube-proxy's
+/// `largeClusterEndpointsThreshold`): at 10,000 Services of 5 endpoints they are two thirds of
+/// the comments' bytes, and iptables-legacy stores each comment in a 256-byte match, so the
+/// whole-table restores of iptables-legacy grow by half with them.
+pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 
 /// A rule for a dispatch bucket, and the match in the parent chain that leads to the bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,27 +346,35 @@ fn load_balance(
             .unwrap_or_default();
         // Rules read `{head}{matches}{tail}`: the statistic and affinity matches go between
         // `-p`/comment and `-m <proto>`, where iptables-save prints them.
-        let to_endpoint = names::comment(&format!("{port_name} -> {address}"));
+        let to_endpoint = if ctx.endpoint_comments {
+            format!("{} ", names::comment(&format!("{port_name} -> {address}")))
+        } else {
+            String::new()
+        };
         let dnat_tail = format!("-m {proto} -j DNAT --to-destination {address}");
         if hairpin {
             if !sep_chains.iter().any(|(name, _)| *name == sep) {
-                let named = names::comment(port_name);
+                let named = if ctx.endpoint_comments {
+                    format!("{} ", names::comment(port_name))
+                } else {
+                    String::new()
+                };
                 let rules = vec![
-                    format!("-s {} {named} -j {}", host(&endpoint.ip), names::MARK_MASQ),
-                    format!("-p {proto} {named} {set_affinity}{dnat_tail}"),
+                    format!("-s {} {named}-j {}", host(&endpoint.ip), names::MARK_MASQ),
+                    format!("-p {proto} {named}{set_affinity}{dnat_tail}"),
                 ];
                 sep_chains.push((sep.clone(), rules));
             }
             targets.push(Target {
                 recent_name: sep.clone(),
-                head: format!("{to_endpoint} "),
+                head: to_endpoint,
                 set_affinity: String::new(),
                 tail: format!("-j {sep}"),
             });
         } else {
             targets.push(Target {
                 recent_name: sep,
-                head: format!("-p {proto} {to_endpoint} "),
+                head: format!("-p {proto} {to_endpoint}"),
                 set_affinity,
                 tail: dnat_tail,
             });
@@ -394,7 +411,8 @@ fn load_balance(
 struct Target {
     /// The `-m recent` list of the endpoint (its SEP chain's name).
     recent_name: String,
-    /// `-p` (DNAT in place only) and the comment, each followed by a space.
+    /// `-p` (DNAT in place only) and the comment (unless a large cluster's), each followed by
+    /// a space.
     head: String,
     /// `-m recent --set` for DNAT in place with affinity (a SEP chain sets it itself).
     set_affinity: String,

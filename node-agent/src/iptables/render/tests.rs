@@ -557,3 +557,45 @@ fn nodeport_addresses_replace_the_any_local_address_match() {
         "{dispatch:?}"
     );
 }
+
+#[test]
+fn large_clusters_leave_endpoint_rules_without_comments() {
+    let port = endpoints(svc1(), vec![remote(), on_this_node()]);
+    let many: Vec<Endpoint> = (0..crate::iptables::service::LARGE_CLUSTER_ENDPOINTS)
+        .map(|i| mk_endpoint(&format!("10.245.{}.{}", i / 250, i % 250 + 1), "node-b"))
+        .collect();
+    let big = endpoints(mk_port("big", "10.96.0.11"), many);
+    let small = state_of(vec![port.clone()]);
+    let large = state_of(vec![port, big]);
+
+    let set = render(&large, &node(), IpFamily::V4);
+    let svc = names::svc_chain(&svc1().key);
+    let sep7 = names::sep_chain(&svc1().key, &on_this_node());
+    assert_eq!(
+        set.nat[&svc][1..],
+        [
+            "-p tcp -m statistic --mode random --probability 0.5000000000 -m tcp -j DNAT --to-destination 10.244.1.5:8080".to_string(),
+            format!("-j {sep7}"),
+        ]
+    );
+    assert_eq!(
+        set.nat[&sep7],
+        [
+            "-s 10.244.0.7/32 -j PORTICO-MARK-MASQ",
+            "-p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080"
+        ]
+    );
+    // The Service's own rules keep theirs.
+    assert!(set.nat[&svc][0].contains(r#"--comment "ns1/svc1:p80 cluster IP""#));
+
+    // Crossing the threshold either way re-renders every port, as render() does.
+    let mut cache = RenderCache::new(&node(), IpFamily::V4);
+    for (step, state) in [&small, &large, &small].into_iter().enumerate() {
+        assert_eq!(
+            cache.render(state, &node()),
+            &render(state, &node(), IpFamily::V4),
+            "step {step}"
+        );
+        assert!(cache.take_changes().rebuilt, "step {step}");
+    }
+}
