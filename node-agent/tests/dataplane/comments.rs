@@ -162,6 +162,14 @@ async fn save_shows_the_rendered_rules(backend: Backend, tag: &str) {
             .count()
     };
     assert_eq!(jumps(&again), BUILTIN_JUMPS.len(), "{again}");
+    // And so does its periodic full resync, which lists only the built-in chains (`iptables -S`).
+    let resync = next
+        .sync_full(&state(&services, &slices), &node_context())
+        .await
+        .expect("full resync");
+    assert_eq!(resync.kind, SyncKind::Full);
+    let resynced = output_in_ns(node, &[&save]);
+    assert_eq!(jumps(&resynced), BUILTIN_JUMPS.len(), "{resynced}");
 }
 
 #[tokio::test]
