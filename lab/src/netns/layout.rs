@@ -6,7 +6,7 @@
 //!                                          │   <prefix>br: bridge br0
 //!   <prefix>client: eth0 198.18.0.2/24 ────┤
 //!   <prefix>n0: eth0 198.18.0.10/24 ───────┤   ip_forward=1, cbr0 10.244.0.1/24
-//!      └─ <prefix>n0p0: eth0 10.244.0.2/24, default via 10.244.0.1
+//!      └─ <prefix>n0p0: eth0 10.244.0.2/24, default via 10.244.0.1 (cbr0 port p0, hairpin on)
 //!   <prefix>n1: eth0 198.18.0.11/24 ───────┘   10.244.0.0/24 via 198.18.0.10 (host-gw), ...
 //! ```
 
@@ -218,6 +218,13 @@ impl Layout {
                 cmds.push(ip(
                     Some(&node.ns),
                     &format!("link set {port} master {POD_BRIDGE}"),
+                ));
+                // As kubelet and the CNI bridge plugin (`hairpinMode`) set it: with
+                // bridge-nf-call-iptables on, a pod's packet DNATed back to the pod itself is
+                // bridged out of the port it came in on, which the bridge refuses otherwise.
+                cmds.push(ip(
+                    Some(&node.ns),
+                    &format!("link set {port} type bridge_slave hairpin on"),
                 ));
                 cmds.push(ip(Some(&node.ns), &format!("link set {port} up")));
                 cmds.push(ip(

@@ -251,8 +251,10 @@ fn table_sections(dump: &str) -> Vec<(Table, Vec<&str>)> {
     sections
 }
 
-/// The PORTICO- chains of a dump, and `-I` lines for the missing jumps from built-in chains
-/// (inserted at the top in reverse, so they end up in `BUILTIN_JUMPS` order).
+/// The PORTICO- chains of a dump, `-I` lines for the missing jumps from built-in chains
+/// (inserted at the top in reverse, so they end up in `BUILTIN_JUMPS` order), and `-D` lines
+/// for jumps to PORTICO- chains that are not wanted as they stand (those of an older version,
+/// e.g. without comments), so an upgrade leaves one jump of each, not two.
 pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
     let mut chains = ChainNames::default();
     let mut present: Vec<(Table, &str)> = Vec::new();
@@ -271,6 +273,21 @@ pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
         }
     }
     let mut extra = ExtraLines::default();
+    let wanted: Vec<(Table, String)> = BUILTIN_JUMPS
+        .iter()
+        .map(|jump| (jump.table, format!("-A {} {}", jump.chain, jump.spec())))
+        .collect();
+    for (table, line) in &present {
+        let builtin = !line[3..].starts_with(names::PREFIX);
+        let to_portico = line.contains(&format!(" -j {}", names::PREFIX));
+        if builtin && to_portico && !wanted.contains(&(*table, line.to_string())) {
+            let delete = format!("-D {}", &line[3..]);
+            match table {
+                Table::Nat => extra.nat.push(delete),
+                Table::Filter => extra.filter.push(delete),
+            }
+        }
+    }
     for jump in BUILTIN_JUMPS.iter().rev() {
         let wanted = format!("-A {} {}", jump.chain, jump.spec());
         if !present
@@ -325,65 +342,4 @@ pub fn cleanup_restore(table: Table, dump: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_comes_from_the_version_line() {
-        assert_eq!(
-            parse_backend("iptables v1.8.9 (nf_tables)\n"),
-            Some(Backend::Nft)
-        );
-        assert_eq!(
-            parse_backend("iptables v1.8.9 (legacy)\n"),
-            Some(Backend::Legacy)
-        );
-        assert_eq!(parse_backend("iptables v1.4.21\n"), None);
-    }
-
-    #[test]
-    fn binary_names_follow_family_and_backend() {
-        assert_eq!(
-            Iptables::new(IpFamily::V4).binary("-restore"),
-            "iptables-restore"
-        );
-        assert_eq!(
-            Iptables::new(IpFamily::V6)
-                .with_backend(Backend::Nft)
-                .binary("-save"),
-            "ip6tables-nft-save"
-        );
-        assert_eq!(
-            Iptables::new(IpFamily::V4)
-                .with_backend(Backend::Legacy)
-                .binary(""),
-            "iptables-legacy"
-        );
-    }
-
-    #[test]
-    fn cleanup_removes_only_portico_chains_and_jumps() {
-        let dump = "\
-*nat
-:PREROUTING ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:PORTICO-SERVICES - [0:0]
-:PORTICO-SVC-ABC - [0:0]
-:CNI-HOSTPORT - [0:0]
--A PREROUTING -j PORTICO-SERVICES
--A PREROUTING -j CNI-HOSTPORT
--A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE
--A PORTICO-SERVICES -d 10.96.0.1/32 -j PORTICO-SVC-ABC
-COMMIT
-";
-        assert_eq!(
-            cleanup_restore(Table::Nat, dump),
-            "*nat\n:PORTICO-SERVICES - [0:0]\n:PORTICO-SVC-ABC - [0:0]\n\
-             -D PREROUTING -j PORTICO-SERVICES\n-X PORTICO-SERVICES\n-X PORTICO-SVC-ABC\nCOMMIT\n"
-        );
-        assert_eq!(
-            cleanup_restore(Table::Filter, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
-            ""
-        );
-    }
-}
+mod tests;

@@ -42,7 +42,7 @@ pub struct RenderCache {
 impl RenderCache {
     pub fn new(node: &NodeContext, family: IpFamily) -> Self {
         RenderCache {
-            ctx: RenderContext::new(node, family),
+            ctx: RenderContext::new(node, family, &DesiredState::default()),
             rendered: BTreeMap::new(),
             set: RuleSet::default(),
             buckets: Buckets::new(),
@@ -68,7 +68,9 @@ impl RenderCache {
 
     /// Renders `state` for `node`; equal to `render::render(state, node, family)`.
     pub fn render(&mut self, state: &DesiredState, node: &NodeContext) -> &RuleSet {
-        let ctx = RenderContext::new(node, self.ctx.family);
+        // A different context (node addresses, pod CIDRs, crossing the large-cluster threshold)
+        // changes rules of every port: render everything anew.
+        let ctx = RenderContext::new(node, self.ctx.family, state);
         if !self.initialized || ctx != self.ctx {
             self.ctx = ctx;
             self.rebuild(state);

@@ -26,6 +26,30 @@ pub const MASQ_NOT_POD: &str = "PORTICO-MASQ-NOT-POD";
 /// The packet mark that asks PORTICO-POSTROUTING to masquerade (kube-proxy's bit).
 pub const MASQ_MARK: &str = "0x4000";
 
+/// `-m comment --comment <text>`, the text quoted exactly as iptables-save prints it
+/// (libxtables' `xtables_save_string`: bare when it is only letters, digits, `-` and `_`, else
+/// in double quotes with `"`, `\` and `'` escaped), so a rule read back from iptables-save is
+/// the rule rendered. kube-proxy's comments carry the Service port name (`ns/name:port`).
+pub fn comment(text: &str) -> String {
+    let bare = !text.is_empty()
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if bare {
+        return format!("-m comment --comment {text}");
+    }
+    let mut quoted = String::with_capacity(text.len() + 24);
+    quoted.push_str("-m comment --comment \"");
+    for character in text.chars() {
+        if matches!(character, '"' | '\\' | '\'') {
+            quoted.push('\\');
+        }
+        quoted.push(character);
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// kube-proxy's `portProtoHash`: base32(sha256("ns/name:port" + "tcp")), first 16 characters.
 pub fn port_proto_hash(key: &ServicePortKey) -> String {
     hash16(&format!(
@@ -155,6 +179,21 @@ mod tests {
         ] {
             assert!(name.len() <= 28, "{name} is longer than 28 characters");
         }
+    }
+
+    #[test]
+    fn comments_are_quoted_as_iptables_save_prints_them() {
+        assert_eq!(comment("plain-word_1"), "-m comment --comment plain-word_1");
+        assert_eq!(
+            comment("ns1/svc1:p80 cluster IP"),
+            r#"-m comment --comment "ns1/svc1:p80 cluster IP""#
+        );
+        assert_eq!(comment("ns1/svc1"), r#"-m comment --comment "ns1/svc1""#);
+        assert_eq!(
+            comment(r#"say "hi" \ it's"#),
+            r#"-m comment --comment "say \"hi\" \\ it\'s""#
+        );
+        assert_eq!(comment(""), r#"-m comment --comment """#);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::names;
 use super::ruleset::{RuleSet, Table};
-use super::service::{RenderContext, ServiceRules, render_service_port};
+use super::service::{LARGE_CLUSTER_ENDPOINTS, RenderContext, ServiceRules, render_service_port};
 use crate::dataplane::{DesiredState, IpFamily, NodeContext};
 
 /// A jump from a built-in chain to one of Portico's, inserted once and left in place.
@@ -14,21 +14,29 @@ use crate::dataplane::{DesiredState, IpFamily, NodeContext};
 pub struct BuiltinJump {
     pub table: Table,
     pub chain: &'static str,
-    /// Matches before `-j`, as `iptables -S` prints them.
+    /// Matches before the comment, as `iptables -S` prints them.
     pub matches: &'static str,
+    /// kube-proxy's comment for the same jump, with Portico for Kubernetes.
+    pub comment: &'static str,
     pub target: &'static str,
 }
 
 impl BuiltinJump {
-    /// The rule spec after `-A <chain> `.
+    /// The rule spec after `-A <chain> `, exactly as `iptables -S` and iptables-save print it
+    /// (the applier finds the jumps that exist by comparing these lines).
     pub fn spec(&self) -> String {
+        let comment = names::comment(self.comment);
         if self.matches.is_empty() {
-            format!("-j {}", self.target)
+            format!("{comment} -j {}", self.target)
         } else {
-            format!("{} -j {}", self.matches, self.target)
+            format!("{} {comment} -j {}", self.matches, self.target)
         }
     }
 }
+
+const PORTALS: &str = "portico service portals";
+const EXTERNAL_PORTALS: &str = "portico externally-visible service portals";
+const LB_FIREWALL: &str = "portico load balancer firewall";
 
 const NEW: &str = "-m conntrack --ctstate NEW";
 
@@ -39,73 +47,89 @@ pub const BUILTIN_JUMPS: &[BuiltinJump] = &[
         table: Table::Nat,
         chain: "PREROUTING",
         matches: "",
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Nat,
         chain: "OUTPUT",
         matches: "",
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Nat,
         chain: "POSTROUTING",
         matches: "",
+        comment: "portico postrouting rules",
         target: names::POSTROUTING,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: NEW,
+        comment: EXTERNAL_PORTALS,
         target: names::EXTERNAL_SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: "",
+        comment: "portico health check service ports",
         target: names::NODEPORTS,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "INPUT",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: EXTERNAL_PORTALS,
         target: names::EXTERNAL_SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "FORWARD",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "OUTPUT",
         matches: NEW,
+        comment: PORTALS,
         target: names::SERVICES,
     },
     BuiltinJump {
         table: Table::Filter,
         chain: "OUTPUT",
         matches: NEW,
+        comment: LB_FIREWALL,
         target: names::FIREWALL,
     },
 ];
 
 impl RenderContext {
-    pub fn new(node: &NodeContext, family: IpFamily) -> Self {
+    pub fn new(node: &NodeContext, family: IpFamily, state: &DesiredState) -> Self {
+        let endpoints: usize = state
+            .ports_of(family)
+            .map(|port| port.endpoints.len())
+            .sum();
         RenderContext {
+            endpoint_comments: endpoints <= LARGE_CLUSTER_ENDPOINTS,
             family,
             node_name: node.node_name.clone(),
             node_ips: node.node_ips_of(family),
@@ -122,7 +146,7 @@ impl RenderContext {
 
 /// Renders the rule set of `family` for `state` on `node`.
 pub fn render(state: &DesiredState, node: &NodeContext, family: IpFamily) -> RuleSet {
-    let ctx = RenderContext::new(node, family);
+    let ctx = RenderContext::new(node, family, state);
     let rendered: Vec<ServiceRules> = state
         .ports_of(family)
         .map(|port| render_service_port(port, &ctx))
@@ -179,10 +203,14 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
     set.nat.insert(
         names::POSTROUTING.into(),
         vec![
+            hairpin_rule(ctx.family),
             format!("-m mark ! --mark {0}/{0} -j RETURN", names::MASQ_MARK),
             // Cleared so a packet that is encapsulated or re-routed is not masqueraded twice.
             format!("-j MARK --xor-mark {}", names::MASQ_MARK),
-            "-j MASQUERADE --random-fully".into(),
+            format!(
+                "{} -j MASQUERADE --random-fully",
+                names::comment("portico service traffic requiring SNAT")
+            ),
         ],
     );
     if ctx.pod_cidrs.len() > 1 {
@@ -198,6 +226,53 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
         set.filter.insert(chain.into(), Vec::new());
     }
     set
+}
+
+/// Marks for masquerade a connection DNATed to its own source: a pod that reached itself
+/// through a Service. kube-proxy does this with `-s <endpoint IP> -j KUBE-MARK-MASQ` in every
+/// endpoint's SEP chain; Portico has SEP chains only for this node's endpoints, yet a pod on
+/// another node can reach itself through this node (its NodePort under the Local policy sends
+/// pod traffic to the SVC chain, which DNATs to remote endpoints in place) and would then get
+/// its own packet back with its own address as the source, and drop it. One rule here, after
+/// DNAT, covers every endpoint at the cost of a few BPF instructions on the first packet of a
+/// connection, where per-endpoint rules (or chains) would grow with the cluster: iptables has
+/// no match comparing two fields, so a classic BPF program (xt_bpf) compares the source and
+/// destination addresses of the IP header. `--ctstate DNAT` keeps the node's own connections to
+/// itself (over `lo`, never DNATed) out.
+pub fn hairpin_rule(family: IpFamily) -> String {
+    // Offsets of the source and destination addresses in the IP header, in 32-bit words.
+    let (source, destination, words) = match family {
+        IpFamily::V4 => (12, 16, 1),
+        IpFamily::V6 => (8, 24, 4),
+    };
+    const LOAD_WORD: u32 = 0x20; // BPF_LD | BPF_W | BPF_ABS: A = word at k
+    const TAX: u32 = 0x07; // BPF_MISC | BPF_TAX: X = A
+    const JUMP_IF_EQUAL_X: u32 = 0x1d; // BPF_JMP | BPF_JEQ | BPF_X
+    const RETURN: u32 = 0x06; // BPF_RET | BPF_K
+    let mut program: Vec<(u32, u32, u32, u32)> = Vec::new();
+    for word in 0..words {
+        // Words left after this one, each 4 instructions, then "match": jump past them all.
+        let to_no_match = 4 * (words - word - 1) + 1;
+        program.push((LOAD_WORD, 0, 0, source + 4 * word));
+        program.push((TAX, 0, 0, 0));
+        program.push((LOAD_WORD, 0, 0, destination + 4 * word));
+        program.push((JUMP_IF_EQUAL_X, 0, to_no_match, 0));
+    }
+    program.push((RETURN, 0, 0, 1));
+    program.push((RETURN, 0, 0, 0));
+    let bytecode: Vec<String> = std::iter::once(program.len().to_string())
+        .chain(
+            program
+                .iter()
+                .map(|(code, jt, jf, k)| format!("{code} {jt} {jf} {k}")),
+        )
+        .collect();
+    format!(
+        "-m conntrack --ctstate DNAT -m bpf --bytecode \"{}\" {} -j {}",
+        bytecode.join(","),
+        names::comment("portico hairpin: a pod reached itself through a Service"),
+        names::MARK_MASQ
+    )
 }
 
 /// Portico's filter chains, present even when empty so the built-in jumps always have a target.
@@ -223,15 +298,18 @@ pub fn parent_rules(
         .collect();
     if parent == names::SERVICES {
         // Last, so that Service addresses that are also local addresses match first.
+        let comment = names::comment(
+            "portico service nodeports; NOTE: this must be the last rule in this chain",
+        );
         match nodeport_ips {
             None => rules.push(format!(
-                "-m addrtype --dst-type LOCAL -j {}",
+                "{comment} -m addrtype --dst-type LOCAL -j {}",
                 names::NODEPORTS
             )),
-            Some(ips) => rules.extend(
-                ips.iter()
-                    .map(|ip| format!("-d {} -j {}", host_address(ip), names::NODEPORTS)),
-            ),
+            Some(ips) => rules
+                .extend(ips.iter().map(|ip| {
+                    format!("-d {} {comment} -j {}", host_address(ip), names::NODEPORTS)
+                })),
         }
     }
     rules

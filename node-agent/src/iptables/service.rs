@@ -11,11 +11,12 @@
 //! ```
 //!
 //! Leaner than kube-proxy: a SEP chain exists only for endpoints on this node (or of unknown
-//! node). Its first rule masquerades a pod that reaches itself through the Service; a remote
-//! pod's packets to a Service address are DNATed by its own node and never arrive here with the
-//! Service address, so remote endpoints need no hairpin rule and are DNATed straight from the
-//! SVC chain. iptables-nft 1.8's `--noflush` restore slows with the square of the chain count,
-//! which makes the per-endpoint chains the dominant cost of a sync.
+//! node); remote endpoints are DNATed straight from the SVC chain. iptables-nft 1.8's
+//! `--noflush` restore slows with the square of the chain count, which makes the per-endpoint
+//! chains the dominant cost of a sync. A pod can still reach itself through this node when it
+//! is another node's endpoint (this node's NodePort under the Local policy sends pod traffic to
+//! the SVC chain): the one hairpin rule in PORTICO-POSTROUTING (`render::hairpin_rule`)
+//! masquerades it, as kube-proxy's per-endpoint `-s <endpoint> -j KUBE-MARK-MASQ` does.
 
 use std::net::IpAddr;
 
@@ -23,6 +24,9 @@ use ipnet::IpNet;
 
 use super::names;
 use crate::dataplane::{Endpoint, IpFamily, ServicePort, categorize};
+
+mod endpoints;
+use endpoints::load_balance;
 
 /// What the renderer knows about the node, for one family.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +37,16 @@ pub struct RenderContext {
     pub pod_cidrs: Vec<IpNet>,
     /// This family's NodePort addresses; None: every local address (`-m addrtype LOCAL`).
     pub nodeport_ips: Option<Vec<IpAddr>>,
+    /// Whether endpoint rules carry their `ns/name:port -> IP:port` comment: not in large
+    /// clusters, as kube-proxy's `largeClusterMode` (see `LARGE_CLUSTER_ENDPOINTS`).
+    pub endpoint_comments: bool,
 }
+
+/// Above this many endpoints in a family, endpoint rules go without comments (kube-proxy's
+/// `largeClusterEndpointsThreshold`): at 10,000 Services of 5 endpoints they are two thirds of
+/// the comments' bytes, and iptables-legacy stores each comment in a 256-byte match, so the
+/// whole-table restores of iptables-legacy grow by half with them.
+pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 
 /// A rule for a dispatch bucket, and the match in the parent chain that leads to the bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,36 +99,48 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         && !port.load_balancer_source_ranges.is_empty();
 
     let proto = port.key.protocol.as_str();
-    let proto_match = format!("-p {proto} -m {proto}");
-    let service_match =
-        |ip: &IpAddr| format!("-d {} {proto_match} --dport {}", host(ip), port.port);
+    // kube-proxy's comments, in the order iptables-save prints a rule's parts (addresses, `-p`,
+    // then the matches as given), so `iptables-save` shows what was rendered.
+    let port_name = key.service_port_name();
+    let named = |what: &str| names::comment(&format!("{port_name}{what}"));
+    let service_match = |ip: &IpAddr, what: &str| {
+        format!(
+            "-d {} -p {proto} {} -m {proto} --dport {}",
+            host(ip),
+            named(what),
+            port.port
+        )
+    };
     // REJECT tells clients at once that nothing serves the port; DROP when endpoints exist but
     // the policy keeps this node's traffic from them (the LB's health check moves clients off).
-    let no_internal_target = if has_endpoints { "DROP" } else { "REJECT" };
-    let no_external_target = no_internal_target;
+    let (no_endpoints_target, no_endpoints_comment) = if has_endpoints {
+        ("DROP", " has no local endpoints")
+    } else {
+        ("REJECT", " has no endpoints")
+    };
 
     let mut out = ServiceRules::default();
-    let mut dispatch = |ip: &IpAddr, target: &str| {
+    let mut dispatch = |ip: &IpAddr, what: &str, target: &str| {
         let (bucket, bucket_match) = names::address_bucket(ip);
         out.dispatch.push(DispatchRule {
             parent: names::SERVICES,
             bucket,
             bucket_match,
-            rule: format!("{} -j {target}", service_match(ip)),
+            rule: format!("{} -j {target}", service_match(ip, what)),
         });
     };
 
     if has_internal {
-        dispatch(&port.cluster_ip, internal_chain);
+        dispatch(&port.cluster_ip, " cluster IP", internal_chain);
     }
     for ip in &port.external_ips {
         if has_endpoints {
-            dispatch(ip, &ext);
+            dispatch(ip, " external IP", &ext);
         }
     }
     for ip in &port.load_balancer_ips {
         if has_endpoints {
-            dispatch(ip, if uses_fw { &fw } else { &ext });
+            dispatch(ip, " loadbalancer IP", if uses_fw { &fw } else { &ext });
         }
     }
     if let Some(node_port) = port.node_port
@@ -126,7 +151,10 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
             parent: names::NODEPORTS,
             bucket,
             bucket_match,
-            rule: format!("{proto_match} --dport {node_port} -j {ext}"),
+            rule: format!(
+                "-p {proto} {} -m {proto} --dport {node_port} -j {ext}",
+                named("")
+            ),
         });
     }
 
@@ -135,8 +163,8 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         out.filter.push((
             names::SERVICES,
             format!(
-                "{} -j {no_internal_target}",
-                service_match(&port.cluster_ip)
+                "{} -j {no_endpoints_target}",
+                service_match(&port.cluster_ip, no_endpoints_comment)
             ),
         ));
     }
@@ -144,38 +172,59 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         for ip in port.external_ips.iter().chain(&port.load_balancer_ips) {
             out.filter.push((
                 names::EXTERNAL_SERVICES,
-                format!("{} -j {no_external_target}", service_match(ip)),
+                format!(
+                    "{} -j {no_endpoints_target}",
+                    service_match(ip, no_endpoints_comment)
+                ),
             ));
         }
         if let Some(node_port) = port.node_port {
             out.filter.push((
                 names::EXTERNAL_SERVICES,
-                format!("-m addrtype --dst-type LOCAL {proto_match} --dport {node_port} -j {no_external_target}"),
+                format!(
+                    "-p {proto} {} -m addrtype --dst-type LOCAL -m {proto} --dport {node_port} -j {no_endpoints_target}",
+                    named(no_endpoints_comment)
+                ),
             ));
         }
     }
     if uses_fw {
+        let not_accepted = format!(" traffic not accepted by {fw}");
         for ip in &port.load_balancer_ips {
-            out.filter
-                .push((names::FIREWALL, format!("{} -j DROP", service_match(ip))));
+            out.filter.push((
+                names::FIREWALL,
+                format!("{} -j DROP", service_match(ip, &not_accepted)),
+            ));
         }
     }
     if let Some(health_port) = port.health_check_node_port {
         out.filter.push((
             names::NODEPORTS,
-            format!("-p tcp -m tcp --dport {health_port} -j ACCEPT"),
+            format!(
+                "-p tcp {} -m tcp --dport {health_port} -j ACCEPT",
+                named(" health check node port")
+            ),
         ));
     }
 
     // The masquerade rule for off-cluster sources sits in whichever chain the ClusterIP enters.
-    let masq_rule = masquerade_off_cluster(&service_match(&port.cluster_ip), &ctx.pod_cidrs);
+    let masq_rule = masquerade_off_cluster(
+        &service_match(&port.cluster_ip, " cluster IP"),
+        &ctx.pod_cidrs,
+    );
     let mut sep_chains: Vec<(String, Vec<String>)> = Vec::new();
     let mut policy_chain = |chain: &String, endpoints: &[&Endpoint], with_masq: bool| {
         let mut rules = Vec::new();
         if with_masq {
             rules.extend(masq_rule.clone());
         }
-        rules.extend(load_balance(port, endpoints, ctx, &mut sep_chains));
+        rules.extend(load_balance(
+            port,
+            endpoints,
+            ctx,
+            &port_name,
+            &mut sep_chains,
+        ));
         (chain.clone(), rules)
     };
     if !sets.cluster.is_empty() {
@@ -198,32 +247,50 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
         let mut rules = Vec::new();
         if port.external_policy_local() {
             // Pods reaching an external address act as if they went out to the LB and back.
+            let pods = names::comment(&format!(
+                "pod traffic for {port_name} external destinations"
+            ));
             rules.extend(
                 ctx.pod_cidrs
                     .iter()
-                    .map(|cidr| format!("-s {cidr} -j {svc}")),
+                    .map(|cidr| format!("-s {cidr} {pods} -j {svc}")),
             );
             // The node's own traffic gets the node's source anyway; route it cluster-wide so it
             // works without a local endpoint.
             rules.push(format!(
-                "-m addrtype --src-type LOCAL -j {}",
+                "{} -m addrtype --src-type LOCAL -j {}",
+                names::comment(&format!(
+                    "masquerade LOCAL traffic for {port_name} external destinations"
+                )),
                 names::MARK_MASQ
             ));
-            rules.push(format!("-m addrtype --src-type LOCAL -j {svc}"));
+            rules.push(format!(
+                "{} -m addrtype --src-type LOCAL -j {svc}",
+                names::comment(&format!(
+                    "route LOCAL traffic for {port_name} external destinations"
+                ))
+            ));
             if has_external {
                 rules.push(format!("-j {svl}"));
             }
         } else {
-            rules.push(format!("-j {}", names::MARK_MASQ));
+            rules.push(format!(
+                "{} -j {}",
+                names::comment(&format!(
+                    "masquerade traffic for {port_name} external destinations"
+                )),
+                names::MARK_MASQ
+            ));
             rules.push(format!("-j {svc}"));
         }
         out.nat_chains.push((ext.clone(), rules));
     }
     if uses_fw {
+        let lb_comment = named(" loadbalancer IP");
         let mut rules: Vec<String> = port
             .load_balancer_source_ranges
             .iter()
-            .map(|range| format!("-s {range} -j {ext}"))
+            .map(|range| format!("-s {range} {lb_comment} -j {ext}"))
             .collect();
         // A VIP held by this node answers the node's own requests with the VIP as the source.
         let allows_node = port
@@ -234,83 +301,18 @@ pub fn render_service_port(port: &ServicePort, ctx: &RenderContext) -> ServiceRu
             rules.extend(
                 port.load_balancer_ips
                     .iter()
-                    .map(|ip| format!("-s {} -j {ext}", host(ip))),
+                    .map(|ip| format!("-s {} {lb_comment} -j {ext}", host(ip))),
             );
         }
+        // A rule without a target, as kube-proxy writes it: says where the rest goes.
+        rules.push(names::comment(&format!(
+            "other traffic to {port_name} will be dropped by {}",
+            names::FIREWALL
+        )));
         out.nat_chains.push((fw, rules));
     }
     out.nat_chains.extend(sep_chains);
     out
-}
-
-/// An endpoint gets a SEP chain when it may be the very pod that sent the packet.
-fn may_hairpin(endpoint: &Endpoint, node_name: &str) -> bool {
-    endpoint
-        .node_name
-        .as_deref()
-        .is_none_or(|node| node == node_name)
-}
-
-/// The affinity and statistic rules of a policy chain; SEP chains it needs are appended to
-/// `sep_chains` once each (SVC and SVL share them).
-fn load_balance(
-    port: &ServicePort,
-    endpoints: &[&Endpoint],
-    ctx: &RenderContext,
-    sep_chains: &mut Vec<(String, Vec<String>)>,
-) -> Vec<String> {
-    let proto = port.key.protocol.as_str();
-    let mut targets = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let dnat = format!(
-            "-p {proto} -m {proto} -j DNAT --to-destination {}",
-            endpoint.address()
-        );
-        let hairpin = may_hairpin(endpoint, &ctx.node_name);
-        // The SEP name also names the affinity list; hashing is skipped when neither needs it.
-        let sep = if hairpin || port.affinity_timeout_seconds.is_some() {
-            names::sep_chain(&port.key, endpoint)
-        } else {
-            String::new()
-        };
-        let set_affinity = port
-            .affinity_timeout_seconds
-            .map(|_| format!("-m recent --name {sep} --set "))
-            .unwrap_or_default();
-        if hairpin {
-            if !sep_chains.iter().any(|(name, _)| *name == sep) {
-                let rules = vec![
-                    format!("-s {} -j {}", host(&endpoint.ip), names::MARK_MASQ),
-                    format!("{set_affinity}{dnat}"),
-                ];
-                sep_chains.push((sep.clone(), rules));
-            }
-            targets.push((sep.clone(), format!("-j {sep}"), String::new()));
-        } else {
-            targets.push((sep, dnat, set_affinity));
-        }
-    }
-    let mut rules = Vec::new();
-    if let Some(timeout) = port.affinity_timeout_seconds {
-        for (recent_name, target, _) in &targets {
-            rules.push(format!(
-                "-m recent --name {recent_name} --rcheck --seconds {timeout} --reap {target}"
-            ));
-        }
-    }
-    let count = targets.len();
-    for (index, (_, target, set_affinity)) in targets.iter().enumerate() {
-        let statistic = if index + 1 < count {
-            format!(
-                "-m statistic --mode random --probability {:.10} ",
-                1.0 / (count - index) as f64
-            )
-        } else {
-            String::new()
-        };
-        rules.push(format!("{statistic}{set_affinity}{target}"));
-    }
-    rules
 }
 
 /// Marks traffic to the ClusterIP from outside the pod network for masquerade, so replies come

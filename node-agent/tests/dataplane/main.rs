@@ -12,7 +12,9 @@
 //!
 //! Needs root. Without root the tests skip with a message, or fail when `CI` is set.
 
+mod comments;
 mod conntrack;
+mod hairpin;
 mod helper;
 mod packets;
 mod services;

@@ -91,3 +91,19 @@ fn nodes_forward_and_route_each_others_pod_cidrs() {
             .any(|cmd| cmd.starts_with("ip -n ptl-42-7-client route"))
     );
 }
+
+#[test]
+fn pod_bridge_ports_hairpin_as_kubelet_sets_them() {
+    let cmds = joined(&mk_layout(2, 2).build_commands());
+    for (node, port) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let master = format!("ip -n ptl-42-7-n{node} link set p{port} master cbr0");
+        let hairpin =
+            format!("ip -n ptl-42-7-n{node} link set p{port} type bridge_slave hairpin on");
+        let position = |wanted: &str| cmds.iter().position(|cmd| cmd == wanted);
+        let (master, hairpin) = (position(&master), position(&hairpin));
+        assert!(
+            matches!((master, hairpin), (Some(m), Some(h)) if m < h),
+            "n{node} p{port}: hairpin on after joining the bridge, in {cmds:#?}"
+        );
+    }
+}

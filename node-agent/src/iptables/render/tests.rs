@@ -62,10 +62,21 @@ pub(crate) fn terminating(mut endpoint: Endpoint) -> Endpoint {
     endpoint
 }
 
-/// The expected rule set: the fixed chains plus `listing` (iptables-save lines, `:CHAIN` for a
-/// chain without rules), with `$SVC`, `$SVL`, `$EXT`, `$FW` and `$SEP7` (the SEP chain of
+/// The expected IPv4 rule set: the fixed chains plus `listing` (iptables-save lines, `:CHAIN`
+/// for a chain without rules), with `$SVC`, `$SVL`, `$EXT`, `$FW` and `$SEP7` (the SEP chain of
 /// 10.244.0.7:8080) standing for the chains of `ns1/svc1:p80` over `protocol`.
 fn expected(protocol: Protocol, listing: &str) -> String {
+    expected_in(IpFamily::V4, protocol, listing)
+}
+
+/// The hairpin rule's BPF program: "source address == destination address" of each family's
+/// IP header (`ld [src]; tax; ld [dst]; jeq x`, word by word; then return 1, else 0).
+const HAIRPIN_V4: &str = "6,32 0 0 12,7 0 0 0,32 0 0 16,29 0 1 0,6 0 0 1,6 0 0 0";
+const HAIRPIN_V6: &str = "18,32 0 0 8,7 0 0 0,32 0 0 24,29 0 13 0,32 0 0 12,7 0 0 0,32 0 0 28,29 0 9 0,\
+                          32 0 0 16,7 0 0 0,32 0 0 32,29 0 5 0,32 0 0 20,7 0 0 0,32 0 0 36,29 0 1 0,\
+                          6 0 0 1,6 0 0 0";
+
+fn expected_in(family: IpFamily, protocol: Protocol, listing: &str) -> String {
     let (hash, sep7) = match protocol {
         Protocol::Tcp => ("XPGD46QRK7WJZT7O", "WUFPZIJA6ALYN5XD"),
         Protocol::Udp => ("OJWW7NSBVZTDHXNW", "GG4QURTZPQHOO7OE"),
@@ -78,16 +89,22 @@ fn expected(protocol: Protocol, listing: &str) -> String {
         .replace("$FW", &format!("PORTICO-FW-{hash}"))
         .replace("$SEP7", &format!("PORTICO-SEP-{sep7}"));
     let mut set = RuleSet::default();
-    let fixed = "\
-nat -A PORTICO-MARK-MASQ -j MARK --or-mark 0x4000
+    let hairpin = match family {
+        IpFamily::V4 => HAIRPIN_V4,
+        IpFamily::V6 => HAIRPIN_V6,
+    };
+    let fixed = format!(
+        r#"nat -A PORTICO-MARK-MASQ -j MARK --or-mark 0x4000
+nat -A PORTICO-POSTROUTING -m conntrack --ctstate DNAT -m bpf --bytecode "{hairpin}" -m comment --comment "portico hairpin: a pod reached itself through a Service" -j PORTICO-MARK-MASQ
 nat -A PORTICO-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 nat -A PORTICO-POSTROUTING -j MARK --xor-mark 0x4000
-nat -A PORTICO-POSTROUTING -j MASQUERADE --random-fully
+nat -A PORTICO-POSTROUTING -m comment --comment "portico service traffic requiring SNAT" -j MASQUERADE --random-fully
 nat :PORTICO-NODEPORTS
 filter :PORTICO-SERVICES
 filter :PORTICO-EXTERNAL-SERVICES
 filter :PORTICO-NODEPORTS
-filter :PORTICO-FIREWALL";
+filter :PORTICO-FIREWALL"#
+    );
     for line in fixed
         .lines()
         .chain(listing.lines())
@@ -115,7 +132,9 @@ filter :PORTICO-FIREWALL";
         }
     }
     let services = set.nat.entry(names::SERVICES.to_string()).or_default();
-    services.push("-m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS".into());
+    services.push(
+        r#"-m comment --comment "portico service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS"#.into(),
+    );
     set.dump()
 }
 
@@ -177,81 +196,84 @@ fn rendered_rules_match_kube_proxy_semantics() {
         (
             "cluster IP: remote endpoints DNAT in place, a local one through a hairpin SEP chain",
             endpoints(svc1(), vec![remote(), on_this_node()]),
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             nat -A $SVC -j $SEP7
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m statistic --mode random --probability 0.5000000000 -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp -j DNAT --to-destination 10.244.0.7:8080"#,
         ),
         (
             "no endpoints: REJECT the cluster IP and the node port in filter, nothing in nat",
             with_node_port(svc1()),
-            "filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j REJECT
-             filter -A PORTICO-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j REJECT",
+            r#"filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 has no endpoints" -m tcp --dport 80 -j REJECT
+             filter -A PORTICO-EXTERNAL-SERVICES -p tcp -m comment --comment "ns1/svc1:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j REJECT"#,
         ),
         (
             "node port, Cluster policy: EXT marks for masquerade, then the SVC chain",
             endpoints(with_node_port(svc1()), vec![remote()]),
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
              nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
-             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
-             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -m comment --comment "masquerade traffic for ns1/svc1:p80 external destinations" -j PORTICO-MARK-MASQ
              nat -A $EXT -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080",
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m tcp -j DNAT --to-destination 10.244.1.5:8080"#,
         ),
         (
             "LB IP, Local policy with a local endpoint: pods short-circuit, the node masquerades, the rest stay local",
             local(endpoints(with_lb(svc1()), vec![remote(), on_this_node()])),
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
              nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $EXT
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m comment --comment "ns1/svc1:p80 loadbalancer IP" -m tcp --dport 80 -j $EXT
              nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
-             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
-             nat -A $EXT -s 10.244.0.0/16 -j $SVC
-             nat -A $EXT -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
-             nat -A $EXT -m addrtype --src-type LOCAL -j $SVC
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -s 10.244.0.0/16 -m comment --comment "pod traffic for ns1/svc1:p80 external destinations" -j $SVC
+             nat -A $EXT -m comment --comment "masquerade LOCAL traffic for ns1/svc1:p80 external destinations" -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
+             nat -A $EXT -m comment --comment "route LOCAL traffic for ns1/svc1:p80 external destinations" -m addrtype --src-type LOCAL -j $SVC
              nat -A $EXT -j $SVL
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             nat -A $SVC -j $SEP7
-             nat -A $SVL -j $SEP7
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080
-             filter -A PORTICO-NODEPORTS -p tcp -m tcp --dport 31000 -j ACCEPT",
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m statistic --mode random --probability 0.5000000000 -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SVL -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp -j DNAT --to-destination 10.244.0.7:8080
+             filter -A PORTICO-NODEPORTS -p tcp -m comment --comment "ns1/svc1:p80 health check node port" -m tcp --dport 31000 -j ACCEPT"#,
         ),
         (
             "Local policy without a local endpoint: external traffic DROPped in filter, pods and the node still served",
             local(endpoints(with_lb(svc1()), vec![remote()])),
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
              nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $EXT
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m comment --comment "ns1/svc1:p80 loadbalancer IP" -m tcp --dport 80 -j $EXT
              nat -A PORTICO-NODEPORTS -p tcp -m tcp --dport 30080:30143 -j PORTICO-NPS-TCP-30080
-             nat -A PORTICO-NPS-TCP-30080 -p tcp -m tcp --dport 30080 -j $EXT
-             nat -A $EXT -s 10.244.0.0/16 -j $SVC
-             nat -A $EXT -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
-             nat -A $EXT -m addrtype --src-type LOCAL -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             filter -A PORTICO-EXTERNAL-SERVICES -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j DROP
-             filter -A PORTICO-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -j DROP
-             filter -A PORTICO-NODEPORTS -p tcp -m tcp --dport 31000 -j ACCEPT",
+             nat -A PORTICO-NPS-TCP-30080 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp --dport 30080 -j $EXT
+             nat -A $EXT -s 10.244.0.0/16 -m comment --comment "pod traffic for ns1/svc1:p80 external destinations" -j $SVC
+             nat -A $EXT -m comment --comment "masquerade LOCAL traffic for ns1/svc1:p80 external destinations" -m addrtype --src-type LOCAL -j PORTICO-MARK-MASQ
+             nat -A $EXT -m comment --comment "route LOCAL traffic for ns1/svc1:p80 external destinations" -m addrtype --src-type LOCAL -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             filter -A PORTICO-EXTERNAL-SERVICES -d 198.18.0.200/32 -p tcp -m comment --comment "ns1/svc1:p80 has no local endpoints" -m tcp --dport 80 -j DROP
+             filter -A PORTICO-EXTERNAL-SERVICES -p tcp -m comment --comment "ns1/svc1:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DROP
+             filter -A PORTICO-NODEPORTS -p tcp -m comment --comment "ns1/svc1:p80 health check node port" -m tcp --dport 31000 -j ACCEPT"#,
         ),
         (
             "terminating endpoints serve only when none is ready",
-            endpoints(svc1(), vec![terminating(on_this_node()), terminating(remote())]),
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -j $SEP7
-             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+            endpoints(
+                svc1(),
+                vec![terminating(on_this_node()), terminating(remote())],
+            ),
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -m statistic --mode random --probability 0.5000000000 -j $SEP7
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp -j DNAT --to-destination 10.244.0.7:8080"#,
         ),
         (
             "ClientIP affinity: recent checks first, every chosen endpoint recorded",
@@ -260,36 +282,40 @@ fn rendered_rules_match_kube_proxy_semantics() {
                 port.affinity_timeout_seconds = Some(300);
                 port
             },
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --rcheck --seconds 300 --reap -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             nat -A $SVC -m recent --name $SEP7 --rcheck --seconds 300 --reap -j $SEP7
-             nat -A $SVC -m statistic --mode random --probability 0.5000000000 -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --set -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             nat -A $SVC -j $SEP7
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -m recent --name $SEP7 --set -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --rcheck --seconds 300 --reap -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -m recent --name $SEP7 --rcheck --seconds 300 --reap -j $SEP7
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m statistic --mode random --probability 0.5000000000 -m recent --name PORTICO-SEP-4DLQR6XP64U3IHTN --set -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m comment --comment "ns1/svc1:p80" -m recent --name $SEP7 --set -m tcp -j DNAT --to-destination 10.244.0.7:8080"#,
         ),
         (
             "loadBalancerSourceRanges: FW chain accepts the ranges (and the VIP itself when the node is in range), filter drops the rest",
             {
                 let mut port = endpoints(with_lb(svc1()), vec![remote()]);
                 port.node_port = None;
-                port.load_balancer_source_ranges = vec!["203.0.113.0/24".parse().unwrap(), "198.18.0.0/24".parse().unwrap()];
+                port.load_balancer_source_ranges = vec![
+                    "203.0.113.0/24".parse().unwrap(),
+                    "198.18.0.0/24".parse().unwrap(),
+                ];
                 port
             },
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
              nat -A PORTICO-SERVICES -d 0.0.0.200/0.0.0.255 -j PORTICO-SVCS-C8
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j $FW
-             nat -A $FW -s 203.0.113.0/24 -j $EXT
-             nat -A $FW -s 198.18.0.0/24 -j $EXT
-             nat -A $FW -s 198.18.0.200/32 -j $EXT
-             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+             nat -A PORTICO-SVCS-C8 -d 198.18.0.200/32 -p tcp -m comment --comment "ns1/svc1:p80 loadbalancer IP" -m tcp --dport 80 -j $FW
+             nat -A $FW -s 203.0.113.0/24 -m comment --comment "ns1/svc1:p80 loadbalancer IP" -j $EXT
+             nat -A $FW -s 198.18.0.0/24 -m comment --comment "ns1/svc1:p80 loadbalancer IP" -j $EXT
+             nat -A $FW -s 198.18.0.200/32 -m comment --comment "ns1/svc1:p80 loadbalancer IP" -j $EXT
+             nat -A $FW -m comment --comment "other traffic to ns1/svc1:p80 will be dropped by PORTICO-FIREWALL"
+             nat -A $EXT -m comment --comment "masquerade traffic for ns1/svc1:p80 external destinations" -j PORTICO-MARK-MASQ
              nat -A $EXT -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
-             filter -A PORTICO-FIREWALL -d 198.18.0.200/32 -p tcp -m tcp --dport 80 -j DROP",
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m tcp -j DNAT --to-destination 10.244.1.5:8080
+             filter -A PORTICO-FIREWALL -d 198.18.0.200/32 -p tcp -m comment --comment "ns1/svc1:p80 traffic not accepted by $FW" -m tcp --dport 80 -j DROP"#,
         ),
         (
             "internalTrafficPolicy Local without a local endpoint: nothing is reachable, so REJECT",
@@ -298,7 +324,7 @@ fn rendered_rules_match_kube_proxy_semantics() {
                 port.internal_policy = TrafficPolicy::Local;
                 port
             },
-            "filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j REJECT",
+            r#"filter -A PORTICO-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 has no endpoints" -m tcp --dport 80 -j REJECT"#,
         ),
         (
             "internalTrafficPolicy Local: the cluster IP enters the local chain, which masquerades off-cluster sources",
@@ -307,12 +333,12 @@ fn rendered_rules_match_kube_proxy_semantics() {
                 port.internal_policy = TrafficPolicy::Local;
                 port
             },
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVL
-             nat -A $SVL ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVL -j $SEP7
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080",
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVL
+             nat -A $SVL ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVL -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p tcp -m comment --comment "ns1/svc1:p80" -m tcp -j DNAT --to-destination 10.244.0.7:8080"#,
         ),
     ];
     for (case, port, listing) in cases {
@@ -333,16 +359,16 @@ fn udp_and_sctp_ports_match_their_protocol() {
         let mut port = endpoints(with_node_port(svc1()), vec![on_this_node()]);
         port.key.protocol = protocol;
         let listing = format!(
-            "nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p {name} -m {name} --dport 80 -j $SVC
+            r#"nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
+             nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p {name} -m comment --comment "ns1/svc1:p80 cluster IP" -m {name} --dport 80 -j $SVC
              nat -A PORTICO-NODEPORTS -p {name} -m {name} --dport 30080:30143 -j PORTICO-NPS-{bucket}-30080
-             nat -A PORTICO-NPS-{bucket}-30080 -p {name} -m {name} --dport 30080 -j $EXT
-             nat -A $EXT -j PORTICO-MARK-MASQ
+             nat -A PORTICO-NPS-{bucket}-30080 -p {name} -m comment --comment "ns1/svc1:p80" -m {name} --dport 30080 -j $EXT
+             nat -A $EXT -m comment --comment "masquerade traffic for ns1/svc1:p80 external destinations" -j PORTICO-MARK-MASQ
              nat -A $EXT -j $SVC
-             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p {name} -m {name} --dport 80 -j PORTICO-MARK-MASQ
-             nat -A $SVC -j $SEP7
-             nat -A $SEP7 -s 10.244.0.7/32 -j PORTICO-MARK-MASQ
-             nat -A $SEP7 -p {name} -m {name} -j DNAT --to-destination 10.244.0.7:8080"
+             nat -A $SVC ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p {name} -m comment --comment "ns1/svc1:p80 cluster IP" -m {name} --dport 80 -j PORTICO-MARK-MASQ
+             nat -A $SVC -m comment --comment "ns1/svc1:p80 -> 10.244.0.7:8080" -j $SEP7
+             nat -A $SEP7 -s 10.244.0.7/32 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+             nat -A $SEP7 -p {name} -m comment --comment "ns1/svc1:p80" -m {name} -j DNAT --to-destination 10.244.0.7:8080"#
         );
         assert_eq!(dump(vec![port]), expected(protocol, &listing), "{name}");
     }
@@ -353,13 +379,13 @@ fn several_pod_cidrs_use_a_shared_not_pod_chain() {
     let mut node = node();
     node.pod_cidrs.push("10.245.0.0/16".parse().unwrap());
     let port = endpoints(svc1(), vec![remote()]);
-    let listing = "nat -A PORTICO-MASQ-NOT-POD -s 10.244.0.0/16 -j RETURN
+    let listing = r#"nat -A PORTICO-MASQ-NOT-POD -s 10.244.0.0/16 -j RETURN
          nat -A PORTICO-MASQ-NOT-POD -s 10.245.0.0/16 -j RETURN
          nat -A PORTICO-MASQ-NOT-POD -j PORTICO-MARK-MASQ
          nat -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A
-         nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j $SVC
-         nat -A $SVC -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j PORTICO-MASQ-NOT-POD
-         nat -A $SVC -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080";
+         nat -A PORTICO-SVCS-0A -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+         nat -A $SVC -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MASQ-NOT-POD
+         nat -A $SVC -p tcp -m comment --comment "ns1/svc1:p80 -> 10.244.1.5:8080" -m tcp -j DNAT --to-destination 10.244.1.5:8080"#;
     assert_eq!(
         dump_for(vec![port], &node),
         expected(Protocol::Tcp, listing)
@@ -375,15 +401,15 @@ fn ipv6_renders_its_own_rule_set() {
         vec![mk_endpoint("fd00:244::7", NODE)],
     );
     port.key.family = IpFamily::V6;
-    let listing = "nat -A PORTICO-SERVICES -d ::a/::ff -j PORTICO-SVCS-0A
-         nat -A PORTICO-SVCS-0A -d fd00:96::a/128 -p tcp -m tcp --dport 80 -j $SVC
-         nat -A $SVC ! -s fd00:244::/64 -d fd00:96::a/128 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ
-         nat -A $SVC -j PORTICO-SEP-C7I5MKSCKNB34T7Q
-         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -s fd00:244::7/128 -j PORTICO-MARK-MASQ
-         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -p tcp -m tcp -j DNAT --to-destination [fd00:244::7]:8080";
+    let listing = r#"nat -A PORTICO-SERVICES -d ::a/::ff -j PORTICO-SVCS-0A
+         nat -A PORTICO-SVCS-0A -d fd00:96::a/128 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j $SVC
+         nat -A $SVC ! -s fd00:244::/64 -d fd00:96::a/128 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j PORTICO-MARK-MASQ
+         nat -A $SVC -m comment --comment "ns1/svc1:p80 -> [fd00:244::7]:8080" -j PORTICO-SEP-C7I5MKSCKNB34T7Q
+         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -s fd00:244::7/128 -m comment --comment "ns1/svc1:p80" -j PORTICO-MARK-MASQ
+         nat -A PORTICO-SEP-C7I5MKSCKNB34T7Q -p tcp -m comment --comment "ns1/svc1:p80" -m tcp -j DNAT --to-destination [fd00:244::7]:8080"#;
     assert_eq!(
         dump_for(vec![port], &node),
-        expected(Protocol::Tcp, listing)
+        expected_in(IpFamily::V6, Protocol::Tcp, listing)
     );
 }
 
@@ -453,9 +479,9 @@ fn a_changed_service_rewrites_only_its_chains_and_its_bucket() {
         plan.text,
         format!(
             "*nat\n:{svc7} - [0:0]\n\
-             -A {svc7} ! -s 10.244.0.0/16 -d 10.96.0.8/32 -p tcp -m tcp --dport 80 -j PORTICO-MARK-MASQ\n\
-             -A {svc7} -m statistic --mode random --probability 0.5000000000 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080\n\
-             -A {svc7} -p tcp -m tcp -j DNAT --to-destination 10.244.2.9:8080\n\
+             -A {svc7} ! -s 10.244.0.0/16 -d 10.96.0.8/32 -p tcp -m comment --comment \"ns1/svc7:p80 cluster IP\" -m tcp --dport 80 -j PORTICO-MARK-MASQ\n\
+             -A {svc7} -p tcp -m comment --comment \"ns1/svc7:p80 -> 10.244.1.5:8080\" -m statistic --mode random --probability 0.5000000000 -m tcp -j DNAT --to-destination 10.244.1.5:8080\n\
+             -A {svc7} -p tcp -m comment --comment \"ns1/svc7:p80 -> 10.244.2.9:8080\" -m tcp -j DNAT --to-destination 10.244.2.9:8080\n\
              COMMIT\n"
         )
     );
@@ -512,7 +538,7 @@ fn nodeport_addresses_replace_the_any_local_address_match() {
     let dispatch = &all_local.nat[names::SERVICES];
     assert_eq!(
         dispatch.last().unwrap(),
-        "-m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS"
+        r#"-m comment --comment "portico service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS"#
     );
 
     let mut restricted = node();
@@ -524,10 +550,52 @@ fn nodeport_addresses_replace_the_any_local_address_match() {
     let dispatch = &only_listed.nat[names::SERVICES];
     assert_eq!(
         dispatch.last().unwrap(),
-        "-d 198.18.0.10/32 -j PORTICO-NODEPORTS"
+        r#"-d 198.18.0.10/32 -m comment --comment "portico service nodeports; NOTE: this must be the last rule in this chain" -j PORTICO-NODEPORTS"#
     );
     assert!(
         !dispatch.iter().any(|rule| rule.contains("addrtype")),
         "{dispatch:?}"
     );
+}
+
+#[test]
+fn large_clusters_leave_endpoint_rules_without_comments() {
+    let port = endpoints(svc1(), vec![remote(), on_this_node()]);
+    let many: Vec<Endpoint> = (0..crate::iptables::service::LARGE_CLUSTER_ENDPOINTS)
+        .map(|i| mk_endpoint(&format!("10.245.{}.{}", i / 250, i % 250 + 1), "node-b"))
+        .collect();
+    let big = endpoints(mk_port("big", "10.96.0.11"), many);
+    let small = state_of(vec![port.clone()]);
+    let large = state_of(vec![port, big]);
+
+    let set = render(&large, &node(), IpFamily::V4);
+    let svc = names::svc_chain(&svc1().key);
+    let sep7 = names::sep_chain(&svc1().key, &on_this_node());
+    assert_eq!(
+        set.nat[&svc][1..],
+        [
+            "-p tcp -m statistic --mode random --probability 0.5000000000 -m tcp -j DNAT --to-destination 10.244.1.5:8080".to_string(),
+            format!("-j {sep7}"),
+        ]
+    );
+    assert_eq!(
+        set.nat[&sep7],
+        [
+            "-s 10.244.0.7/32 -j PORTICO-MARK-MASQ",
+            "-p tcp -m tcp -j DNAT --to-destination 10.244.0.7:8080"
+        ]
+    );
+    // The Service's own rules keep theirs.
+    assert!(set.nat[&svc][0].contains(r#"--comment "ns1/svc1:p80 cluster IP""#));
+
+    // Crossing the threshold either way re-renders every port, as render() does.
+    let mut cache = RenderCache::new(&node(), IpFamily::V4);
+    for (step, state) in [&small, &large, &small].into_iter().enumerate() {
+        assert_eq!(
+            cache.render(state, &node()),
+            &render(state, &node(), IpFamily::V4),
+            "step {step}"
+        );
+        assert!(cache.take_changes().rebuilt, "step {step}");
+    }
 }

@@ -1,0 +1,55 @@
+//! Hairpin: a pod that reaches itself through a Service gets its connection masqueraded (to the
+//! node's address), as kube-proxy does, so its own reply goes back through the node that
+//! DNATed it. Also when this node has no SEP chain for the pod: an endpoint of another node,
+//! reached by that pod through this node's NodePort or VIP.
+
+use crate::helper::{Answer, EchoServer, connect_from};
+use crate::services::{
+    mk_service, mk_slice, node_context, state, syncer, with_lb_ip, with_local_policy,
+};
+use crate::topology::{
+    ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, Topology, root_or_skip,
+};
+
+#[tokio::test]
+async fn a_pod_reaching_itself_through_a_service_is_masqueraded() {
+    if !root_or_skip("a_pod_reaching_itself_through_a_service_is_masqueraded") {
+        return;
+    }
+    let topology = Topology::new("hp");
+    let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
+    let mut syncer = syncer(&topology.node);
+    let mut failures = Vec::new();
+    for local_policy in [false, true] {
+        // "node-b": the pod counts as another node's endpoint, DNATed from the SVC chain in place
+        // (how a node without the pod sees it); NODE_NAME: this node's, through its SEP chain.
+        for endpoint_node in ["node-b", NODE_NAME] {
+            let mut service = with_lb_ip(
+                mk_service("web", "10.96.0.10", "LoadBalancer", Some(30080)),
+                LB_IP,
+            );
+            if local_policy {
+                service = with_local_policy(service);
+            }
+            let slices = [mk_slice("web", &[(POD_A_IP, endpoint_node)])];
+            syncer
+                .sync(&state(&[service], &slices), &node_context())
+                .await
+                .expect("sync");
+            for target in [format!("{NODE_IP}:30080"), format!("{LB_IP}:80")] {
+                let answer = connect_from(&topology.pod_a, &target);
+                if answer != Answer::Peer(NODE_POD_GATEWAY.into()) {
+                    failures.push(format!(
+                        "{} policy, endpoint on {endpoint_node}, pod → {target}: {answer:?}",
+                        if local_policy { "Local" } else { "Cluster" }
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "expected the node's address {NODE_POD_GATEWAY}:\n{}",
+        failures.join("\n")
+    );
+}
