@@ -199,6 +199,33 @@ impl Iptables {
         Ok(inspect_dump(&dump))
     }
 
+    /// Whether the kernel loads the hairpin rule's xt_bpf match (`CONFIG_NETFILTER_XT_MATCH_BPF`),
+    /// tried in a scratch chain of the raw table, which Portico otherwise leaves alone and which
+    /// is small, so the try costs little even on iptables-legacy's whole-table writes.
+    pub async fn supports_hairpin_match(&self) -> bool {
+        const PROBE: &str = "PORTICO-PROBE-BPF";
+        let added = self
+            .restore(&format!(
+                "*raw\n:{PROBE} - [0:0]\n-A {PROBE} {} -j RETURN\nCOMMIT\n",
+                super::render::hairpin_match(self.family)
+            ))
+            .await;
+        // Declaring the chain again flushes it, so it can be deleted in the same restore.
+        if let Err(error) = self
+            .restore(&format!("*raw\n:{PROBE} - [0:0]\n-X {PROBE}\nCOMMIT\n"))
+            .await
+        {
+            tracing::debug!(%error, "could not delete the xt_bpf probe chain");
+        }
+        match added {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "the xt_bpf probe failed");
+                false
+            }
+        }
+    }
+
     /// `-I` lines for the missing jumps, from listings of the built-in chains alone (with
     /// iptables-nft, cheaper than a whole dump once the tables are large).
     pub async fn missing_jumps(&self) -> Result<ExtraLines, IptablesError> {

@@ -37,6 +37,7 @@ pub struct RenderCache {
     members: BTreeMap<String, BTreeSet<ServicePortKey>>,
     initialized: bool,
     changes: Changes,
+    hairpin_match: bool,
 }
 
 impl RenderCache {
@@ -49,6 +50,7 @@ impl RenderCache {
             members: BTreeMap::new(),
             initialized: false,
             changes: Changes::default(),
+            hairpin_match: true,
         }
     }
 
@@ -66,11 +68,18 @@ impl RenderCache {
         std::mem::take(&mut self.changes)
     }
 
+    /// Whether the kernel can load the hairpin rule's match (`RenderContext::hairpin_match`);
+    /// the next render takes it in.
+    pub fn set_hairpin_match(&mut self, supported: bool) {
+        self.hairpin_match = supported;
+    }
+
     /// Renders `state` for `node`; equal to `render::render(state, node, family)`.
     pub fn render(&mut self, state: &DesiredState, node: &NodeContext) -> &RuleSet {
         // A different context (node addresses, pod CIDRs, crossing the large-cluster threshold)
         // changes rules of every port: render everything anew.
-        let ctx = RenderContext::new(node, self.ctx.family, state);
+        let mut ctx = RenderContext::new(node, self.ctx.family, state);
+        ctx.hairpin_match = self.hairpin_match;
         if !self.initialized || ctx != self.ctx {
             self.ctx = ctx;
             self.rebuild(state);

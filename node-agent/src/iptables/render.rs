@@ -130,6 +130,7 @@ impl RenderContext {
             .sum();
         RenderContext {
             endpoint_comments: endpoints <= LARGE_CLUSTER_ENDPOINTS,
+            hairpin_match: true,
             family,
             node_name: node.node_name.clone(),
             node_ips: node.node_ips_of(family),
@@ -202,16 +203,19 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
     );
     set.nat.insert(
         names::POSTROUTING.into(),
-        vec![
-            hairpin_rule(ctx.family),
-            format!("-m mark ! --mark {0}/{0} -j RETURN", names::MASQ_MARK),
-            // Cleared so a packet that is encapsulated or re-routed is not masqueraded twice.
-            format!("-j MARK --xor-mark {}", names::MASQ_MARK),
-            format!(
-                "{} -j MASQUERADE --random-fully",
-                names::comment("portico service traffic requiring SNAT")
-            ),
-        ],
+        ctx.hairpin_match
+            .then(|| hairpin_rule(ctx.family))
+            .into_iter()
+            .chain([
+                format!("-m mark ! --mark {0}/{0} -j RETURN", names::MASQ_MARK),
+                // Cleared so a packet that is encapsulated or re-routed is not masqueraded twice.
+                format!("-j MARK --xor-mark {}", names::MASQ_MARK),
+                format!(
+                    "{} -j MASQUERADE --random-fully",
+                    names::comment("portico service traffic requiring SNAT")
+                ),
+            ])
+            .collect(),
     );
     if ctx.pod_cidrs.len() > 1 {
         let mut rules: Vec<String> = ctx
@@ -238,8 +242,19 @@ pub fn fixed_chains(ctx: &RenderContext) -> RuleSet {
 /// connection, where per-endpoint rules (or chains) would grow with the cluster: iptables has
 /// no match comparing two fields, so a classic BPF program (xt_bpf) compares the source and
 /// destination addresses of the IP header. `--ctstate DNAT` keeps the node's own connections to
-/// itself (over `lo`, never DNATed) out.
+/// itself (over `lo`, never DNATed) out. A kernel without xt_bpf gets no such rule (see
+/// `Iptables::supports_hairpin_match`).
 pub fn hairpin_rule(family: IpFamily) -> String {
+    format!(
+        "{} {} -j {}",
+        hairpin_match(family),
+        names::comment("portico hairpin: a pod reached itself through a Service"),
+        names::MARK_MASQ
+    )
+}
+
+/// The matches of `hairpin_rule`: a DNATed connection whose source equals its destination.
+pub fn hairpin_match(family: IpFamily) -> String {
     // Offsets of the source and destination addresses in the IP header, in 32-bit words.
     let (source, destination, words) = match family {
         IpFamily::V4 => (12, 16, 1),
@@ -268,10 +283,8 @@ pub fn hairpin_rule(family: IpFamily) -> String {
         )
         .collect();
     format!(
-        "-m conntrack --ctstate DNAT -m bpf --bytecode \"{}\" {} -j {}",
-        bytecode.join(","),
-        names::comment("portico hairpin: a pod reached itself through a Service"),
-        names::MARK_MASQ
+        "-m conntrack --ctstate DNAT -m bpf --bytecode \"{}\"",
+        bytecode.join(",")
     )
 }
 

@@ -40,6 +40,9 @@ pub struct RenderContext {
     /// Whether endpoint rules carry their `ns/name:port -> IP:port` comment: not in large
     /// clusters, as kube-proxy's `largeClusterMode` (see `LARGE_CLUSTER_ENDPOINTS`).
     pub endpoint_comments: bool,
+    /// Whether the kernel has the xt_bpf match the hairpin rule needs (`render::hairpin_rule`);
+    /// without it the rule is left out rather than failing every restore.
+    pub hairpin_match: bool,
 }
 
 /// Above this many endpoints in a family, endpoint rules go without comments (kube-proxy's

@@ -46,6 +46,8 @@ pub struct Syncer {
     /// Whether the kernel holds what the cache rendered last; false before the first sync and
     /// after a failure, when the kernel's state is unknown.
     in_sync: bool,
+    /// What the last probe said of the kernel's xt_bpf match (None before the first).
+    hairpin_match: Option<bool>,
 }
 
 impl Syncer {
@@ -55,6 +57,7 @@ impl Syncer {
             iptables,
             cache,
             in_sync: false,
+            hairpin_match: None,
         }
     }
 
@@ -133,6 +136,18 @@ impl Syncer {
                 .restore_full(existing, None, compute, Duration::ZERO)
                 .await;
         }
+        // Unknown state (start, or after a failure): what the kernel supports is asked again.
+        let hairpin_match = self.iptables.supports_hairpin_match().await;
+        if !hairpin_match && self.hairpin_match != Some(false) {
+            tracing::warn!(
+                family = ?self.iptables.family,
+                "the kernel has no xt_bpf match (CONFIG_NETFILTER_XT_MATCH_BPF): a pod that \
+                 reaches itself through another node's endpoint of a Local Service is not \
+                 masqueraded, and its connection fails"
+            );
+        }
+        self.hairpin_match = Some(hairpin_match);
+        self.cache.set_hairpin_match(hairpin_match);
         // Unknown state: one dump tells both the chains to delete and the missing jumps.
         let started = Instant::now();
         let (existing, jumps) = self.iptables.inspect().await?;

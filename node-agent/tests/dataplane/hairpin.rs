@@ -53,3 +53,29 @@ async fn a_pod_reaching_itself_through_a_service_is_masqueraded() {
         failures.join("\n")
     );
 }
+
+/// The start-up probe for the hairpin rule's xt_bpf match: this kernel has it, and the probe's
+/// scratch chain is gone afterwards (a kernel without it gets the rule left out, see
+/// `render::tests::without_the_kernels_bpf_match_...`).
+#[tokio::test]
+async fn the_xt_bpf_probe_finds_the_match_and_leaves_no_chain_behind() {
+    if !root_or_skip("the_xt_bpf_probe_finds_the_match_and_leaves_no_chain_behind") {
+        return;
+    }
+    let topology = Topology::new("hq");
+    let syncer = syncer(&topology.node);
+    assert!(syncer.iptables().supports_hairpin_match().await);
+    let raw = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topology.node,
+            "iptables-save",
+            "-t",
+            "raw",
+        ])
+        .output()
+        .expect("iptables-save -t raw");
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(!raw.contains("PORTICO"), "{raw}");
+}

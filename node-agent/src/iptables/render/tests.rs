@@ -599,3 +599,20 @@ fn large_clusters_leave_endpoint_rules_without_comments() {
         assert!(cache.take_changes().rebuilt, "step {step}");
     }
 }
+
+#[test]
+fn without_the_kernels_bpf_match_the_hairpin_rule_is_left_out_and_nothing_else() {
+    let state = DesiredState::default();
+    let mut ctx = RenderContext::new(&node(), IpFamily::V4, &state);
+    let with = fixed_chains(&ctx);
+    ctx.hairpin_match = false;
+    let without = fixed_chains(&ctx);
+    let postrouting = |set: &RuleSet| set.nat[names::POSTROUTING].clone();
+    assert_eq!(postrouting(&with)[0], hairpin_rule(IpFamily::V4));
+    assert_eq!(postrouting(&with)[1..], postrouting(&without)[..]);
+    assert!(
+        !postrouting(&without)
+            .iter()
+            .any(|rule| rule.contains("bpf"))
+    );
+}
