@@ -29,7 +29,7 @@ const BINARY: &str = "portico-agent";
 /// give a non-zero exit code.
 pub async fn run(args: Args) -> ExitCode {
     if args.cleanup {
-        if let Some(missing) = required_programs::check(required_programs::CLEANUP) {
+        if let Some(missing) = required_programs::check(&[required_programs::IPTABLES]) {
             eprintln!("{BINARY}: {missing}");
             return ExitCode::FAILURE;
         }
@@ -47,7 +47,9 @@ pub async fn run(args: Args) -> ExitCode {
         return ExitCode::from(2);
     }
     // Checked before anything starts, so a node without the tools gets one line naming them.
-    if let Some(missing) = required_programs::check(required_programs::DATAPLANE) {
+    if let Some(missing) =
+        required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
+    {
         eprintln!("{BINARY}: {missing}");
         return ExitCode::FAILURE;
     }

@@ -16,32 +16,25 @@ const fn program(name: &'static str, package: &'static str) -> Program {
     Program { name, package }
 }
 
-/// What the iptables dataplane runs: restore and save for both families, `iptables` itself to
-/// list chains, and conntrack to drop stale UDP flows (kube-proxy needs the same).
-pub const DATAPLANE: &[Program] = &[
+/// What the iptables dataplane and `--cleanup` run: restore and save for both families, and
+/// `iptables` itself to list chains.
+pub const IPTABLES: &[Program] = &[
     program("iptables", "iptables"),
     program("iptables-save", "iptables"),
     program("iptables-restore", "iptables"),
     program("ip6tables", "iptables"),
     program("ip6tables-save", "iptables"),
     program("ip6tables-restore", "iptables"),
-    program("conntrack", "conntrack"),
 ];
 
-/// What `--cleanup` runs.
-pub const CLEANUP: &[Program] = &[
-    program("iptables", "iptables"),
-    program("iptables-save", "iptables"),
-    program("iptables-restore", "iptables"),
-    program("ip6tables", "iptables"),
-    program("ip6tables-save", "iptables"),
-    program("ip6tables-restore", "iptables"),
-];
+/// What drops stale UDP flows after an endpoint goes (kube-proxy needs it too).
+pub const CONNTRACK: &[Program] = &[program("conntrack", "conntrack")];
 
 /// The programs of `wanted` that `search_path` (a `PATH` value) does not hold as executables.
-pub fn missing(wanted: &[Program], search_path: Option<&OsStr>, cwd: &Path) -> Vec<Program> {
+pub fn missing(wanted: &[&[Program]], search_path: Option<&OsStr>, cwd: &Path) -> Vec<Program> {
     wanted
         .iter()
+        .flat_map(|group| group.iter())
         .filter(|program| {
             search_path.is_none_or(|path| which::which_in(program.name, Some(path), cwd).is_err())
         })
@@ -77,7 +70,7 @@ pub fn describe_missing(missing: &[Program]) -> Option<String> {
 }
 
 /// The line to print when a program of `wanted` is not on this process's `PATH`.
-pub fn check(wanted: &[Program]) -> Option<String> {
+pub fn check(wanted: &[&[Program]]) -> Option<String> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     describe_missing(&missing(wanted, std::env::var_os("PATH").as_deref(), &cwd))
 }
@@ -107,7 +100,11 @@ mod tests {
         }
         // Present but not executable: not usable either.
         std::fs::write(dir.path().join("iptables-save"), "").unwrap();
-        let found = missing(DATAPLANE, Some(dir.path().as_os_str()), dir.path());
+        let found = missing(
+            &[IPTABLES, CONNTRACK],
+            Some(dir.path().as_os_str()),
+            dir.path(),
+        );
         let names: Vec<&str> = found.iter().map(|p| p.name).collect();
         assert_eq!(names, ["iptables-save", "iptables-restore", "conntrack"]);
         assert_eq!(
@@ -120,11 +117,15 @@ mod tests {
     #[test]
     fn nothing_to_say_when_every_program_is_there() {
         let dir = tempfile::tempdir().unwrap();
-        for program in DATAPLANE {
+        for program in IPTABLES.iter().chain(CONNTRACK) {
             executable(dir.path(), program.name);
         }
         assert_eq!(
-            missing(DATAPLANE, Some(dir.path().as_os_str()), dir.path()),
+            missing(
+                &[IPTABLES, CONNTRACK],
+                Some(dir.path().as_os_str()),
+                dir.path()
+            ),
             []
         );
         assert_eq!(describe_missing(&[]), None);
@@ -132,6 +133,9 @@ mod tests {
 
     #[test]
     fn without_a_path_everything_is_missing() {
-        assert_eq!(missing(CLEANUP, None, Path::new("/")).len(), CLEANUP.len());
+        assert_eq!(
+            missing(&[IPTABLES], None, Path::new("/")).len(),
+            IPTABLES.len()
+        );
     }
 }
