@@ -1,6 +1,7 @@
 //! `AddressPool.status`: assigned and available counts per family and the `Valid` and
 //! `Overlapping` conditions. Worked out from the allocator (pure), written only on a difference,
-//! and an invalid pool gets a Warning Event naming the bad field.
+//! and an invalid pool (naming the bad field) or an overlapping one (naming the other pools) gets a
+//! Warning Event when it becomes so.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -124,6 +125,47 @@ fn differs(current: Option<&AddressPoolStatus>, desired: &AddressPoolStatus) -> 
     current != Some(desired)
 }
 
+fn find<'a>(status: Option<&'a AddressPoolStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The Warning Events a status change deserves: one when the pool becomes invalid and one when
+/// it starts overlapping another pool (or overlaps different pools). Compared with the status
+/// the pool had, so each change is reported once, not on every write, nor again after a restart.
+pub fn pool_events(previous: Option<&AddressPoolStatus>, desired: &AddressPoolStatus) -> Vec<Event> {
+    let warning = |reason: &str, action: &str, note: String| Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    let mut events = Vec::new();
+    let was_valid = find(previous, "Valid").is_none_or(|c| c.status == "True");
+    if let Some(valid) = find(Some(desired), "Valid")
+        && valid.status == "False"
+        && was_valid
+    {
+        events.push(warning(
+            reason::INVALID_ADDRESS_POOL,
+            "Validate",
+            format!("addresses of this pool are not handed out: {}", valid.message),
+        ));
+    }
+    if let Some(overlapping) = find(Some(desired), "Overlapping")
+        && overlapping.status == "True"
+        && find(previous, "Overlapping")
+            .is_none_or(|c| c.status != "True" || c.message != overlapping.message)
+    {
+        events.push(warning(
+            reason::OVERLAPPING_ADDRESS_POOL,
+            "Validate",
+            format!("this pool {}", overlapping.message),
+        ));
+    }
+    events
+}
+
 /// Writes pool statuses and metrics whenever allocations or pools changed, until dropped.
 pub async fn run_writer(ctx: Arc<Context>) {
     let mut ticker = tokio::time::interval(WRITE_PERIOD);
@@ -174,11 +216,7 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
         if !differs(pool.status.as_ref(), &desired) {
             continue;
         }
-        let was_valid = pool
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Valid"))
-            .is_none_or(|c| c.status == "True");
+        let events = pool_events(pool.status.as_ref(), &desired);
         let body = serde_json::json!({
             "apiVersion": "portico.dev/v1alpha1",
             "kind": "AddressPool",
@@ -190,18 +228,9 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
             &Patch::Apply(&body),
         )
         .await?;
-        if let (true, Some(errors)) = (was_valid, invalid_errors) {
-            let event = Event {
-                type_: EventType::Warning,
-                reason: reason::INVALID_ADDRESS_POOL.into(),
-                note: Some(format!(
-                    "addresses of this pool are not handed out: {errors}"
-                )),
-                action: "Validate".into(),
-                secondary: None,
-            };
+        for event in events {
             if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-                tracing::warn!(error = %e, "could not publish an Event");
+                tracing::warn!(error = %e, pool = %name, "could not publish an Event");
             }
         }
     }
@@ -288,5 +317,60 @@ mod tests {
         );
         assert!(condition.message.contains("spec.addresses[0]"));
         assert_eq!(condition.last_transition_time, Time(now));
+    }
+
+    fn overlapping(with: &[&str]) -> PoolFacts<'static> {
+        PoolFacts {
+            overlaps_with: with.iter().map(|s| s.to_string()).collect(),
+            ..facts(None)
+        }
+    }
+
+    #[test]
+    fn an_overlap_is_reported_once_per_change() {
+        let now = Timestamp::now();
+        let alone = desired_pool_status(&mk_pool(None), &facts(None), now);
+        let first = desired_pool_status(&mk_pool(None), &overlapping(&["other"]), now);
+        let events = pool_events(Some(&alone), &first);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, reason::OVERLAPPING_ADDRESS_POOL);
+        assert_eq!(events[0].type_, EventType::Warning);
+        assert!(
+            events[0].note.as_deref().unwrap().contains("other"),
+            "{:?}",
+            events[0].note
+        );
+        assert_eq!(pool_events(None, &first).len(), 1, "a new pool that overlaps");
+
+        // Counts move (another Service got an address): the overlap is old news.
+        let mut counts_moved = desired_pool_status(
+            &mk_pool(Some(first.clone())),
+            &overlapping(&["other"]),
+            now,
+        );
+        counts_moved.assigned_ipv4 += 1;
+        assert!(pool_events(Some(&first), &counts_moved).is_empty());
+
+        let more = desired_pool_status(
+            &mk_pool(Some(first.clone())),
+            &overlapping(&["other", "third"]),
+            now,
+        );
+        assert_eq!(pool_events(Some(&first), &more).len(), 1, "a new partner");
+        assert!(pool_events(Some(&first), &alone).is_empty(), "overlap gone");
+    }
+
+    #[test]
+    fn an_invalid_pool_is_reported_when_it_becomes_invalid() {
+        let now = Timestamp::now();
+        let mut errors = ValidationErrors::default();
+        errors.push("spec.addresses[0]", "\"10.0.0.5/24\" has host bits set");
+        let valid = desired_pool_status(&mk_pool(None), &facts(None), now);
+        let invalid = desired_pool_status(&mk_pool(None), &facts(Some(&errors)), now);
+        let events = pool_events(Some(&valid), &invalid);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, reason::INVALID_ADDRESS_POOL);
+        assert!(events[0].note.as_deref().unwrap().contains("spec.addresses[0]"));
+        assert!(pool_events(Some(&invalid), &invalid).is_empty());
     }
 }

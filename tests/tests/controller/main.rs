@@ -3,4 +3,5 @@
 mod allocation;
 mod bad_input;
 mod leader;
+mod pools;
 mod restart;
