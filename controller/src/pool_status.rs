@@ -10,6 +10,8 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, reason};
@@ -17,7 +19,7 @@ use portico_api::{AddressPool, AddressPoolStatus, ValidationErrors};
 
 use crate::ipam::PoolStats;
 use crate::metrics::PoolLabels;
-use crate::reconcile::Context;
+use crate::reconcile::{Context, lock};
 
 /// How often the writer looks for changed counts.
 const WRITE_PERIOD: Duration = Duration::from_secs(1);
@@ -191,7 +193,16 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
         (allocator.stats(), invalid, allocator.overlapping_pools())
     };
     let api: Api<AddressPool> = Api::all(ctx.client.clone());
-    for pool in ctx.pools.state() {
+    let mut readable = Vec::new();
+    let mut unreadable = Vec::new();
+    for guarded in ctx.pools.state() {
+        match &guarded.0 {
+            Ok(pool) => readable.push(pool.clone()),
+            Err(invalid) => unreadable.push(invalid.clone()),
+        }
+    }
+    report_unreadable(ctx, &unreadable).await;
+    for pool in readable {
         let name = pool.name_any();
         let invalid_errors = invalid.iter().find(|(n, _)| *n == name).map(|(_, e)| e);
         let overlaps_with: Vec<String> = overlaps
@@ -235,6 +246,50 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
         }
     }
     Ok(())
+}
+
+/// Logs and raises a Warning Event, once per resourceVersion, for each pool the controller cannot
+/// read (written before a schema change, or holding what the schema allows but Portico cannot
+/// use); the other pools go on being served.
+async fn report_unreadable(ctx: &Context, unreadable: &[InvalidObject]) {
+    let mut due = Vec::new();
+    {
+        let mut reported = lock(&ctx.unreadable_pools);
+        reported.retain(|name, _| unreadable.iter().any(|p| p.metadata.name.as_ref() == Some(name)));
+        for invalid in unreadable {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            let version = invalid.metadata.resource_version.clone().unwrap_or_default();
+            if reported.get(&name) != Some(&version) {
+                reported.insert(name, version);
+                due.push(invalid);
+            }
+        }
+    }
+    for invalid in due {
+        let name = invalid.metadata.name.clone().unwrap_or_default();
+        tracing::warn!(pool = %name, error = %invalid.error, "cannot read AddressPool; its addresses are not handed out");
+        let reference = ObjectReference {
+            api_version: Some(AddressPool::api_version(&()).into_owned()),
+            kind: Some(AddressPool::kind(&()).into_owned()),
+            name: Some(name),
+            uid: invalid.metadata.uid.clone(),
+            resource_version: invalid.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason::INVALID_ADDRESS_POOL.into(),
+            note: Some(format!(
+                "cannot read this AddressPool ({}); its addresses are not handed out until it is fixed",
+                invalid.error
+            )),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
 }
 
 fn record_metrics(ctx: &Context, pool: &str, status: &AddressPoolStatus) {

@@ -20,6 +20,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::core::DeserializeGuard;
 use kube::{Resource, ResourceExt};
 use portico_api::AddressPool;
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
@@ -56,7 +57,8 @@ pub struct Context {
     pub client: kube::Client,
     pub default_class: bool,
     pub allocator: Mutex<Allocator>,
-    pub pools: Store<AddressPool>,
+    /// Pools as read; one that cannot be read is kept as the error (reported, never allocated from).
+    pub pools: Store<DeserializeGuard<AddressPool>>,
     pub namespaces: Store<Namespace>,
     pub recorder: Recorder,
     pub metrics: ControllerMetrics,
@@ -68,9 +70,11 @@ pub struct Context {
     holders: Mutex<HashSet<ServiceKey>>,
     /// Set when allocations changed, so the pool status writer runs.
     pub pools_dirty: AtomicBool,
+    /// Pools that cannot be read, by name, with the resourceVersion already reported.
+    pub unreadable_pools: Mutex<HashMap<String, String>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The data behind these locks stays consistent between statements; keep going after a panic.
     mutex
         .lock()
@@ -81,7 +85,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         default_class: bool,
-        pools: Store<AddressPool>,
+        pools: Store<DeserializeGuard<AddressPool>>,
         namespaces: Store<Namespace>,
         recorder: Recorder,
         metrics: ControllerMetrics,
@@ -98,6 +102,7 @@ impl Context {
             failures: Mutex::default(),
             holders: Mutex::default(),
             pools_dirty: AtomicBool::new(true),
+            unreadable_pools: Mutex::default(),
         }
     }
 
@@ -110,7 +115,7 @@ impl Context {
             .collect();
         let mut last = lock(&self.pools_seen);
         if *last != seen {
-            let owned: Vec<AddressPool> = pools.iter().map(|p| (**p).clone()).collect();
+            let owned: Vec<AddressPool> = pools.iter().filter_map(|p| p.0.clone().ok()).collect();
             lock(&self.allocator).set_pools(&owned);
             *last = seen;
             self.pools_dirty.store(true, Ordering::Relaxed);

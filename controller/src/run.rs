@@ -16,6 +16,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
@@ -46,8 +47,10 @@ pub async fn run(
     identity: String,
 ) -> Result<(), RunError> {
     let pools_changed = Arc::new(Notify::new());
+    // Guarded, so one pool the type cannot read is reported (by the pool status writer) instead
+    // of failing the whole list and stalling the controller before its first reconcile.
     let pools = reflect(
-        Api::<AddressPool>::all(client.clone()),
+        Api::<DeserializeGuard<AddressPool>>::all(client.clone()),
         watcher::Config::default(),
         Some(pools_changed.clone()),
     );

@@ -1,10 +1,10 @@
 //! What the controller tells about AddressPools themselves: overlapping pools are warned about
-//! once per change.
+//! once per change, and a pool it cannot read is reported without stalling the others.
 
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use portico_api::AddressPool;
 use portico_api::keys::reason;
 use portico_tests::lab_cluster::{LabCluster, mk_lb_service, wait_for};
@@ -77,4 +77,53 @@ async fn overlapping_pools_get_one_warning_event_each() {
             controller.logs()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_pool_is_reported_and_the_others_still_serve() {
+    let cluster = LabCluster::start().await;
+    // The schema accepts any integer here (as a real API server does for format int32), but
+    // the type holds an i32: a pool written by hand, or before a schema change.
+    let resource = ApiResource::erase::<AddressPool>(&());
+    let raw: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
+    let unreadable: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1",
+        "kind": "AddressPool",
+        "metadata": { "name": "unreadable" },
+        "spec": {
+            "addresses": ["198.19.6.0/24"],
+            "serviceAllocation": { "priority": 3_000_000_000_i64 }
+        }
+    }))
+    .unwrap();
+    raw.create(&PostParams::default(), &unreadable)
+        .await
+        .expect("the schema accepts it");
+    let typed: Api<AddressPool> = Api::all(cluster.client.clone());
+    assert!(
+        typed.list(&ListParams::default()).await.is_err(),
+        "the typed list fails on it, as the controller's plain watch did"
+    );
+    cluster.create_pool("good", &["198.19.7.0/30"], true).await;
+
+    let controller = cluster.spawn_controller("controller", &[]);
+    cluster
+        .create_service("default", &mk_lb_service("echo", 80, &[]))
+        .await;
+    let ips = cluster.wait_for_ingress("default", "echo").await;
+    assert!(ips[0].starts_with("198.19.7."), "{ips:?}");
+    let note = cluster
+        .wait_for_warning(
+            "default",
+            "unreadable",
+            reason::INVALID_ADDRESS_POOL,
+            &["cannot read this AddressPool"],
+        )
+        .await;
+    assert!(note.contains("priority") || note.contains("i32"), "{note}");
+    assert!(
+        controller.logs().contains("cannot read AddressPool"),
+        "{}",
+        controller.logs()
+    );
 }
