@@ -24,13 +24,16 @@ use kube::core::DeserializeGuard;
 use kube::{Resource, ResourceExt};
 use portico_api::AddressPool;
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
+use tracing::Instrument;
 
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
 use crate::service_filter::is_portico_service;
 use crate::status::{current_ingress, current_ips, desired_ingress, status_apply_body};
 
-/// How often every Service is looked at again even without a change (drift repair).
+/// How often every Service is looked at again even without a change (drift repair): the
+/// reconcile's own requeue, the only periodic one, so resyncs spread over the period instead of
+/// arriving for every Service at once.
 pub const RESYNC_PERIOD: Duration = Duration::from_secs(300);
 const BACKOFF_MIN: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -193,11 +196,19 @@ pub fn service_key(service: &Service) -> ServiceKey {
     ServiceKey::new(service.namespace().unwrap_or_default(), service.name_any())
 }
 
-/// The reconcile the kube-runtime Controller calls.
+/// The reconcile the kube-runtime Controller calls. The span is attached to the future (not
+/// entered across its awaits), so the 16 reconciles running at once each log their own Service.
 pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let key = service_key(&service);
     let span = tracing::info_span!("reconcile", namespace = %key.namespace, name = %key.name);
-    let _entered = span.enter();
+    reconcile_service(service, ctx, key).instrument(span).await
+}
+
+async fn reconcile_service(
+    service: Arc<Service>,
+    ctx: Arc<Context>,
+    key: ServiceKey,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.refresh_pools();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -291,6 +302,7 @@ async fn apply(
     let desired = desired_ingress(&ips);
     if current_ingress(service) != desired {
         write_status(api, service, &desired).await?;
+        tracing::debug!(?ips, "wrote the status");
     }
     if allocation.changed() {
         ctx.pools_dirty.store(true, Ordering::Relaxed);

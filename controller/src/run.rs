@@ -4,7 +4,7 @@
 //!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
 //!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
 //!   Services (list) ────────┘   (allocator)         └─▶ pool status writer
-//!   Services ─watch─▶ Controller ◀── pool changes, periodic resync
+//!   Services ─watch─▶ Controller ◀── pool changes (each reconcile requeues itself to resync)
 //! ```
 //! Every Service that already has an address is restored into the allocator before the first
 //! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
@@ -23,7 +23,6 @@ use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
 use portico_runtime::reflect::{notifications, reflect};
 use tokio::sync::Notify;
-use tokio_stream::wrappers::IntervalStream;
 
 use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
@@ -89,8 +88,7 @@ pub async fn run(
     let controller = Controller::for_stream(services, store)
         // Bounded, so a burst of thousands of Services does not open thousands of connections.
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-        .reconcile_all_on(notifications(pools_changed))
-        .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
+        .reconcile_all_on(notifications(pools_changed));
     let store = controller.store();
     tokio::spawn(release_deleted(store, ctx.clone()));
     controller

@@ -3,5 +3,6 @@
 mod allocation;
 mod bad_input;
 mod leader;
+mod logs;
 mod pools;
 mod restart;
