@@ -10,7 +10,7 @@
 //! It never writes `spec`. Errors the user can fix are Warning Events on the Service; the
 //! address a Service already has is never taken away because of them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,10 +22,11 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::core::DeserializeGuard;
 use kube::{Resource, ResourceExt};
-use portico_api::AddressPool;
+use portico_api::{AddressPool, AddressPoolSpec};
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
 use tracing::Instrument;
 
+use crate::catch_up::CatchUp;
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
 use crate::service_filter::is_portico_service;
@@ -50,9 +51,15 @@ impl ReconcileError {
     pub fn label(&self) -> &'static str {
         match self {
             ReconcileError::Allocation(e) => e.label(),
+            ReconcileError::Api(e) if is_conflict(e) => "conflict",
             ReconcileError::Api(_) => "api",
         }
     }
+}
+
+/// 409: a write with a resourceVersion precondition met a newer object.
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -65,8 +72,8 @@ pub struct Context {
     pub namespaces: Store<Namespace>,
     pub recorder: Recorder,
     pub metrics: ControllerMetrics,
-    /// Pool names and resourceVersions last given to the allocator.
-    pools_seen: Mutex<BTreeMap<String, String>>,
+    /// The specs of the pools last given to the allocator, by name (status writes change no spec).
+    pools_seen: Mutex<BTreeMap<String, AddressPoolSpec>>,
     /// Failed attempts in a row, per Service, for the backoff.
     failures: Mutex<HashMap<ServiceKey, u32>>,
     /// Services this controller holds addresses for (to release those deleted behind its back).
@@ -75,6 +82,8 @@ pub struct Context {
     pub pools_dirty: AtomicBool,
     /// Pools that cannot be read, by name, with the resourceVersion already reported.
     pub unreadable_pools: Mutex<HashMap<String, String>>,
+    /// What is left of the initial list before this replica is ready.
+    pub catch_up: Mutex<CatchUp>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,23 +115,50 @@ impl Context {
             holders: Mutex::default(),
             pools_dirty: AtomicBool::new(true),
             unreadable_pools: Mutex::default(),
+            catch_up: Mutex::default(),
         }
     }
 
-    /// Hands the allocator the current pools when any pool changed since the last call.
-    pub fn refresh_pools(&self) {
-        let pools = self.pools.state();
-        let seen: BTreeMap<String, String> = pools
+    /// Hands the allocator the current pools when a pool's spec changed since the last call, and
+    /// returns the Services holding an address in a changed pool (before or after the change).
+    /// `None` when no spec changed: a status write, Portico's own or anyone's, affects no Service.
+    pub fn refresh_pools(&self) -> Option<BTreeSet<ServiceKey>> {
+        let readable: Vec<AddressPool> = self
+            .pools
+            .state()
             .iter()
-            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .filter_map(|p| p.0.as_ref().ok().cloned())
+            .collect();
+        let seen: BTreeMap<String, AddressPoolSpec> = readable
+            .iter()
+            .map(|p| (p.name_any(), p.spec.clone()))
             .collect();
         let mut last = lock(&self.pools_seen);
-        if *last != seen {
-            let owned: Vec<AddressPool> = pools.iter().filter_map(|p| p.0.clone().ok()).collect();
-            lock(&self.allocator).set_pools(&owned);
-            *last = seen;
-            self.pools_dirty.store(true, Ordering::Relaxed);
+        if *last == seen {
+            return None;
         }
+        let changed: BTreeSet<String> = last
+            .keys()
+            .chain(seen.keys())
+            .filter(|name| last.get(*name) != seen.get(*name))
+            .cloned()
+            .collect();
+        let mut allocator = lock(&self.allocator);
+        let mut holders = allocator.holders_in(&changed);
+        allocator.set_pools(&readable);
+        holders.extend(allocator.holders_in(&changed));
+        *last = seen;
+        self.pools_dirty.store(true, Ordering::Relaxed);
+        Some(holders)
+    }
+
+    /// Services whose last reconcile failed (waiting on their backoff).
+    pub fn failing_services(&self) -> HashSet<ServiceKey> {
+        lock(&self.failures).keys().cloned().collect()
+    }
+
+    pub fn holds_addresses(&self, key: &ServiceKey) -> bool {
+        !lock(&self.allocator).addresses_of(key).is_empty()
     }
 
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
@@ -210,7 +246,6 @@ async fn reconcile_service(
     key: ServiceKey,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    ctx.refresh_pools();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let result = if !is_portico_service(&service, ctx.default_class) {
         release_if_ours(&api, &service, &ctx)
@@ -221,7 +256,7 @@ async fn reconcile_service(
     } else {
         // The finalizer goes on before anything is allocated, and the reconcile carries on with
         // the patched object rather than waiting for the watch to bring it back.
-        match ensure_finalizer(&api, &service).await {
+        match ensure_finalizer(&api, &service, &ctx).await {
             Ok(service) => apply(&api, &service, &ctx).await,
             Err(e) => Err(e),
         }
@@ -239,6 +274,7 @@ async fn reconcile_service(
     if result.is_ok() {
         lock(&ctx.failures).remove(&key);
     }
+    lock(&ctx.catch_up).reconciled(&key);
     result
 }
 
@@ -367,13 +403,32 @@ fn has_finalizer(service: &Service) -> bool {
 async fn ensure_finalizer(
     api: &Api<Service>,
     service: &Service,
+    ctx: &Context,
 ) -> Result<Service, ReconcileError> {
     if has_finalizer(service) {
         return Ok(service.clone());
     }
-    let mut finalizers = service.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(api, service, &finalizers).await
+    let with_finalizer = |service: &Service| {
+        let mut finalizers = service.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        finalizers
+    };
+    match patch_finalizers(api, service, &with_finalizer(service)).await {
+        Err(ReconcileError::Api(e)) if is_conflict(&e) => {
+            // The cached object is older than the server's (the watch has not brought the
+            // latest write yet): read it again and try once more rather than back off 5 s.
+            ctx.metrics.api_conflicts.inc();
+            let fresh = api
+                .get(&service.name_any())
+                .await
+                .map_err(ReconcileError::Api)?;
+            if has_finalizer(&fresh) {
+                return Ok(fresh);
+            }
+            patch_finalizers(api, &fresh, &with_finalizer(&fresh)).await
+        }
+        other => other,
+    }
 }
 
 async fn remove_finalizer(

@@ -3,8 +3,10 @@
 //! ```text
 //!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
 //!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
-//!   Services (list) ────────┘   (allocator)         └─▶ pool status writer
-//!   Services ─watch─▶ Controller ◀── pool changes (each reconcile requeues itself to resync)
+//!   Services (paged list) ──┘   (allocator)         └─▶ pool status writer
+//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch)
+//!                          └─▶ every Service of the initial list reconciled ─▶ ready (catch_up)
+//! Each reconcile requeues itself for the periodic resync.
 //! ```
 //! Every Service that already has an address is restored into the allocator before the first
 //! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
@@ -13,7 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
@@ -21,9 +23,12 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
-use portico_runtime::reflect::{notifications, reflect};
-use tokio::sync::Notify;
+use portico_runtime::Readiness;
+use portico_runtime::reflect::reflect;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::catch_up;
 use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
@@ -31,6 +36,8 @@ use crate::status::current_ips;
 
 /// Reconciles in flight at once (each is a few API round trips).
 const RECONCILE_CONCURRENCY: u16 = 16;
+/// Services per page of the restore's list (the watcher's page size too).
+const RESTORE_PAGE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -44,6 +51,7 @@ pub async fn run(
     default_class: bool,
     metrics: ControllerMetrics,
     identity: String,
+    readiness: Readiness,
 ) -> Result<(), RunError> {
     let pools_changed = Arc::new(Notify::new());
     // Guarded, so one pool the type cannot read is reported (by the pool status writer) instead
@@ -80,17 +88,33 @@ pub async fn run(
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
     let (store, writer) = reflector::store();
+    let (listed, listed_rx) = watch::channel(false);
     let services = watcher(Api::<Service>::all(client), watcher::Config::default())
         .default_backoff()
         .modify(trim_for_cache)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                listed.send_replace(true);
+            }
+        })
         .touched_objects();
+    // Pool changes requeue only the Services they can affect (see pool_watch).
+    let (requeue, requeued) = mpsc::unbounded_channel();
     let controller = Controller::for_stream(services, store)
         // Bounded, so a burst of thousands of Services does not open thousands of connections.
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-        .reconcile_all_on(notifications(pools_changed));
+        .reconcile_on(UnboundedReceiverStream::new(requeued));
     let store = controller.store();
-    tokio::spawn(release_deleted(store, ctx.clone()));
+    tokio::spawn(crate::pool_watch::run(
+        ctx.clone(),
+        pools_changed,
+        store.clone(),
+        requeue,
+    ));
+    tokio::spawn(release_deleted(store.clone(), ctx.clone()));
+    let waiter = ctx.clone();
+    tokio::spawn(async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await });
     controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -107,27 +131,31 @@ fn trim_for_cache(service: &mut Service) {
     }
 }
 
-/// Restores every Portico Service's addresses, those with addresses first.
+/// Restores every Portico Service's addresses, before any reconcile. Listed a page at a time,
+/// and only the request is kept of each Service: the full objects of 10,000 Services (managed
+/// fields and all) would stay in the heap long after the restore.
 async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunError> {
-    let services = Api::<Service>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(RunError::ListServices)?;
+    let api = Api::<Service>::all(client.clone());
+    let mut params = ListParams::default().limit(RESTORE_PAGE);
     let mut restored = 0;
-    for service in services
-        .items
-        .iter()
-        .filter(|s| is_portico_service(s, ctx.default_class))
-    {
-        if current_ips(service).is_empty() {
-            continue;
-        }
-        match ctx.restore(service) {
-            Ok(()) => restored += 1,
-            // The reconcile reports it on the Service with an Event.
-            Err(e) => {
-                tracing::warn!(service = %reconcile::service_key(service), error = %e, "could not restore an address")
+    loop {
+        let page = api.list(&params).await.map_err(RunError::ListServices)?;
+        for service in page
+            .items
+            .iter()
+            .filter(|s| is_portico_service(s, ctx.default_class) && !current_ips(s).is_empty())
+        {
+            match ctx.restore(service) {
+                Ok(()) => restored += 1,
+                // The reconcile reports it on the Service with an Event.
+                Err(e) => {
+                    tracing::warn!(service = %reconcile::service_key(service), error = %e, "could not restore an address")
+                }
             }
+        }
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
         }
     }
     tracing::info!(restored, "restored the addresses Services already had");
