@@ -105,7 +105,9 @@ pub async fn wait(
             let mut catch_up = lock(catch_up);
             catch_up.forget_gone(|key| {
                 services
-                    .get(&kube::runtime::reflector::ObjectRef::new(&key.name).within(&key.namespace))
+                    .get(
+                        &kube::runtime::reflector::ObjectRef::new(&key.name).within(&key.namespace),
+                    )
                     .is_some()
             });
             if catch_up.is_caught_up() {

@@ -13,6 +13,7 @@ pub mod catch_up;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod own_writes;
 pub mod pool_status;
 pub mod pool_watch;
 pub mod reconcile;

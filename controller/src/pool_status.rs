@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -134,7 +134,10 @@ fn find<'a>(status: Option<&'a AddressPoolStatus>, type_: &str) -> Option<&'a Co
 /// The Warning Events a status change deserves: one when the pool becomes invalid and one when
 /// it starts overlapping another pool (or overlaps different pools). Compared with the status
 /// the pool had, so each change is reported once, not on every write, nor again after a restart.
-pub fn pool_events(previous: Option<&AddressPoolStatus>, desired: &AddressPoolStatus) -> Vec<Event> {
+pub fn pool_events(
+    previous: Option<&AddressPoolStatus>,
+    desired: &AddressPoolStatus,
+) -> Vec<Event> {
     let warning = |reason: &str, action: &str, note: String| Event {
         type_: EventType::Warning,
         reason: reason.into(),
@@ -151,7 +154,10 @@ pub fn pool_events(previous: Option<&AddressPoolStatus>, desired: &AddressPoolSt
         events.push(warning(
             reason::INVALID_ADDRESS_POOL,
             "Validate",
-            format!("addresses of this pool are not handed out: {}", valid.message),
+            format!(
+                "addresses of this pool are not handed out: {}",
+                valid.message
+            ),
         ));
     }
     if let Some(overlapping) = find(Some(desired), "Overlapping")
@@ -255,10 +261,18 @@ async fn report_unreadable(ctx: &Context, unreadable: &[InvalidObject]) {
     let mut due = Vec::new();
     {
         let mut reported = lock(&ctx.unreadable_pools);
-        reported.retain(|name, _| unreadable.iter().any(|p| p.metadata.name.as_ref() == Some(name)));
+        reported.retain(|name, _| {
+            unreadable
+                .iter()
+                .any(|p| p.metadata.name.as_ref() == Some(name))
+        });
         for invalid in unreadable {
             let name = invalid.metadata.name.clone().unwrap_or_default();
-            let version = invalid.metadata.resource_version.clone().unwrap_or_default();
+            let version = invalid
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
             if reported.get(&name) != Some(&version) {
                 reported.insert(name, version);
                 due.push(invalid);
@@ -395,14 +409,15 @@ mod tests {
             "{:?}",
             events[0].note
         );
-        assert_eq!(pool_events(None, &first).len(), 1, "a new pool that overlaps");
+        assert_eq!(
+            pool_events(None, &first).len(),
+            1,
+            "a new pool that overlaps"
+        );
 
         // Counts move (another Service got an address): the overlap is old news.
-        let mut counts_moved = desired_pool_status(
-            &mk_pool(Some(first.clone())),
-            &overlapping(&["other"]),
-            now,
-        );
+        let mut counts_moved =
+            desired_pool_status(&mk_pool(Some(first.clone())), &overlapping(&["other"]), now);
         counts_moved.assigned_ipv4 += 1;
         assert!(pool_events(Some(&first), &counts_moved).is_empty());
 
@@ -425,7 +440,13 @@ mod tests {
         let events = pool_events(Some(&valid), &invalid);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].reason, reason::INVALID_ADDRESS_POOL);
-        assert!(events[0].note.as_deref().unwrap().contains("spec.addresses[0]"));
+        assert!(
+            events[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("spec.addresses[0]")
+        );
         assert!(pool_events(Some(&invalid), &invalid).is_empty());
     }
 }

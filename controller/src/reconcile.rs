@@ -17,18 +17,19 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::core::DeserializeGuard;
 use kube::{Resource, ResourceExt};
-use portico_api::{AddressPool, AddressPoolSpec};
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
+use portico_api::{AddressPool, AddressPoolSpec};
 use tracing::Instrument;
 
 use crate::catch_up::CatchUp;
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
+use crate::own_writes::OwnWrites;
 use crate::service_filter::is_portico_service;
 use crate::status::{current_ingress, current_ips, desired_ingress, status_apply_body};
 
@@ -84,6 +85,8 @@ pub struct Context {
     pub unreadable_pools: Mutex<HashMap<String, String>>,
     /// What is left of the initial list before this replica is ready.
     pub catch_up: Mutex<CatchUp>,
+    /// The Service versions this controller's own writes produced.
+    pub own_writes: OwnWrites,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -116,6 +119,7 @@ impl Context {
             pools_dirty: AtomicBool::new(true),
             unreadable_pools: Mutex::default(),
             catch_up: Mutex::default(),
+            own_writes: OwnWrites::default(),
         }
     }
 
@@ -337,6 +341,14 @@ async fn apply(
     let ips = allocation.ips();
     let desired = desired_ingress(&ips);
     if current_ingress(service) != desired {
+        let mut predicted = service.clone();
+        predicted
+            .status
+            .get_or_insert_default()
+            .load_balancer
+            .get_or_insert_default()
+            .ingress = Some(desired.clone());
+        ctx.own_writes.expect(&predicted);
         write_status(api, service, &desired).await?;
         tracing::debug!(?ips, "wrote the status");
     }
@@ -413,7 +425,13 @@ async fn ensure_finalizer(
         finalizers.push(FINALIZER.to_owned());
         finalizers
     };
-    match patch_finalizers(api, service, &with_finalizer(service)).await {
+    let predict = |service: &Service| {
+        let mut predicted = service.clone();
+        predicted.metadata.finalizers = Some(with_finalizer(service));
+        ctx.own_writes.expect(&predicted);
+    };
+    predict(service);
+    let patched = match patch_finalizers(api, service, &with_finalizer(service)).await {
         Err(ReconcileError::Api(e)) if is_conflict(&e) => {
             // The cached object is older than the server's (the watch has not brought the
             // latest write yet): read it again and try once more rather than back off 5 s.
@@ -425,10 +443,12 @@ async fn ensure_finalizer(
             if has_finalizer(&fresh) {
                 return Ok(fresh);
             }
-            patch_finalizers(api, &fresh, &with_finalizer(&fresh)).await
+            predict(&fresh);
+            patch_finalizers(api, &fresh, &with_finalizer(&fresh)).await?
         }
-        other => other,
-    }
+        other => other?,
+    };
+    Ok(patched)
 }
 
 async fn remove_finalizer(
@@ -494,7 +514,7 @@ async fn write_status(
     api: &Api<Service>,
     service: &Service,
     ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
-) -> Result<(), ReconcileError> {
+) -> Result<Service, ReconcileError> {
     let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     api.patch_status(
         &service.name_any(),
@@ -502,6 +522,5 @@ async fn write_status(
         &Patch::Apply(status_apply_body(ingress)),
     )
     .await
-    .map_err(ReconcileError::Api)?;
-    Ok(())
+    .map_err(ReconcileError::Api)
 }

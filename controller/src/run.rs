@@ -98,7 +98,12 @@ pub async fn run(
                 listed.send_replace(true);
             }
         })
-        .touched_objects();
+        .touched_objects()
+        // The store has every version; only versions someone else wrote start a reconcile.
+        .try_filter({
+            let ctx = ctx.clone();
+            move |service| futures::future::ready(!ctx.own_writes.is_own(service))
+        });
     // Pool changes requeue only the Services they can affect (see pool_watch).
     let (requeue, requeued) = mpsc::unbounded_channel();
     let controller = Controller::for_stream(services, store)
@@ -114,7 +119,9 @@ pub async fn run(
     ));
     tokio::spawn(release_deleted(store.clone(), ctx.clone()));
     let waiter = ctx.clone();
-    tokio::spawn(async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await });
+    tokio::spawn(
+        async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await },
+    );
     controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -122,12 +129,15 @@ pub async fn run(
     Ok(())
 }
 
+/// kubectl's copy of the last applied object, dropped from the cache.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Drops what the controller never reads and what costs the most memory per cached Service:
 /// managedFields and kubectl's copy of the last applied object.
 fn trim_for_cache(service: &mut Service) {
     service.metadata.managed_fields = None;
     if let Some(annotations) = service.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        annotations.remove(LAST_APPLIED);
     }
 }
 

@@ -120,7 +120,7 @@ fn metric_sum(process: &Process, family: &str) -> f64 {
                 .is_some_and(|name| name == family)
         })
         .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, value| sum + value)
 }
 
 fn ready(process: &Process) -> bool {

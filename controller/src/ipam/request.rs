@@ -262,7 +262,10 @@ fn requested_ips(
             })?),
         };
     let Some(value) = annotation else {
-        return Ok((from_field.into_iter().collect(), RequestedBy::LoadBalancerIp));
+        return Ok((
+            from_field.into_iter().collect(),
+            RequestedBy::LoadBalancerIp,
+        ));
     };
     let mut addrs: Vec<IpAddr> = Vec::with_capacity(2);
     for entry in value.split(',').map(str::trim) {

@@ -157,9 +157,13 @@ async fn pool_status_writes_do_not_reconcile_services() {
             .await;
     }
     let pools: Api<AddressPool> = Api::all(cluster.client.clone());
-    wait_for("the pool's status to count every address", Duration::from_secs(10), || async {
-        (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64).then_some(())
-    })
+    wait_for(
+        "the pool's status to count every address",
+        Duration::from_secs(10),
+        || async {
+            (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64).then_some(())
+        },
+    )
     .await;
     let before = reconciles(&controller);
 
@@ -169,9 +173,13 @@ async fn pool_status_writes_do_not_reconcile_services() {
         .patch_status("lab", &PatchParams::default(), &Patch::Merge(&wrong))
         .await
         .unwrap();
-    wait_for("the controller to correct the pool's status", Duration::from_secs(10), || async {
-        (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64).then_some(())
-    })
+    wait_for(
+        "the controller to correct the pool's status",
+        Duration::from_secs(10),
+        || async {
+            (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64).then_some(())
+        },
+    )
     .await;
     // A new Service changes the counts once more (another write of Portico's own), and is the
     // last thing to happen, so its address means the controller saw the writes before it.
@@ -179,9 +187,13 @@ async fn pool_status_writes_do_not_reconcile_services() {
         .create_service("default", &mk_lb_service("probe", 80, &[]))
         .await;
     cluster.wait_for_ingress("default", "probe").await;
-    wait_for("the pool's status to count the probe", Duration::from_secs(10), || async {
-        (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64 + 1).then_some(())
-    })
+    wait_for(
+        "the pool's status to count the probe",
+        Duration::from_secs(10),
+        || async {
+            (pools.get("lab").await.ok()?.status?.assigned_ipv4 == HOLDERS as i64 + 1).then_some(())
+        },
+    )
     .await;
     let caused = reconciles(&controller) - before;
     // The probe takes two or three (created, then its own writes seen); requeuing on the pool's

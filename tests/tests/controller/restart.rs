@@ -77,6 +77,9 @@ async fn ready_only_once_every_existing_service_was_reconciled() {
     for i in 0..NEWCOMERS {
         let name = format!("new-{i}");
         let ips = ingress_ips(&services.get(&name).await.unwrap());
-        assert!(!ips.is_empty(), "{name} has no address yet, but /readyz said 200");
+        assert!(
+            !ips.is_empty(),
+            "{name} has no address yet, but /readyz said 200"
+        );
     }
 }

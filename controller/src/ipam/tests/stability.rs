@@ -215,11 +215,19 @@ fn a_pool_change_names_only_the_holders_it_can_affect() {
         mk_pool("other", &["10.0.1.0/24"]),
     ];
     let mut allocator = allocator(&before);
-    for (name, ip) in [("ns/a", "10.0.0.7"), ("ns/b", "10.0.1.7"), ("ns/c", "10.0.2.7")] {
+    for (name, ip) in [
+        ("ns/a", "10.0.0.7"),
+        ("ns/b", "10.0.1.7"),
+        ("ns/c", "10.0.2.7"),
+    ] {
         allocator.assign(&mk_service(name).asking_for(&[ip])).ok();
     }
     // ns/c asked for an address in no pool and holds nothing; ns/a and ns/b hold theirs.
-    assert!(allocator.addresses_of(&ServiceKey::new("ns", "c")).is_empty());
+    assert!(
+        allocator
+            .addresses_of(&ServiceKey::new("ns", "c"))
+            .is_empty()
+    );
     let changed = BTreeSet::from(["other".to_string()]);
     let mut affected = allocator.holders_in(&changed);
     // "other" shrinks away from ns/b's address and grows over 10.0.2.0/24.
