@@ -85,7 +85,8 @@ pub struct Context {
     pub unreadable_pools: Mutex<HashMap<String, String>>,
     /// What is left of the initial list before this replica is ready.
     pub catch_up: Mutex<CatchUp>,
-    /// The Service versions this controller's own writes produced.
+    /// The states this controller's own writes bring Services to: their watch events start no
+    /// reconcile.
     pub own_writes: OwnWrites,
 }
 
