@@ -45,7 +45,9 @@ mod sharing;
 
 pub use allocator::{Allocation, Allocator, AssignedAddress, PoolStats};
 pub use error::{IpamError, ShareRefusal};
-pub use request::{IpFamilyPolicy, ServiceKey, ServicePort, ServiceRequest, TrafficPolicy};
+pub use request::{
+    IpFamilyPolicy, RequestedBy, ServiceKey, ServicePort, ServiceRequest, TrafficPolicy,
+};
 
 #[cfg(test)]
 mod tests;

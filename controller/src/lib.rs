@@ -2,16 +2,20 @@
 //! from an `AddressPool` on bare metal or from the cloud's load balancer.
 //!
 //! ```text
-//!   main ─▶ Args ─▶ run(): logging, client, admin server ─▶ API server reachable ─▶ ready
-//!                                                 └─▶ leader election ─▶ acts while it leads
+//!   main ─▶ Args ─▶ run(): logging, client, admin server ─▶ API server reachable
+//!                      └─▶ leader election ─▶ standby: ready, waits
+//!                                          └─▶ leads: restore, reconcile the initial list ─▶ ready
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod catch_up;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod own_writes;
 pub mod pool_status;
+pub mod pool_watch;
 pub mod reconcile;
 pub mod run;
 pub mod service_filter;
@@ -48,9 +52,12 @@ pub async fn run(args: Args) -> ExitCode {
         "starting"
     );
     tokio::select! {
-        _ = startup::wait_for_api_server(&started.client) => started.readiness.set(true),
+        _ = startup::wait_for_api_server(&started.client) => {}
         _ = shutdown::signal() => return ExitCode::SUCCESS,
     }
+    // A standby is ready once it reaches the API server (a rollout must not wait for it to
+    // lead); the leader only once it has caught up (run::run sets it).
+    started.readiness.set(args.leader.leader_elect);
     let identity = args.leader.identity();
     let campaign = args.leader.campaign(started.client.clone(), leader_config);
     let mut leading = campaign.leading.clone();
@@ -65,6 +72,7 @@ pub async fn run(args: Args) -> ExitCode {
         }
     }
     metrics.leader.set(1);
+    started.readiness.set(false);
     tracing::info!(identity = %identity, "leading; starting the controller");
     if args.provider != Provider::Baremetal {
         tracing::warn!(provider = ?args.provider, "this provider is not built yet; allocating from AddressPools");
@@ -74,7 +82,7 @@ pub async fn run(args: Args) -> ExitCode {
         args.default_class,
         metrics.clone(),
         identity,
-        started.readiness.watches(),
+        started.readiness.clone(),
     );
     tokio::pin!(controller);
     let code = loop {

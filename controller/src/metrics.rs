@@ -37,6 +37,8 @@ pub struct ControllerMetrics {
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Histogram,
+    /// 409 answers to writes made from a cached object older than the server's.
+    pub api_conflicts: Counter,
     pub pool_addresses: Family<PoolLabels, Gauge>,
 }
 
@@ -48,6 +50,7 @@ impl Default for ControllerMetrics {
             reconcile_errors: Family::default(),
             // 0.5 ms to ~4 s: reconciles are API round trips on a healthy cluster.
             reconcile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            api_conflicts: Counter::default(),
             pool_addresses: Family::default(),
         }
     }
@@ -80,6 +83,11 @@ pub fn registry() -> (Registry, ControllerMetrics) {
         "reconcile_duration_seconds",
         "Time taken by one Service reconcile",
         metrics.reconcile_duration.clone(),
+    );
+    registry.register(
+        "api_conflicts",
+        "Writes refused with 409 Conflict because the cached object was older than the server's",
+        metrics.api_conflicts.clone(),
     );
     registry.register(
         "pool_addresses",

@@ -1,14 +1,17 @@
 //! `AddressPool.status`: assigned and available counts per family and the `Valid` and
 //! `Overlapping` conditions. Worked out from the allocator (pure), written only on a difference,
-//! and an invalid pool gets a Warning Event naming the bad field.
+//! and an invalid pool (naming the bad field) or an overlapping one (naming the other pools) gets a
+//! Warning Event when it becomes so.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, reason};
@@ -16,7 +19,7 @@ use portico_api::{AddressPool, AddressPoolStatus, ValidationErrors};
 
 use crate::ipam::PoolStats;
 use crate::metrics::PoolLabels;
-use crate::reconcile::Context;
+use crate::reconcile::{Context, lock};
 
 /// How often the writer looks for changed counts.
 const WRITE_PERIOD: Duration = Duration::from_secs(1);
@@ -124,6 +127,53 @@ fn differs(current: Option<&AddressPoolStatus>, desired: &AddressPoolStatus) -> 
     current != Some(desired)
 }
 
+fn find<'a>(status: Option<&'a AddressPoolStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The Warning Events a status change deserves: one when the pool becomes invalid and one when
+/// it starts overlapping another pool (or overlaps different pools). Compared with the status
+/// the pool had, so each change is reported once, not on every write, nor again after a restart.
+pub fn pool_events(
+    previous: Option<&AddressPoolStatus>,
+    desired: &AddressPoolStatus,
+) -> Vec<Event> {
+    let warning = |reason: &str, action: &str, note: String| Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    let mut events = Vec::new();
+    let was_valid = find(previous, "Valid").is_none_or(|c| c.status == "True");
+    if let Some(valid) = find(Some(desired), "Valid")
+        && valid.status == "False"
+        && was_valid
+    {
+        events.push(warning(
+            reason::INVALID_ADDRESS_POOL,
+            "Validate",
+            format!(
+                "addresses of this pool are not handed out: {}",
+                valid.message
+            ),
+        ));
+    }
+    if let Some(overlapping) = find(Some(desired), "Overlapping")
+        && overlapping.status == "True"
+        && find(previous, "Overlapping")
+            .is_none_or(|c| c.status != "True" || c.message != overlapping.message)
+    {
+        events.push(warning(
+            reason::OVERLAPPING_ADDRESS_POOL,
+            "Validate",
+            format!("this pool {}", overlapping.message),
+        ));
+    }
+    events
+}
+
 /// Writes pool statuses and metrics whenever allocations or pools changed, until dropped.
 pub async fn run_writer(ctx: Arc<Context>) {
     let mut ticker = tokio::time::interval(WRITE_PERIOD);
@@ -149,7 +199,16 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
         (allocator.stats(), invalid, allocator.overlapping_pools())
     };
     let api: Api<AddressPool> = Api::all(ctx.client.clone());
-    for pool in ctx.pools.state() {
+    let mut readable = Vec::new();
+    let mut unreadable = Vec::new();
+    for guarded in ctx.pools.state() {
+        match &guarded.0 {
+            Ok(pool) => readable.push(pool.clone()),
+            Err(invalid) => unreadable.push(invalid.clone()),
+        }
+    }
+    report_unreadable(ctx, &unreadable).await;
+    for pool in readable {
         let name = pool.name_any();
         let invalid_errors = invalid.iter().find(|(n, _)| *n == name).map(|(_, e)| e);
         let overlaps_with: Vec<String> = overlaps
@@ -174,11 +233,7 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
         if !differs(pool.status.as_ref(), &desired) {
             continue;
         }
-        let was_valid = pool
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Valid"))
-            .is_none_or(|c| c.status == "True");
+        let events = pool_events(pool.status.as_ref(), &desired);
         let body = serde_json::json!({
             "apiVersion": "portico.dev/v1alpha1",
             "kind": "AddressPool",
@@ -190,22 +245,65 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
             &Patch::Apply(&body),
         )
         .await?;
-        if let (true, Some(errors)) = (was_valid, invalid_errors) {
-            let event = Event {
-                type_: EventType::Warning,
-                reason: reason::INVALID_ADDRESS_POOL.into(),
-                note: Some(format!(
-                    "addresses of this pool are not handed out: {errors}"
-                )),
-                action: "Validate".into(),
-                secondary: None,
-            };
+        for event in events {
             if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-                tracing::warn!(error = %e, "could not publish an Event");
+                tracing::warn!(error = %e, pool = %name, "could not publish an Event");
             }
         }
     }
     Ok(())
+}
+
+/// Logs and raises a Warning Event, once per resourceVersion, for each pool the controller cannot
+/// read (written before a schema change, or holding what the schema allows but Portico cannot
+/// use); the other pools go on being served.
+async fn report_unreadable(ctx: &Context, unreadable: &[InvalidObject]) {
+    let mut due = Vec::new();
+    {
+        let mut reported = lock(&ctx.unreadable_pools);
+        reported.retain(|name, _| {
+            unreadable
+                .iter()
+                .any(|p| p.metadata.name.as_ref() == Some(name))
+        });
+        for invalid in unreadable {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            let version = invalid
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            if reported.get(&name) != Some(&version) {
+                reported.insert(name, version);
+                due.push(invalid);
+            }
+        }
+    }
+    for invalid in due {
+        let name = invalid.metadata.name.clone().unwrap_or_default();
+        tracing::warn!(pool = %name, error = %invalid.error, "cannot read AddressPool; its addresses are not handed out");
+        let reference = ObjectReference {
+            api_version: Some(AddressPool::api_version(&()).into_owned()),
+            kind: Some(AddressPool::kind(&()).into_owned()),
+            name: Some(name),
+            uid: invalid.metadata.uid.clone(),
+            resource_version: invalid.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason::INVALID_ADDRESS_POOL.into(),
+            note: Some(format!(
+                "cannot read this AddressPool ({}); its addresses are not handed out until it is fixed",
+                invalid.error
+            )),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
 }
 
 fn record_metrics(ctx: &Context, pool: &str, status: &AddressPoolStatus) {
@@ -288,5 +386,67 @@ mod tests {
         );
         assert!(condition.message.contains("spec.addresses[0]"));
         assert_eq!(condition.last_transition_time, Time(now));
+    }
+
+    fn overlapping(with: &[&str]) -> PoolFacts<'static> {
+        PoolFacts {
+            overlaps_with: with.iter().map(|s| s.to_string()).collect(),
+            ..facts(None)
+        }
+    }
+
+    #[test]
+    fn an_overlap_is_reported_once_per_change() {
+        let now = Timestamp::now();
+        let alone = desired_pool_status(&mk_pool(None), &facts(None), now);
+        let first = desired_pool_status(&mk_pool(None), &overlapping(&["other"]), now);
+        let events = pool_events(Some(&alone), &first);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, reason::OVERLAPPING_ADDRESS_POOL);
+        assert_eq!(events[0].type_, EventType::Warning);
+        assert!(
+            events[0].note.as_deref().unwrap().contains("other"),
+            "{:?}",
+            events[0].note
+        );
+        assert_eq!(
+            pool_events(None, &first).len(),
+            1,
+            "a new pool that overlaps"
+        );
+
+        // Counts move (another Service got an address): the overlap is old news.
+        let mut counts_moved =
+            desired_pool_status(&mk_pool(Some(first.clone())), &overlapping(&["other"]), now);
+        counts_moved.assigned_ipv4 += 1;
+        assert!(pool_events(Some(&first), &counts_moved).is_empty());
+
+        let more = desired_pool_status(
+            &mk_pool(Some(first.clone())),
+            &overlapping(&["other", "third"]),
+            now,
+        );
+        assert_eq!(pool_events(Some(&first), &more).len(), 1, "a new partner");
+        assert!(pool_events(Some(&first), &alone).is_empty(), "overlap gone");
+    }
+
+    #[test]
+    fn an_invalid_pool_is_reported_when_it_becomes_invalid() {
+        let now = Timestamp::now();
+        let mut errors = ValidationErrors::default();
+        errors.push("spec.addresses[0]", "\"10.0.0.5/24\" has host bits set");
+        let valid = desired_pool_status(&mk_pool(None), &facts(None), now);
+        let invalid = desired_pool_status(&mk_pool(None), &facts(Some(&errors)), now);
+        let events = pool_events(Some(&valid), &invalid);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, reason::INVALID_ADDRESS_POOL);
+        assert!(
+            events[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("spec.addresses[0]")
+        );
+        assert!(pool_events(Some(&invalid), &invalid).is_empty());
     }
 }

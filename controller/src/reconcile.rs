@@ -10,26 +10,32 @@
 //! It never writes `spec`. Errors the user can fix are Warning Events on the Service; the
 //! address a Service already has is never taken away because of them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use portico_api::AddressPool;
 use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
+use portico_api::{AddressPool, AddressPoolSpec};
+use tracing::Instrument;
 
+use crate::catch_up::CatchUp;
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
+use crate::own_writes::OwnWrites;
 use crate::service_filter::is_portico_service;
 use crate::status::{current_ingress, current_ips, desired_ingress, status_apply_body};
 
-/// How often every Service is looked at again even without a change (drift repair).
+/// How often every Service is looked at again even without a change (drift repair): the
+/// reconcile's own requeue, the only periodic one, so resyncs spread over the period instead of
+/// arriving for every Service at once.
 pub const RESYNC_PERIOD: Duration = Duration::from_secs(300);
 const BACKOFF_MIN: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -46,9 +52,15 @@ impl ReconcileError {
     pub fn label(&self) -> &'static str {
         match self {
             ReconcileError::Allocation(e) => e.label(),
+            ReconcileError::Api(e) if is_conflict(e) => "conflict",
             ReconcileError::Api(_) => "api",
         }
     }
+}
+
+/// 409: a write with a resourceVersion precondition met a newer object.
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -56,21 +68,29 @@ pub struct Context {
     pub client: kube::Client,
     pub default_class: bool,
     pub allocator: Mutex<Allocator>,
-    pub pools: Store<AddressPool>,
+    /// Pools as read; one that cannot be read is kept as the error (reported, never allocated from).
+    pub pools: Store<DeserializeGuard<AddressPool>>,
     pub namespaces: Store<Namespace>,
     pub recorder: Recorder,
     pub metrics: ControllerMetrics,
-    /// Pool names and resourceVersions last given to the allocator.
-    pools_seen: Mutex<BTreeMap<String, String>>,
+    /// The specs of the pools last given to the allocator, by name (status writes change no spec).
+    pools_seen: Mutex<BTreeMap<String, AddressPoolSpec>>,
     /// Failed attempts in a row, per Service, for the backoff.
     failures: Mutex<HashMap<ServiceKey, u32>>,
     /// Services this controller holds addresses for (to release those deleted behind its back).
     holders: Mutex<HashSet<ServiceKey>>,
     /// Set when allocations changed, so the pool status writer runs.
     pub pools_dirty: AtomicBool,
+    /// Pools that cannot be read, by name, with the resourceVersion already reported.
+    pub unreadable_pools: Mutex<HashMap<String, String>>,
+    /// What is left of the initial list before this replica is ready.
+    pub catch_up: Mutex<CatchUp>,
+    /// The states this controller's own writes bring Services to: their watch events start no
+    /// reconcile.
+    pub own_writes: OwnWrites,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The data behind these locks stays consistent between statements; keep going after a panic.
     mutex
         .lock()
@@ -81,7 +101,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         default_class: bool,
-        pools: Store<AddressPool>,
+        pools: Store<DeserializeGuard<AddressPool>>,
         namespaces: Store<Namespace>,
         recorder: Recorder,
         metrics: ControllerMetrics,
@@ -98,23 +118,52 @@ impl Context {
             failures: Mutex::default(),
             holders: Mutex::default(),
             pools_dirty: AtomicBool::new(true),
+            unreadable_pools: Mutex::default(),
+            catch_up: Mutex::default(),
+            own_writes: OwnWrites::default(),
         }
     }
 
-    /// Hands the allocator the current pools when any pool changed since the last call.
-    pub fn refresh_pools(&self) {
-        let pools = self.pools.state();
-        let seen: BTreeMap<String, String> = pools
+    /// Hands the allocator the current pools when a pool's spec changed since the last call, and
+    /// returns the Services holding an address in a changed pool (before or after the change).
+    /// `None` when no spec changed: a status write, Portico's own or anyone's, affects no Service.
+    pub fn refresh_pools(&self) -> Option<BTreeSet<ServiceKey>> {
+        let readable: Vec<AddressPool> = self
+            .pools
+            .state()
             .iter()
-            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .filter_map(|p| p.0.as_ref().ok().cloned())
+            .collect();
+        let seen: BTreeMap<String, AddressPoolSpec> = readable
+            .iter()
+            .map(|p| (p.name_any(), p.spec.clone()))
             .collect();
         let mut last = lock(&self.pools_seen);
-        if *last != seen {
-            let owned: Vec<AddressPool> = pools.iter().map(|p| (**p).clone()).collect();
-            lock(&self.allocator).set_pools(&owned);
-            *last = seen;
-            self.pools_dirty.store(true, Ordering::Relaxed);
+        if *last == seen {
+            return None;
         }
+        let changed: BTreeSet<String> = last
+            .keys()
+            .chain(seen.keys())
+            .filter(|name| last.get(*name) != seen.get(*name))
+            .cloned()
+            .collect();
+        let mut allocator = lock(&self.allocator);
+        let mut holders = allocator.holders_in(&changed);
+        allocator.set_pools(&readable);
+        holders.extend(allocator.holders_in(&changed));
+        *last = seen;
+        self.pools_dirty.store(true, Ordering::Relaxed);
+        Some(holders)
+    }
+
+    /// Services whose last reconcile failed (waiting on their backoff).
+    pub fn failing_services(&self) -> HashSet<ServiceKey> {
+        lock(&self.failures).keys().cloned().collect()
+    }
+
+    pub fn holds_addresses(&self, key: &ServiceKey) -> bool {
+        !lock(&self.allocator).addresses_of(key).is_empty()
     }
 
     pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
@@ -188,13 +237,20 @@ pub fn service_key(service: &Service) -> ServiceKey {
     ServiceKey::new(service.namespace().unwrap_or_default(), service.name_any())
 }
 
-/// The reconcile the kube-runtime Controller calls.
+/// The reconcile the kube-runtime Controller calls. The span is attached to the future (not
+/// entered across its awaits), so the 16 reconciles running at once each log their own Service.
 pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let key = service_key(&service);
     let span = tracing::info_span!("reconcile", namespace = %key.namespace, name = %key.name);
-    let _entered = span.enter();
+    reconcile_service(service, ctx, key).instrument(span).await
+}
+
+async fn reconcile_service(
+    service: Arc<Service>,
+    ctx: Arc<Context>,
+    key: ServiceKey,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    ctx.refresh_pools();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let result = if !is_portico_service(&service, ctx.default_class) {
         release_if_ours(&api, &service, &ctx)
@@ -205,7 +261,7 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Actio
     } else {
         // The finalizer goes on before anything is allocated, and the reconcile carries on with
         // the patched object rather than waiting for the watch to bring it back.
-        match ensure_finalizer(&api, &service).await {
+        match ensure_finalizer(&api, &service, &ctx).await {
             Ok(service) => apply(&api, &service, &ctx).await,
             Err(e) => Err(e),
         }
@@ -223,6 +279,7 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Actio
     if result.is_ok() {
         lock(&ctx.failures).remove(&key);
     }
+    lock(&ctx.catch_up).reconciled(&key);
     result
 }
 
@@ -285,7 +342,16 @@ async fn apply(
     let ips = allocation.ips();
     let desired = desired_ingress(&ips);
     if current_ingress(service) != desired {
+        let mut predicted = service.clone();
+        predicted
+            .status
+            .get_or_insert_default()
+            .load_balancer
+            .get_or_insert_default()
+            .ingress = Some(desired.clone());
+        ctx.own_writes.expect(&predicted);
         write_status(api, service, &desired).await?;
+        tracing::debug!(?ips, "wrote the status");
     }
     if allocation.changed() {
         ctx.pools_dirty.store(true, Ordering::Relaxed);
@@ -350,13 +416,40 @@ fn has_finalizer(service: &Service) -> bool {
 async fn ensure_finalizer(
     api: &Api<Service>,
     service: &Service,
+    ctx: &Context,
 ) -> Result<Service, ReconcileError> {
     if has_finalizer(service) {
         return Ok(service.clone());
     }
-    let mut finalizers = service.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(api, service, &finalizers).await
+    let with_finalizer = |service: &Service| {
+        let mut finalizers = service.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        finalizers
+    };
+    let predict = |service: &Service| {
+        let mut predicted = service.clone();
+        predicted.metadata.finalizers = Some(with_finalizer(service));
+        ctx.own_writes.expect(&predicted);
+    };
+    predict(service);
+    let patched = match patch_finalizers(api, service, &with_finalizer(service)).await {
+        Err(ReconcileError::Api(e)) if is_conflict(&e) => {
+            // The cached object is older than the server's (the watch has not brought the
+            // latest write yet): read it again and try once more rather than back off 5 s.
+            ctx.metrics.api_conflicts.inc();
+            let fresh = api
+                .get(&service.name_any())
+                .await
+                .map_err(ReconcileError::Api)?;
+            if has_finalizer(&fresh) {
+                return Ok(fresh);
+            }
+            predict(&fresh);
+            patch_finalizers(api, &fresh, &with_finalizer(&fresh)).await?
+        }
+        other => other?,
+    };
+    Ok(patched)
 }
 
 async fn remove_finalizer(
@@ -422,7 +515,7 @@ async fn write_status(
     api: &Api<Service>,
     service: &Service,
     ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
-) -> Result<(), ReconcileError> {
+) -> Result<Service, ReconcileError> {
     let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     api.patch_status(
         &service.name_any(),
@@ -430,6 +523,5 @@ async fn write_status(
         &Patch::Apply(status_apply_body(ingress)),
     )
     .await
-    .map_err(ReconcileError::Api)?;
-    Ok(())
+    .map_err(ReconcileError::Api)
 }

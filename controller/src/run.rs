@@ -3,8 +3,10 @@
 //! ```text
 //!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
 //!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
-//!   Services (list) ────────┘   (allocator)         └─▶ pool status writer
-//!   Services ─watch─▶ Controller ◀── pool changes, periodic resync
+//!   Services (paged list) ──┘   (allocator)         └─▶ pool status writer
+//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch)
+//!                          └─▶ every Service of the initial list reconciled ─▶ ready (catch_up)
+//! Each reconcile requeues itself for the periodic resync.
 //! ```
 //! Every Service that already has an address is restored into the allocator before the first
 //! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
@@ -13,18 +15,20 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use portico_api::AddressPool;
-use portico_runtime::WatchHealth;
-use portico_runtime::reflect::{notifications, reflect_reported, reported};
-use tokio::sync::Notify;
-use tokio_stream::wrappers::IntervalStream;
+use portico_runtime::Readiness;
+use portico_runtime::reflect::{reflect_reported, reported};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::catch_up;
 use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
@@ -32,6 +36,8 @@ use crate::status::current_ips;
 
 /// Reconciles in flight at once (each is a few API round trips).
 const RECONCILE_CONCURRENCY: u16 = 16;
+/// Services per page of the restore's list (the watcher's page size too).
+const RESTORE_PAGE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -45,11 +51,15 @@ pub async fn run(
     default_class: bool,
     metrics: ControllerMetrics,
     identity: String,
-    watches: &WatchHealth,
+    readiness: Readiness,
 ) -> Result<(), RunError> {
+    let watches = readiness.watches().clone();
+    let watches = &watches;
     let pools_changed = Arc::new(Notify::new());
+    // Guarded, so one pool the type cannot read is reported (by the pool status writer) instead
+    // of failing the whole list and stalling the controller before its first reconcile.
     let pools = reflect_reported(
-        Api::<AddressPool>::all(client.clone()),
+        Api::<DeserializeGuard<AddressPool>>::all(client.clone()),
         watcher::Config::default(),
         Some(pools_changed.clone()),
         watches,
@@ -82,20 +92,42 @@ pub async fn run(
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
     let (store, writer) = reflector::store();
+    let (listed, listed_rx) = watch::channel(false);
     let services_api = Api::<Service>::all(client);
     let services = watcher(services_api.clone(), watcher::Config::default())
         .default_backoff()
         .modify(trim_for_cache)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                listed.send_replace(true);
+            }
+        })
         .touched_objects();
-    let services = reported(services, services_api, watches.reporter("Service"));
+    let services = reported(services, services_api, watches.reporter("Service"))
+        // The store has every version; only versions someone else wrote start a reconcile.
+        .try_filter({
+            let ctx = ctx.clone();
+            move |service| futures::future::ready(!ctx.own_writes.is_own(service))
+        });
+    // Pool changes requeue only the Services they can affect (see pool_watch).
+    let (requeue, requeued) = mpsc::unbounded_channel();
     let controller = Controller::for_stream(services, store)
         // Bounded, so a burst of thousands of Services does not open thousands of connections.
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-        .reconcile_all_on(notifications(pools_changed))
-        .reconcile_all_on(IntervalStream::new(tokio::time::interval(RESYNC_PERIOD)).map(|_| ()));
+        .reconcile_on(UnboundedReceiverStream::new(requeued));
     let store = controller.store();
-    tokio::spawn(release_deleted(store, ctx.clone()));
+    tokio::spawn(crate::pool_watch::run(
+        ctx.clone(),
+        pools_changed,
+        store.clone(),
+        requeue,
+    ));
+    tokio::spawn(release_deleted(store.clone(), ctx.clone()));
+    let waiter = ctx.clone();
+    tokio::spawn(
+        async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await },
+    );
     controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -103,36 +135,43 @@ pub async fn run(
     Ok(())
 }
 
+/// kubectl's copy of the last applied object, dropped from the cache.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Drops what the controller never reads and what costs the most memory per cached Service:
 /// managedFields and kubectl's copy of the last applied object.
 fn trim_for_cache(service: &mut Service) {
     service.metadata.managed_fields = None;
     if let Some(annotations) = service.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        annotations.remove(LAST_APPLIED);
     }
 }
 
-/// Restores every Portico Service's addresses, those with addresses first.
+/// Restores every Portico Service's addresses, before any reconcile. Listed a page at a time,
+/// and only the request is kept of each Service: the full objects of 10,000 Services (managed
+/// fields and all) would stay in the heap long after the restore.
 async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunError> {
-    let services = Api::<Service>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(RunError::ListServices)?;
+    let api = Api::<Service>::all(client.clone());
+    let mut params = ListParams::default().limit(RESTORE_PAGE);
     let mut restored = 0;
-    for service in services
-        .items
-        .iter()
-        .filter(|s| is_portico_service(s, ctx.default_class))
-    {
-        if current_ips(service).is_empty() {
-            continue;
-        }
-        match ctx.restore(service) {
-            Ok(()) => restored += 1,
-            // The reconcile reports it on the Service with an Event.
-            Err(e) => {
-                tracing::warn!(service = %reconcile::service_key(service), error = %e, "could not restore an address")
+    loop {
+        let page = api.list(&params).await.map_err(RunError::ListServices)?;
+        for service in page
+            .items
+            .iter()
+            .filter(|s| is_portico_service(s, ctx.default_class) && !current_ips(s).is_empty())
+        {
+            match ctx.restore(service) {
+                Ok(()) => restored += 1,
+                // The reconcile reports it on the Service with an Event.
+                Err(e) => {
+                    tracing::warn!(service = %reconcile::service_key(service), error = %e, "could not restore an address")
+                }
             }
+        }
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
         }
     }
     tracing::info!(restored, "restored the addresses Services already had");

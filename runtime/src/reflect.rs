@@ -12,47 +12,6 @@ use tokio::sync::Notify;
 
 use crate::watch_health::{WatchHealth, WatchReporter};
 
-/// Starts the watch in the background and returns its store; `changed` (if any) is notified on
-/// every event. Watch errors are logged and retried with backoff, never fatal.
-pub fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Option<Arc<Notify>>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(_) => {
-                    if let Some(changed) = &changed {
-                        changed.notify_one();
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "watch error"),
-            }
-        }
-    });
-    store
-}
-
-/// A stream that yields once per wake-up of `notify` (bursts coalesce into one item).
-pub fn notifications(notify: Arc<Notify>) -> impl futures::Stream<Item = ()> + Send + 'static {
-    futures::stream::unfold(notify, |notify| async move {
-        notify.notified().await;
-        Some(((), notify))
-    })
-}
-
 /// While a watch fails, how often to ask the API server whether it answers again: a resumed
 /// watch yields no event until something changes, so success is not seen in the stream alone.
 const RECOVERY_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -72,8 +31,9 @@ pub fn watch_name<K: kube::Resource<DynamicType = ()>>(config: &watcher::Config)
     }
 }
 
-/// As `reflect`, and reports the watch to `watches`: failures are logged (rate-limited) and make
-/// `/readyz` answer 503 naming the watch until it works again.
+/// Starts the watch in the background and returns its store; `changed` (if any) is notified on
+/// every event. Watch errors are retried with backoff, never fatal, and reported to `watches`:
+/// logged (rate-limited), and `/readyz` answers 503 naming the watch until it works again.
 pub fn reflect_reported<K>(
     api: Api<K>,
     config: watcher::Config,

@@ -273,6 +273,29 @@ impl Allocator {
         pairs.into_iter().collect()
     }
 
+    /// The Services holding an address that one of these pools covers: call it before and after
+    /// [`Allocator::set_pools`] with the pools whose spec changed, and those are the Services the
+    /// change can affect (an address left a pool, came back into one, or changed pools).
+    pub fn holders_in(&self, pool_names: &BTreeSet<String>) -> BTreeSet<ServiceKey> {
+        let pools: Vec<&Pool> = pool_names
+            .iter()
+            .filter_map(|name| self.pools.get(name))
+            .collect();
+        if pools.is_empty() {
+            return BTreeSet::new();
+        }
+        self.ledger
+            .holdings()
+            .filter(|(_, holding)| {
+                holding
+                    .ips
+                    .iter()
+                    .any(|ip| pools.iter().any(|pool| pool.covers(*ip)))
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// Held addresses that no valid pool contains (after a pool shrank or was deleted), by
     /// Service, sorted: each deserves a Warning Event on its Service.
     pub fn outside_pools(&self) -> Vec<(ServiceKey, IpAddr)> {

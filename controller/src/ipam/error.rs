@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use portico_api::keys::service::{ADDRESS_POOL, ALLOW_SHARED_IP};
 use portico_api::{IpFamily, ValidationErrors};
 
-use super::request::{IpFamilyPolicy, ServiceKey, TrafficPolicy};
+use super::request::{IpFamilyPolicy, RequestedBy, ServiceKey, TrafficPolicy};
 
 /// Everything the allocator can refuse, from malformed input to a full pool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,12 +97,16 @@ pub enum IpamError {
     )]
     NoDualStackPool { pools: Vec<String> },
     /// A requested address lies in no valid pool.
-    #[error("requested address {addr} is in no AddressPool")]
-    NotInAnyPool { addr: IpAddr },
+    #[error("{requested_by}: requested address {addr} is in no AddressPool")]
+    NotInAnyPool {
+        addr: IpAddr,
+        requested_by: RequestedBy,
+    },
     /// A requested address lies in a pool, but not one this Service may use.
-    #[error("requested address {addr} is in AddressPool {pool:?}, {why}")]
+    #[error("{requested_by}: requested address {addr} is in AddressPool {pool:?}, {why}")]
     NotInUsablePool {
         addr: IpAddr,
+        requested_by: RequestedBy,
         pool: String,
         why: String,
     },

@@ -66,6 +66,25 @@ impl ServicePort {
     }
 }
 
+/// Where a Service's requested addresses come from, named in every message about them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RequestedBy {
+    /// Annotation `portico.dev/load-balancer-ips`.
+    #[default]
+    Annotation,
+    /// The deprecated `spec.loadBalancerIP`, when the annotation is not set.
+    LoadBalancerIp,
+}
+
+impl fmt::Display for RequestedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestedBy::Annotation => write!(f, "annotation {LOAD_BALANCER_IPS}"),
+            RequestedBy::LoadBalancerIp => f.write_str("spec.loadBalancerIP"),
+        }
+    }
+}
+
 /// Everything about one Service the allocator decides on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceRequest {
@@ -78,6 +97,8 @@ pub struct ServiceRequest {
     pub pool: Option<String>,
     /// Annotation `portico.dev/load-balancer-ips`, else `spec.loadBalancerIP`; at most one per family.
     pub requested_ips: Vec<IpAddr>,
+    /// Which of the two `requested_ips` come from.
+    pub requested_by: RequestedBy,
     /// Annotation `portico.dev/allow-shared-ip`.
     pub sharing_key: Option<String>,
     pub ports: Vec<ServicePort>,
@@ -121,7 +142,7 @@ impl ServiceRequest {
                 non_empty_annotation(ALLOW_SHARED_IP, value, "must be a non-empty sharing key")
             })
             .transpose()?;
-        let requested_ips = requested_ips(
+        let (requested_ips, requested_by) = requested_ips(
             annotations.get(LOAD_BALANCER_IPS),
             spec.load_balancer_ip.as_deref(),
         )?;
@@ -180,6 +201,7 @@ impl ServiceRequest {
             namespace_labels: namespace_labels.clone(),
             pool,
             requested_ips,
+            requested_by,
             sharing_key,
             ports,
             traffic_policy,
@@ -231,7 +253,7 @@ fn parse_family(value: &str) -> Result<IpFamily, IpamError> {
 fn requested_ips(
     annotation: Option<&String>,
     load_balancer_ip: Option<&str>,
-) -> Result<Vec<IpAddr>, IpamError> {
+) -> Result<(Vec<IpAddr>, RequestedBy), IpamError> {
     let from_field =
         match load_balancer_ip.map(str::trim) {
             None | Some("") => None,
@@ -240,7 +262,10 @@ fn requested_ips(
             })?),
         };
     let Some(value) = annotation else {
-        return Ok(from_field.into_iter().collect());
+        return Ok((
+            from_field.into_iter().collect(),
+            RequestedBy::LoadBalancerIp,
+        ));
     };
     let mut addrs: Vec<IpAddr> = Vec::with_capacity(2);
     for entry in value.split(',').map(str::trim) {
@@ -276,5 +301,5 @@ fn requested_ips(
             load_balancer_ip: field_addr,
         });
     }
-    Ok(addrs)
+    Ok((addrs, RequestedBy::Annotation))
 }

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use portico_api::{AddressPool, AddressPoolSpec, IpFamily, ServiceAllocation};
 
 use super::{
-    Allocator, IpFamilyPolicy, IpamError, PoolStats, ServiceKey, ServicePort, ServiceRequest,
-    TrafficPolicy,
+    Allocator, IpFamilyPolicy, IpamError, PoolStats, RequestedBy, ServiceKey, ServicePort,
+    ServiceRequest, TrafficPolicy,
 };
 
 pub(super) fn ip(text: &str) -> IpAddr {

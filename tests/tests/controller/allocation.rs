@@ -204,3 +204,33 @@ async fn a_service_keeps_its_ip_when_the_pool_shrinks_and_is_warned() {
         "new Services come from the new range: {next:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_service_is_not_reconciled_again_for_the_controllers_own_writes() {
+    const SERVICES: usize = 20;
+    let cluster = LabCluster::start().await;
+    let controller = cluster.spawn_controller("controller", &[]);
+    cluster.create_pool("lab", &["198.19.11.0/24"], true).await;
+    for i in 0..SERVICES {
+        let name = format!("svc-{i}");
+        cluster
+            .create_service("default", &mk_lb_service(&name, 80, &[]))
+            .await;
+        cluster.wait_for_ingress("default", &name).await;
+    }
+    let reconciles: f64 = ["success", "error"]
+        .iter()
+        .filter_map(|result| {
+            controller.metric(&format!(
+                "portico_controller_reconciles_total{{result=\"{result}\"}}"
+            ))
+        })
+        .sum();
+    // One reconcile each (the creation); the finalizer and the status it wrote come back through
+    // the watch and would each start another (two or three per Service before).
+    assert!(
+        reconciles < SERVICES as f64 * 1.5,
+        "{reconciles} reconciles for {SERVICES} Services\n{}",
+        controller.logs()
+    );
+}

@@ -1,4 +1,4 @@
-//! Twenty inputs a user can get wrong. Each gives a Warning Event on the Service whose message
+//! Twenty-one inputs a user can get wrong. Each gives a Warning Event on the Service whose message
 //! names the field or annotation (and quotes the bad value where there is one), and none of
 //! them costs a Service that already has an address its address.
 
@@ -99,7 +99,13 @@ async fn bad_inputs_get_warning_events_naming_the_field_and_nobody_loses_an_addr
         ),
         (
             mk_lb_service("no-pool-ip", 80, &[(LOAD_BALANCER_IPS, "203.0.113.7")]),
-            vec!["203.0.113.7", "in no AddressPool"],
+            vec![LOAD_BALANCER_IPS, "203.0.113.7", "in no AddressPool"],
+        ),
+        (
+            with_spec(mk_lb_service("lbip-no-pool", 80, &[]), |s| {
+                s.load_balancer_ip = Some("203.0.113.8".into())
+            }),
+            vec!["spec.loadBalancerIP", "203.0.113.8", "in no AddressPool"],
         ),
         (
             mk_lb_service("taken", 80, &[(LOAD_BALANCER_IPS, "198.19.1.5")]),
@@ -186,11 +192,11 @@ async fn bad_inputs_get_warning_events_naming_the_field_and_nobody_loses_an_addr
             vec![LOAD_BALANCER_IPS],
         ),
     ];
-    assert_eq!(cases.len(), 19, "plus the edit below makes 20");
+    assert_eq!(cases.len(), 20, "plus the edit below makes 21");
     for (service, _) in &cases {
         cluster.create_service("default", service).await;
     }
-    // The twentieth: a Service that has an address is edited into a malformed one.
+    // The twenty-first: a Service that has an address is edited into a malformed one.
     cluster
         .services("default")
         .patch(

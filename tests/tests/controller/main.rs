@@ -3,5 +3,7 @@
 mod allocation;
 mod bad_input;
 mod leader;
+mod logs;
 mod outage;
+mod pools;
 mod restart;

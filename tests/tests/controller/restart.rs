@@ -1,7 +1,11 @@
 //! A restart keeps every IP: addresses are restored from the Services' status before anything
-//! new is assigned, so a Service created while the controller was down cannot take one.
+//! new is assigned, so a Service created while the controller was down cannot take one. And the
+//! restarted controller says it is ready only once it has caught up.
 
-use portico_tests::lab_cluster::{LabCluster, mk_lb_service};
+use std::time::Duration;
+
+use portico_tests::cli::http_get;
+use portico_tests::lab_cluster::{LabCluster, ingress_ips, mk_lb_service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_every_ip_and_new_services_do_not_take_them() {
@@ -36,6 +40,46 @@ async fn a_restart_keeps_every_ip_and_new_services_do_not_take_them() {
         assert_ne!(
             &newcomer, ips,
             "the newcomer did not take svc-{i}'s address"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_only_once_every_existing_service_was_reconciled() {
+    const NEWCOMERS: usize = 40;
+    let cluster = LabCluster::start().await;
+    cluster.create_pool("lab", &["198.19.10.0/24"], true).await;
+    let mut controller = cluster.spawn_controller("first-run", &[]);
+    cluster
+        .create_service("default", &mk_lb_service("old", 80, &[]))
+        .await;
+    cluster.wait_for_ingress("default", "old").await;
+    controller.kill();
+    for i in 0..NEWCOMERS {
+        cluster
+            .create_service("default", &mk_lb_service(&format!("new-{i}"), 80, &[]))
+            .await;
+    }
+
+    let restarted = cluster.spawn_controller("second-run", &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while http_get(restarted.admin, "/readyz").map_or(true, |(status, _)| status != 200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready:\n{}",
+            restarted.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Ready means caught up: every Service that existed at start has been reconciled, so each
+    // newcomer already has its address (the status is written inside its reconcile).
+    let services = cluster.services("default");
+    for i in 0..NEWCOMERS {
+        let name = format!("new-{i}");
+        let ips = ingress_ips(&services.get(&name).await.unwrap());
+        assert!(
+            !ips.is_empty(),
+            "{name} has no address yet, but /readyz said 200"
         );
     }
 }

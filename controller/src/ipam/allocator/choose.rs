@@ -203,6 +203,7 @@ impl Allocator {
         if !pools.iter().any(|pool| pool.contains(addr)) {
             let not_usable = |pool: &Pool, why: String| IpamError::NotInUsablePool {
                 addr,
+                requested_by: request.requested_by,
                 pool: pool.name.clone(),
                 why,
             };
@@ -213,7 +214,10 @@ impl Allocator {
                 ));
             }
             return Err(match (self.pool_containing(addr), &request.pool) {
-                (None, _) => IpamError::NotInAnyPool { addr },
+                (None, _) => IpamError::NotInAnyPool {
+                    addr,
+                    requested_by: request.requested_by,
+                },
                 (Some(pool), Some(named)) => not_usable(
                     pool,
                     format!("not in AddressPool {named:?} named by annotation {ADDRESS_POOL}"),

@@ -186,6 +186,7 @@ fn well_formed_service_becomes_a_request() {
         namespace_labels: labels(&[("env", "prod")]),
         pool: Some("main".into()),
         requested_ips: ips(&["10.0.0.5", "2001:db8::5"]),
+        requested_by: RequestedBy::Annotation,
         sharing_key: Some("front".into()),
         ports: vec![ServicePort::new(443, "TCP"), ServicePort::new(53, "UDP")],
         traffic_policy: TrafficPolicy::Local,
@@ -195,6 +196,18 @@ fn well_formed_service_becomes_a_request() {
         current_ips: ips(&["10.0.0.5"]),
     };
     assert_eq!(request, expected);
+}
+
+#[test]
+fn addresses_from_the_deprecated_field_say_so() {
+    let request = read(&k8s_service(&[], |s| {
+        s.load_balancer_ip = Some("10.0.0.9".into())
+    }))
+    .unwrap();
+    assert_eq!(
+        (request.requested_ips, request.requested_by),
+        (ips(&["10.0.0.9"]), RequestedBy::LoadBalancerIp)
+    );
 }
 
 #[test]

@@ -89,13 +89,22 @@ fn refusals_of_requested_addresses_say_where_the_address_is() {
     );
     assert_eq!(
         outside_named,
-        "requested address 10.0.1.7 is in AddressPool \"other\", not in AddressPool \"main\" named by annotation portico.dev/address-pool"
+        "annotation portico.dev/load-balancer-ips: requested address 10.0.1.7 is in AddressPool \"other\", not in AddressPool \"main\" named by annotation portico.dev/address-pool"
     );
     let nowhere = message(
         &mut allocator,
         mk_service("ns/a").asking_for(&["192.0.2.1"]),
     );
-    assert_eq!(nowhere, "requested address 192.0.2.1 is in no AddressPool");
+    assert_eq!(
+        nowhere,
+        "annotation portico.dev/load-balancer-ips: requested address 192.0.2.1 is in no AddressPool"
+    );
+    let mut from_field = mk_service("ns/a").asking_for(&["192.0.2.1"]);
+    from_field.requested_by = RequestedBy::LoadBalancerIp;
+    assert_eq!(
+        message(&mut allocator, from_field),
+        "spec.loadBalancerIP: requested address 192.0.2.1 is in no AddressPool"
+    );
     let buggy = message(&mut allocator, mk_service("ns/a").asking_for(&["10.0.7.0"]));
     assert!(
         buggy.contains("avoidBuggyIPs") && buggy.contains("\"buggy\""),

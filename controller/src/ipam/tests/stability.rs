@@ -1,6 +1,8 @@
 //! Addresses do not move: not on restart, not when pools change order, not when a pool shrinks
 //! or goes away (the Service keeps the address and the allocator reports it).
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 #[test]
@@ -204,4 +206,40 @@ fn overlapping_pools_are_reported_and_never_hand_out_one_address_twice() {
         ]
     );
     assert_eq!(allocator.pool_stats("a").unwrap().available_ipv4, 0);
+}
+
+#[test]
+fn a_pool_change_names_only_the_holders_it_can_affect() {
+    let before = [
+        mk_pool("main", &["10.0.0.0/24"]),
+        mk_pool("other", &["10.0.1.0/24"]),
+    ];
+    let mut allocator = allocator(&before);
+    for (name, ip) in [
+        ("ns/a", "10.0.0.7"),
+        ("ns/b", "10.0.1.7"),
+        ("ns/c", "10.0.2.7"),
+    ] {
+        allocator.assign(&mk_service(name).asking_for(&[ip])).ok();
+    }
+    // ns/c asked for an address in no pool and holds nothing; ns/a and ns/b hold theirs.
+    assert!(
+        allocator
+            .addresses_of(&ServiceKey::new("ns", "c"))
+            .is_empty()
+    );
+    let changed = BTreeSet::from(["other".to_string()]);
+    let mut affected = allocator.holders_in(&changed);
+    // "other" shrinks away from ns/b's address and grows over 10.0.2.0/24.
+    allocator.set_pools(&[
+        mk_pool("main", &["10.0.0.0/24"]),
+        mk_pool("other", &["10.0.2.0/24"]),
+    ]);
+    affected.extend(allocator.holders_in(&changed));
+    assert_eq!(affected, BTreeSet::from([ServiceKey::new("ns", "b")]));
+    assert!(
+        allocator
+            .holders_in(&BTreeSet::from(["gone".to_string()]))
+            .is_empty()
+    );
 }
