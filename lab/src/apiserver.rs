@@ -33,7 +33,9 @@ mod conversion;
 mod crd;
 mod discovery;
 mod meta;
+mod names;
 mod openapi;
+mod options;
 mod patch;
 mod protobuf;
 mod resources;
@@ -46,6 +48,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod validation;
 mod watch;
 

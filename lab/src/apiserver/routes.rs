@@ -14,13 +14,14 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::cluster::{Cluster, DeleteOptions, ObjectRef, Page, WriteContext};
+use super::cluster::{Cluster, DeleteOptions, FieldValidation, ObjectRef, Page, WriteContext};
+use super::options::ListOptions;
 use super::protobuf::{self, ProtobufError};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, Selectors};
-use super::status::ApiError;
+use super::status::{ApiError, FieldError};
 use super::watch::{WatchRequest, watch};
-use super::{discovery, openapi, respond, table};
+use super::{discovery, openapi, patch, respond, table};
 
 pub struct Server {
     pub cluster: Cluster,
@@ -109,10 +110,32 @@ impl Request<'_> {
         value.split(';').next().unwrap_or_default().trim()
     }
 
-    /// `fieldManager`, or the user agent's first word as the API server derives it.
-    fn write_context(&self) -> WriteContext {
+    /// The options of a write (`options` names their kind in errors: `CreateOptions`, ...),
+    /// checked as the real server checks them: `dryRun` takes only `All`, `fieldManager` is
+    /// short and printable, `fieldValidation` is one of its three values. Without a
+    /// `fieldManager`, the user agent's first word manages the fields, as the API server
+    /// derives it.
+    fn write_context(&self, options: &str) -> Result<WriteContext, ApiError> {
+        let mut errors = Vec::new();
+        let dry_run = match self.param("dryRun") {
+            None => false,
+            Some("All") => true,
+            Some(other) => {
+                errors.push(FieldError {
+                    field: "dryRun".into(),
+                    reason: "FieldValueNotSupported",
+                    detail: format!(
+                        "Unsupported value: []string{{{other:?}}}: supported values: \"All\""
+                    ),
+                });
+                false
+            }
+        };
         let manager = match self.param("fieldManager") {
-            Some(m) => m.to_string(),
+            Some(m) => {
+                errors.extend(validate_field_manager(m));
+                m.to_string()
+            }
             None => self
                 .headers
                 .get(header::USER_AGENT)
@@ -120,11 +143,45 @@ impl Request<'_> {
                 .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
                 .unwrap_or_else(|| "unknown".into()),
         };
-        WriteContext {
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(options, "meta.k8s.io", "", &errors));
+        }
+        Ok(WriteContext {
             manager,
             force: self.flag("force"),
-            dry_run: self.param("dryRun") == Some("All"),
-            strict: self.param("fieldValidation") == Some("Strict"),
+            dry_run,
+            field_validation: FieldValidation::parse(self.param("fieldValidation"))?,
+            warnings: Default::default(),
+        })
+    }
+
+    /// `PatchOptions` rules that depend on the patch type: apply needs a `fieldManager`, and
+    /// only apply takes `force`.
+    fn check_patch_options(&self) -> Result<(), ApiError> {
+        let apply = self.content_type() == patch::APPLY_PATCH;
+        let error = if apply && self.param("fieldManager").unwrap_or_default().is_empty() {
+            FieldError::required("fieldManager", "is required for apply patch")
+        } else if !apply && self.param("force").is_some() {
+            FieldError::forbidden("force", "may not be specified for non-apply patch")
+        } else {
+            return Ok(());
+        };
+        Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            &[error],
+        ))
+    }
+
+    fn list_options(&self, watch: bool) -> ListOptions<'_> {
+        ListOptions {
+            watch,
+            resource_version: self.param("resourceVersion"),
+            resource_version_match: self.param("resourceVersionMatch"),
+            send_initial_events: self.param("sendInitialEvents"),
+            allow_watch_bookmarks: self.flag("allowWatchBookmarks"),
+            continue_token: self.param("continue"),
         }
     }
 
@@ -134,6 +191,35 @@ impl Request<'_> {
             fields: FieldSelector::parse(self.param("fieldSelector").unwrap_or_default(), rt)?,
         })
     }
+}
+
+/// `ValidateFieldManager`: at most 128 printable characters.
+fn validate_field_manager(manager: &str) -> Vec<FieldError> {
+    if manager.chars().count() > 128 {
+        return vec![FieldError {
+            field: "fieldManager".into(),
+            reason: "FieldValueTooLong",
+            detail: "Too long: may not be more than 128 bytes".into(),
+        }];
+    }
+    if manager.chars().any(|c| c.is_control()) {
+        return vec![FieldError::invalid(
+            "fieldManager",
+            format!("{manager:?}"),
+            "must only contain printable characters",
+        )];
+    }
+    Vec::new()
+}
+
+/// Each warning of a write as a `Warning: 299 - "text"` header, as the real server sends them.
+fn with_warnings(mut response: Response, ctx: &WriteContext) -> Response {
+    for warning in ctx.warnings.take() {
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn authorized(server: &Server, headers: &HeaderMap) -> bool {
@@ -286,7 +372,6 @@ fn resource(
             Err(ApiError::method_not_allowed())
         };
     }
-    let ctx = request.write_context();
     match (method.clone(), name) {
         (Method::GET, Some(name)) => {
             let object = cluster.get(&rt, namespace, name)?;
@@ -307,6 +392,7 @@ fn resource(
             Ok(respond::ok(&object))
         }
         (Method::GET, None) if request.flag("watch") => {
+            let read_at = request.list_options(true).check()?;
             let timeout = request
                 .param("timeoutSeconds")
                 .and_then(|t| t.parse().ok())
@@ -316,8 +402,8 @@ fn resource(
                 rt,
                 namespace: namespace.map(String::from),
                 selectors,
-                resource_version: request.param("resourceVersion").map(String::from),
-                send_initial_events: request.param("sendInitialEvents").map(|v| v == "true"),
+                resource_version: read_at.resource_version,
+                send_initial_events: read_at.send_initial_events,
                 allow_bookmarks: request.flag("allowWatchBookmarks"),
                 timeout: Duration::from_secs(timeout),
                 bookmark_interval: server.bookmark_interval,
@@ -333,9 +419,12 @@ fn resource(
             watch(cluster, watch_request)
         }
         (Method::GET, None) => {
+            let read_at = request.list_options(false).check()?;
             let page = Page {
                 limit: request.param("limit").and_then(|l| l.parse().ok()),
                 continue_token: request.param("continue").map(String::from),
+                resource_version: read_at.resource_version,
+                exact: read_at.exact,
             };
             let list = cluster.list(&rt, namespace, &request.selectors(&rt)?, &page)?;
             if request.wants_table() {
@@ -359,23 +448,26 @@ fn resource(
             Ok(respond::ok(&list))
         }
         (Method::POST, None) => {
+            let ctx = request.write_context("CreateOptions")?;
             let created = cluster.create(&rt, namespace, decode_body(request, &rt, body)?, &ctx)?;
-            Ok(respond::json(StatusCode::CREATED, &created))
+            Ok(with_warnings(
+                respond::json(StatusCode::CREATED, &created),
+                &ctx,
+            ))
         }
         (Method::PUT, Some(name)) => {
+            let ctx = request.write_context("UpdateOptions")?;
             let target = ObjectRef {
                 namespace,
                 name,
                 subresource: sub,
             };
-            Ok(respond::ok(&cluster.update(
-                &rt,
-                &target,
-                decode_body(request, &rt, body)?,
-                &ctx,
-            )?))
+            let updated = cluster.update(&rt, &target, decode_body(request, &rt, body)?, &ctx)?;
+            Ok(with_warnings(respond::ok(&updated), &ctx))
         }
         (Method::PATCH, Some(name)) => {
+            let ctx = request.write_context("PatchOptions")?;
+            request.check_patch_options()?;
             let target = ObjectRef {
                 namespace,
                 name,
@@ -383,16 +475,15 @@ fn resource(
             };
             let (object, created) =
                 cluster.patch(&rt, &target, request.content_type(), body, &ctx)?;
-            Ok(respond::json(
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                &object,
-            ))
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(respond::json(code, &object), &ctx))
         }
         (Method::DELETE, Some(name)) => {
+            let ctx = request.write_context("DeleteOptions")?;
             let mut options = if body.is_empty() {
                 DeleteOptions::default()
             } else {
