@@ -57,7 +57,7 @@ impl Cluster {
     ) -> Result<Value, ApiError> {
         check_type(rt, &body)?;
         let body = decode::typed_body(rt, ctx, body)?;
-        check_converted_create(rt, &body)?;
+        check_converted_create(rt, namespace, &body)?;
         self.write(ctx.dry_run, |state| {
             let (stored_rt, body, recorded) =
                 stored_view(state, rt, None, body, (ctx, None, false));
@@ -158,7 +158,7 @@ impl Cluster {
                 .map_err(apply_conflict)?;
             let result = decode::typed_body(rt, ctx, result)?;
             if old.is_none() {
-                check_converted_create(rt, &result)?;
+                check_converted_create(rt, namespace, &result)?;
             }
             let (stored_rt, result, _) =
                 stored_view(state, rt, old.as_deref(), result, (ctx, sub, true));
@@ -214,10 +214,19 @@ fn stored_view(
 }
 
 /// The create rules of a kind written in another kind's shape, checked in the client's shape.
-fn check_converted_create(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
+fn check_converted_create(
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    body: &Value,
+) -> Result<(), ApiError> {
+    if rt.conversion == Conversion::None {
+        return Ok(());
+    }
+    let mut body = body.clone();
+    body["metadata"]["namespace"] = json!(namespace.unwrap_or_default());
     let errors = match rt.conversion {
-        Conversion::None => return Ok(()),
-        Conversion::EventsV1 => validation::event_v1_create(body),
+        Conversion::None => Vec::new(),
+        Conversion::EventsV1 => validation::event_v1_create(&body),
     };
     if errors.is_empty() {
         return Ok(());
