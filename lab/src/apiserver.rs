@@ -37,6 +37,7 @@ mod names;
 mod openapi;
 mod options;
 mod patch;
+mod pods;
 mod protobuf;
 mod resources;
 mod respond;

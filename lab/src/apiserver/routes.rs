@@ -63,7 +63,21 @@ async fn handle(
         .into_response(),
     };
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    if wants_yaml(&headers) && !uri.query().is_some_and(|q| q.contains("watch=true")) {
+        return respond::as_yaml(response).await;
+    }
     response
+}
+
+/// `Accept: application/yaml` (first choice): the answer in YAML, as the real server serves it.
+fn wants_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|accept| accept.split(',').next())
+        .is_some_and(|first| {
+            first.split(';').next().unwrap_or_default().trim() == "application/yaml"
+        })
 }
 
 struct Request<'a> {

@@ -127,7 +127,10 @@ async fn an_exact_list_shows_the_past_and_needs_a_resource_version() {
 #[tokio::test]
 async fn a_resource_version_from_the_future_is_too_large() {
     let lab = lab().await;
-    let client = lab.client().await.unwrap();
+    // kube-rs retries a 504 after its Retry-After, as client-go does; this test wants the 504.
+    let mut config = lab.kube_config().await.unwrap();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
     for uri in [
         format!("{CONFIGMAPS}?resourceVersion=99999999"),
         format!("{CONFIGMAPS}?watch=true&resourceVersion=99999999"),
@@ -135,9 +138,32 @@ async fn a_resource_version_from_the_future_is_too_large() {
         let (code, status) = get(&client, &uri).await;
         assert_eq!(code, 504, "{uri}: {status}");
         assert_eq!(status["reason"], "Timeout");
+        assert_eq!(status["details"]["retryAfterSeconds"], 1);
         assert_eq!(
             status["details"]["causes"][0]["reason"],
             "ResourceVersionTooLarge"
         );
     }
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_yaml_first_gets_yaml() {
+    let lab = lab().await;
+    let client = lab.client().await.unwrap();
+    let request = http::Request::get("/api/v1/namespaces/default")
+        .header("accept", "application/yaml, application/json")
+        .body(Vec::new())
+        .unwrap();
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let body = response.into_body().collect_bytes().await.unwrap();
+    let namespace: Value = serde_yaml_ng::from_slice(&body).unwrap();
+    assert_eq!(namespace["metadata"]["name"], "default");
+    assert!(
+        String::from_utf8_lossy(&body).contains("kind: Namespace"),
+        "not YAML"
+    );
 }

@@ -13,7 +13,7 @@ use super::super::meta::{self, is_dns_subdomain, now_rfc3339};
 use super::super::patch::ListRules;
 use super::super::resources::ResourceType;
 use super::super::status::{ApiError, FieldError};
-use super::super::{crd, schema, typed, validation};
+use super::super::{crd, pods, schema, typed, validation};
 use super::State;
 use super::delete::remove_locked;
 use super::write::WriteContext;
@@ -246,6 +246,7 @@ pub(super) fn create_locked(
                 .prepare(None, &mut body)
                 .map_err(|errors| invalid(rt, &name, &errors))?;
         }
+        ("", "pods") => pods::apply_defaults(&mut body),
         ("", "namespaces") => {
             body["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             body["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -376,6 +377,7 @@ pub(super) fn update_locked(
                 .prepare(Some(old), &mut new)
                 .map_err(|errors| invalid(rt, &name, &errors))?;
         }
+        ("", "pods") => pods::apply_defaults(&mut new),
         ("apiextensions.k8s.io", "customresourcedefinitions") if sub.is_none() => {
             registers = Some(crd::prepare(&mut new).map_err(|errors| invalid(rt, &name, &errors))?);
         }

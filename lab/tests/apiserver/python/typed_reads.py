@@ -131,6 +131,11 @@ def pods():
         ),
     )
     core.create_namespaced_pod(NS, pod)
+    got = core.read_namespaced_pod("web-0", NS)
+    check(got.spec.restart_policy == "Always" and got.spec.dns_policy == "ClusterFirst",
+          f"pod defaults: {got.spec}")
+    check(got.spec.containers[0].ports[0].protocol == "TCP", f"{got.spec.containers[0]}")
+    check(got.status.phase == "Pending", f"pod status: {got.status}")
     core.list_namespaced_pod(NS)
     core.list_pod_for_all_namespaces()
 
