@@ -1,6 +1,11 @@
-//! The query options of lists and watches, checked as `ValidateListOptions` checks them
-//! before anything is read, and the answers about resourceVersions a read cannot be served at.
+//! The query options of writes and of lists and watches, checked as `ValidateCreateOptions`
+//! and friends and `ValidateListOptions` check them before anything is read or written, and the
+//! answers about resourceVersions a read cannot be served at.
 //!
+//! ```text
+//!   write  dryRun only All; fieldManager short and printable (required for apply);
+//!          force only for apply; fieldValidation Ignore, Warn (default) or Strict
+//! ```
 //! ```text
 //!   list   resourceVersionMatch needs a resourceVersion, not with continue, Exact not with "0";
 //!          no sendInitialEvents
@@ -11,7 +16,98 @@
 
 use serde_json::json;
 
+use super::cluster::{FieldValidation, WriteContext};
 use super::status::{ApiError, FieldError};
+
+/// The options a write carries, as sent.
+#[derive(Debug, Default)]
+pub struct WriteOptions<'a> {
+    pub dry_run: Option<&'a str>,
+    pub field_manager: Option<&'a str>,
+    pub field_validation: Option<&'a str>,
+    pub force: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl WriteOptions<'_> {
+    /// The write's context, or 422 naming the option (`kind` is `CreateOptions`, ...). Without
+    /// a `fieldManager`, the user agent's first word manages the fields, as the API server
+    /// derives it.
+    pub fn check(&self, kind: &str) -> Result<WriteContext, ApiError> {
+        let mut errors = Vec::new();
+        let dry_run = match self.dry_run {
+            None => false,
+            Some("All") => true,
+            Some(other) => {
+                errors.push(FieldError {
+                    field: "dryRun".into(),
+                    reason: "FieldValueNotSupported",
+                    detail: format!(
+                        "Unsupported value: []string{{{other:?}}}: supported values: \"All\""
+                    ),
+                });
+                false
+            }
+        };
+        let manager = match self.field_manager {
+            Some(m) => {
+                errors.extend(validate_field_manager(m));
+                m.to_string()
+            }
+            None => self
+                .user_agent
+                .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(kind, "meta.k8s.io", "", &errors));
+        }
+        Ok(WriteContext {
+            manager,
+            force: matches!(self.force, Some("true" | "1")),
+            dry_run,
+            field_validation: FieldValidation::parse(self.field_validation)?,
+            warnings: Default::default(),
+        })
+    }
+
+    /// `PatchOptions` rules that depend on the patch type: apply needs a `fieldManager`, and
+    /// only apply takes `force`.
+    pub fn check_patch(&self, apply: bool) -> Result<(), ApiError> {
+        let error = if apply && self.field_manager.unwrap_or_default().is_empty() {
+            FieldError::required("fieldManager", "is required for apply patch")
+        } else if !apply && self.force.is_some() {
+            FieldError::forbidden("force", "may not be specified for non-apply patch")
+        } else {
+            return Ok(());
+        };
+        Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            &[error],
+        ))
+    }
+}
+
+/// `ValidateFieldManager`: at most 128 printable characters.
+fn validate_field_manager(manager: &str) -> Vec<FieldError> {
+    if manager.chars().count() > 128 {
+        return vec![FieldError {
+            field: "fieldManager".into(),
+            reason: "FieldValueTooLong",
+            detail: "Too long: may not be more than 128 bytes".into(),
+        }];
+    }
+    if manager.chars().any(|c| c.is_control()) {
+        return vec![FieldError::invalid(
+            "fieldManager",
+            format!("{manager:?}"),
+            "must only contain printable characters",
+        )];
+    }
+    Vec::new()
+}
 
 /// The options a list or watch request carries, as sent.
 #[derive(Debug, Default)]
@@ -224,6 +320,37 @@ mod tests {
                 send_initial_events: None
             }
         );
+    }
+
+    #[test]
+    fn write_options_take_only_what_the_real_server_takes() {
+        let bogus = WriteOptions {
+            dry_run: Some("all"),
+            ..Default::default()
+        };
+        let error = bogus.check("CreateOptions").unwrap_err();
+        assert_eq!(error.details.unwrap()["causes"][0]["field"], "dryRun");
+        let from_agent = WriteOptions {
+            user_agent: Some("kubectl/v1.32.0 (linux/amd64)"),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_agent.check("CreateOptions").unwrap().manager,
+            "kubectl"
+        );
+        assert!(WriteOptions::default().check_patch(true).is_err());
+        let forced = WriteOptions {
+            force: Some("true"),
+            ..Default::default()
+        };
+        assert!(forced.check_patch(false).is_err());
+        assert!(forced.check_patch(true).is_err());
+        let apply = WriteOptions {
+            force: Some("true"),
+            field_manager: Some("me"),
+            ..Default::default()
+        };
+        assert!(apply.check_patch(true).is_ok());
     }
 
     #[test]

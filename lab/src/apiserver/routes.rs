@@ -14,12 +14,12 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::cluster::{Cluster, DeleteOptions, FieldValidation, ObjectRef, Page, WriteContext};
-use super::options::ListOptions;
+use super::cluster::{Cluster, DeleteOptions, ObjectRef, Page, WriteContext};
+use super::options::{ListOptions, WriteOptions};
 use super::protobuf::{self, ProtobufError};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, Selectors};
-use super::status::{ApiError, FieldError};
+use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
 use super::{discovery, openapi, patch, respond, table};
 
@@ -124,68 +124,27 @@ impl Request<'_> {
         value.split(';').next().unwrap_or_default().trim()
     }
 
-    /// The options of a write (`options` names their kind in errors: `CreateOptions`, ...),
-    /// checked as the real server checks them: `dryRun` takes only `All`, `fieldManager` is
-    /// short and printable, `fieldValidation` is one of its three values. Without a
-    /// `fieldManager`, the user agent's first word manages the fields, as the API server
-    /// derives it.
+    /// The options of a write, checked (`options` names their kind in errors).
     fn write_context(&self, options: &str) -> Result<WriteContext, ApiError> {
-        let mut errors = Vec::new();
-        let dry_run = match self.param("dryRun") {
-            None => false,
-            Some("All") => true,
-            Some(other) => {
-                errors.push(FieldError {
-                    field: "dryRun".into(),
-                    reason: "FieldValueNotSupported",
-                    detail: format!(
-                        "Unsupported value: []string{{{other:?}}}: supported values: \"All\""
-                    ),
-                });
-                false
-            }
-        };
-        let manager = match self.param("fieldManager") {
-            Some(m) => {
-                errors.extend(validate_field_manager(m));
-                m.to_string()
-            }
-            None => self
-                .headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        };
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(options, "meta.k8s.io", "", &errors));
-        }
-        Ok(WriteContext {
-            manager,
-            force: self.flag("force"),
-            dry_run,
-            field_validation: FieldValidation::parse(self.param("fieldValidation"))?,
-            warnings: Default::default(),
-        })
+        self.write_options().check(options)
     }
 
-    /// `PatchOptions` rules that depend on the patch type: apply needs a `fieldManager`, and
-    /// only apply takes `force`.
     fn check_patch_options(&self) -> Result<(), ApiError> {
-        let apply = self.content_type() == patch::APPLY_PATCH;
-        let error = if apply && self.param("fieldManager").unwrap_or_default().is_empty() {
-            FieldError::required("fieldManager", "is required for apply patch")
-        } else if !apply && self.param("force").is_some() {
-            FieldError::forbidden("force", "may not be specified for non-apply patch")
-        } else {
-            return Ok(());
-        };
-        Err(ApiError::invalid(
-            "PatchOptions",
-            "meta.k8s.io",
-            "",
-            &[error],
-        ))
+        self.write_options()
+            .check_patch(self.content_type() == patch::APPLY_PATCH)
+    }
+
+    fn write_options(&self) -> WriteOptions<'_> {
+        WriteOptions {
+            dry_run: self.param("dryRun"),
+            field_manager: self.param("fieldManager"),
+            field_validation: self.param("fieldValidation"),
+            force: self.param("force"),
+            user_agent: self
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        }
     }
 
     fn list_options(&self, watch: bool) -> ListOptions<'_> {
@@ -205,25 +164,6 @@ impl Request<'_> {
             fields: FieldSelector::parse(self.param("fieldSelector").unwrap_or_default(), rt)?,
         })
     }
-}
-
-/// `ValidateFieldManager`: at most 128 printable characters.
-fn validate_field_manager(manager: &str) -> Vec<FieldError> {
-    if manager.chars().count() > 128 {
-        return vec![FieldError {
-            field: "fieldManager".into(),
-            reason: "FieldValueTooLong",
-            detail: "Too long: may not be more than 128 bytes".into(),
-        }];
-    }
-    if manager.chars().any(|c| c.is_control()) {
-        return vec![FieldError::invalid(
-            "fieldManager",
-            format!("{manager:?}"),
-            "must only contain printable characters",
-        )];
-    }
-    Vec::new()
 }
 
 /// Each warning of a write as a `Warning: 299 - "text"` header, as the real server sends them.

@@ -24,6 +24,7 @@ pub struct ObjectRef<'a> {
 }
 
 /// Who writes, as `managedFields` records it.
+#[derive(Debug)]
 pub struct WriteContext {
     pub manager: String,
     pub force: bool,
