@@ -13,6 +13,7 @@
 
 use k8s_openapi::api::{apps, coordination, core, discovery, events, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -36,42 +37,68 @@ pub struct TypeError {
     pub message: String,
 }
 
-/// Decodes `object` as the built-in kind `rt` names; `None` for kinds without a type here.
-pub fn decode(rt: &ResourceType, object: &Value) -> Option<Result<Decoded, TypeError>> {
+/// Something done with the Rust type of a built-in kind (decoding a body, describing its
+/// schema), so that the kind-to-type table below exists once.
+pub trait WithType {
+    type Output;
+    fn with<T>(self) -> Self::Output
+    where
+        T: DeserializeOwned + Serialize + JsonSchema;
+}
+
+/// Runs `action` with the type of the built-in kind `rt` names; `None` for other kinds.
+pub fn with_type<A: WithType>(rt: &ResourceType, action: A) -> Option<A::Output> {
     use core::v1 as c;
-    let decoded = match (rt.group.as_str(), rt.version.as_str(), rt.plural.as_str()) {
-        ("", "v1", "namespaces") => round_trip::<c::Namespace>(object),
-        ("", "v1", "nodes") => round_trip::<c::Node>(object),
-        ("", "v1", "services") => round_trip::<c::Service>(object),
-        ("", "v1", "pods") => round_trip::<c::Pod>(object),
-        ("", "v1", "events") => round_trip::<c::Event>(object),
-        ("", "v1", "endpoints") => round_trip::<c::Endpoints>(object),
-        ("", "v1", "configmaps") => round_trip::<c::ConfigMap>(object),
-        ("", "v1", "secrets") => round_trip::<c::Secret>(object),
-        ("", "v1", "serviceaccounts") => round_trip::<c::ServiceAccount>(object),
-        ("apps", "v1", "deployments") => round_trip::<apps::v1::Deployment>(object),
-        ("apps", "v1", "daemonsets") => round_trip::<apps::v1::DaemonSet>(object),
+    let output = match (rt.group.as_str(), rt.version.as_str(), rt.plural.as_str()) {
+        ("", "v1", "namespaces") => action.with::<c::Namespace>(),
+        ("", "v1", "nodes") => action.with::<c::Node>(),
+        ("", "v1", "services") => action.with::<c::Service>(),
+        ("", "v1", "pods") => action.with::<c::Pod>(),
+        ("", "v1", "events") => action.with::<c::Event>(),
+        ("", "v1", "endpoints") => action.with::<c::Endpoints>(),
+        ("", "v1", "configmaps") => action.with::<c::ConfigMap>(),
+        ("", "v1", "secrets") => action.with::<c::Secret>(),
+        ("", "v1", "serviceaccounts") => action.with::<c::ServiceAccount>(),
+        ("apps", "v1", "deployments") => action.with::<apps::v1::Deployment>(),
+        ("apps", "v1", "daemonsets") => action.with::<apps::v1::DaemonSet>(),
         ("discovery.k8s.io", "v1", "endpointslices") => {
-            round_trip::<discovery::v1::EndpointSlice>(object)
+            action.with::<discovery::v1::EndpointSlice>()
         }
-        ("coordination.k8s.io", "v1", "leases") => round_trip::<coordination::v1::Lease>(object),
-        ("events.k8s.io", "v1", "events") => round_trip::<events::v1::Event>(object),
+        ("coordination.k8s.io", "v1", "leases") => action.with::<coordination::v1::Lease>(),
+        ("events.k8s.io", "v1", "events") => action.with::<events::v1::Event>(),
         ("rbac.authorization.k8s.io", "v1", "clusterroles") => {
-            round_trip::<rbac::v1::ClusterRole>(object)
+            action.with::<rbac::v1::ClusterRole>()
         }
         ("rbac.authorization.k8s.io", "v1", "clusterrolebindings") => {
-            round_trip::<rbac::v1::ClusterRoleBinding>(object)
+            action.with::<rbac::v1::ClusterRoleBinding>()
         }
-        ("rbac.authorization.k8s.io", "v1", "roles") => round_trip::<rbac::v1::Role>(object),
+        ("rbac.authorization.k8s.io", "v1", "roles") => action.with::<rbac::v1::Role>(),
         ("rbac.authorization.k8s.io", "v1", "rolebindings") => {
-            round_trip::<rbac::v1::RoleBinding>(object)
+            action.with::<rbac::v1::RoleBinding>()
         }
         ("apiextensions.k8s.io", "v1", "customresourcedefinitions") => {
-            round_trip::<CustomResourceDefinition>(object)
+            action.with::<CustomResourceDefinition>()
         }
         _ => return None,
     };
-    Some(decoded)
+    Some(output)
+}
+
+struct RoundTrip<'a>(&'a Value);
+
+impl WithType for RoundTrip<'_> {
+    type Output = Result<Decoded, TypeError>;
+    fn with<T>(self) -> Self::Output
+    where
+        T: DeserializeOwned + Serialize + JsonSchema,
+    {
+        round_trip::<T>(self.0)
+    }
+}
+
+/// Decodes `object` as the built-in kind `rt` names; `None` for kinds without a type here.
+pub fn decode(rt: &ResourceType, object: &Value) -> Option<Result<Decoded, TypeError>> {
+    with_type(rt, RoundTrip(object))
 }
 
 /// A partial object (a server-side apply configuration) without the fields its type does not
