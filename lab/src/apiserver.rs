@@ -3,20 +3,24 @@
 //!
 //! ```text
 //!   kubectl / kube-rs ──HTTPS──▶ routes ──▶ cluster (one lock) ──▶ store ──▶ watch fan-out
+//!                                  │            ├─ decode + typed: built-in kinds through their
+//!                                  │            │   k8s-openapi types (types, unknown fields)
 //!                                  │            ├─ pipeline: metadata, status split, generation
-//!                                  │            ├─ services: defaults, validation, allocation
+//!                                  │            ├─ services, pods, names: defaults, validation
 //!                                  │            ├─ crd + schema: custom kinds, prune/default/CEL
 //!                                  │            ├─ conversion: events.k8s.io ⇄ core Events
 //!                                  │            └─ patch / apply: every PATCH flavour
+//!                                  ├─ options: write, list and watch parameters
 //!                                  └─ discovery, openapi, table (kubectl's needs)
 //! ```
 //! `LabApiServer::start` runs it inside the caller's runtime (tests, `portico-lab up`);
 //! `portico-lab apiserver` runs it in the foreground.
 //!
 //! Not modelled (controllers, not the API server): garbage collection by ownerReferences, the
-//! EndpointSlice controller, kubelets. Other gaps: no aggregated discovery (kubectl falls
-//! back), no OpenAPI schemas (only what `kubectl apply` needs), IPv4 Services only,
-//! no admission webhooks, no RBAC (one admin token).
+//! EndpointSlice controller, kubelets, the namespace controller's delay (an empty namespace
+//! goes at once) and foreground deletion. Other gaps: no aggregated discovery (kubectl falls
+//! back), OpenAPI v3 only (no `/openapi/v2`), IPv4 Services only, no admission webhooks, no
+//! RBAC (one admin token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -33,8 +37,11 @@ mod conversion;
 mod crd;
 mod discovery;
 mod meta;
+mod names;
 mod openapi;
+mod options;
 mod patch;
+mod pods;
 mod protobuf;
 mod resources;
 mod respond;
@@ -46,6 +53,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod validation;
 mod watch;
 
