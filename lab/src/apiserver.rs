@@ -16,11 +16,12 @@
 //! `LabApiServer::start` runs it inside the caller's runtime (tests, `portico-lab up`);
 //! `portico-lab apiserver` runs it in the foreground.
 //!
-//! Not modelled (controllers, not the API server): garbage collection by ownerReferences, the
-//! EndpointSlice controller, kubelets, the namespace controller's delay (an empty namespace
-//! goes at once) and foreground deletion. Other gaps: no aggregated discovery (kubectl falls
-//! back), OpenAPI v3 only (no `/openapi/v2`), IPv4 Services only, no admission webhooks, no
-//! RBAC (one admin token).
+//! Of kube-controller-manager, two parts run beside it (`cluster/deferred.rs`): the namespace
+//! controller (a deleted namespace is Terminating until its contents are gone) and the garbage
+//! collector's foreground deletion (the owner waits for its dependents). Not modelled: the
+//! background garbage collection of dependents whose owner is gone, the EndpointSlice
+//! controller, kubelets. Other gaps: OpenAPI v3 only (no `/openapi/v2`; kubectl uses v3), IPv4
+//! Services only, no admission webhooks, no RBAC (one admin token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -188,6 +189,19 @@ impl LabApiServer {
             ),
             token: token.clone(),
             bookmark_interval: config.bookmark_interval,
+        });
+        // kube-controller-manager's part: namespaces and foreground deletions finish after the
+        // DELETE was answered. The task ends with the server (it holds only a weak reference).
+        let deletions = Arc::downgrade(&server);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(cluster::DEFERRED_DELETION_TICK);
+            loop {
+                tick.tick().await;
+                let Some(server) = deletions.upgrade() else {
+                    return;
+                };
+                server.cluster.finish_deletions();
+            }
         });
         let tls_config =
             axum_server::tls_rustls::RustlsConfig::from_config(certificate.config.clone());

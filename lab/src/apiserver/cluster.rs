@@ -14,11 +14,13 @@ use super::status::ApiError;
 use super::store::Store;
 
 mod decode;
+mod deferred;
 mod delete;
 mod pipeline;
 mod write;
 
 pub use decode::FieldValidation;
+pub use deferred::{DEFERRED_DELETION_TICK, PendingDeletions};
 pub use delete::DeleteOptions;
 pub use write::{ObjectRef, WriteContext};
 
@@ -26,6 +28,8 @@ pub struct State {
     pub registry: Registry,
     pub store: Store,
     pub services: ServiceAllocator,
+    /// Deletions that the cluster's controllers finish after the request returned.
+    pub pending: PendingDeletions,
 }
 
 pub struct Cluster {
@@ -90,6 +94,7 @@ impl Cluster {
             registry: Registry::default(),
             store: Store::new(history),
             services: ServiceAllocator::new(service_cidr, node_ports),
+            pending: PendingDeletions::default(),
         };
         let cluster = Cluster {
             state: Mutex::new(state),
@@ -144,6 +149,7 @@ impl Cluster {
                 registry: state.registry.clone(),
                 store: state.store.scratch(),
                 services: state.services.clone(),
+                pending: PendingDeletions::default(),
             };
             write(&mut scratch)
         } else {

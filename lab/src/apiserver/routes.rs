@@ -444,6 +444,7 @@ fn resource(
                 DeleteOptions::from_body(&decode_body(request, &rt, body)?)
             };
             options.dry_run |= ctx.dry_run;
+            options.foreground |= request.param("propagationPolicy") == Some("Foreground");
             Ok(respond::ok(
                 &cluster.delete(&rt, namespace, name, &options)?,
             ))
