@@ -29,7 +29,7 @@ async fn the_apiserver_command_serves_kubectl_and_exits_on_sigterm() {
         .spawn()
         .unwrap();
     assert!(eventually(Duration::from_secs(10), || async { kubeconfig.exists() }).await);
-    let output = tokio::process::Command::new("kubectl")
+    let output = tokio::process::Command::new(crate::common::kubectl_program())
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args([

@@ -64,9 +64,20 @@ pub async fn raw(client: &kube::Client, request: http::Request<Vec<u8>>) -> (u16
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// kubectl: the one `scripts/install` put into the workspace's `.venv` when the system has
+/// none, else the one on PATH.
+pub fn kubectl_program() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/kubectl");
+    if venv.is_file() {
+        venv
+    } else {
+        "kubectl".into()
+    }
+}
+
 /// Runs kubectl against the lab and returns (success, stdout, stderr).
 pub async fn kubectl(lab: &LabApiServer, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new("kubectl")
+    let output = tokio::process::Command::new(kubectl_program())
         .arg("--kubeconfig")
         .arg(lab.kubeconfig_path())
         .args(args)
