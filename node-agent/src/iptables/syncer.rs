@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::apply::{Iptables, IptablesError};
+use super::drift::{self, Repair};
 use super::incremental::RenderCache;
 use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet};
 use crate::dataplane::{DesiredState, NodeContext};
@@ -20,6 +21,8 @@ pub enum SyncKind {
     Partial,
     /// Nothing changed: no restore ran.
     Unchanged,
+    /// A drift check found and rewrote only what drifted.
+    Repair,
 }
 
 /// What one sync did and how long its parts took.
@@ -111,6 +114,49 @@ impl Syncer {
                 tracing::warn!(%error, "partial iptables restore failed; falling back to a full sync");
                 self.in_sync = false;
                 self.sync_full(state, node).await
+            }
+        }
+    }
+
+    /// A sync plus the periodic drift check: Portico's jumps and top-level chains are listed,
+    /// and only what drifted is rewritten (everything, when the table was flushed).
+    pub async fn check(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+    ) -> Result<SyncOutcome, IptablesError> {
+        let synced = self.sync(state, node).await?;
+        if synced.kind == SyncKind::Full {
+            return Ok(synced);
+        }
+        let started = Instant::now();
+        let repair = drift::check(&self.iptables, self.cache.rule_set()).await?;
+        let inspect = started.elapsed();
+        match repair {
+            Repair::Nothing => Ok(synced),
+            Repair::Full => {
+                tracing::warn!("Portico's top-level chains are gone; rewriting every rule");
+                self.in_sync = false;
+                self.sync_full(state, node).await
+            }
+            Repair::Partial { chains, jumps } => {
+                tracing::warn!(?chains, ?jumps, "repairing drifted iptables rules");
+                let started = Instant::now();
+                let plan = self.cache.rule_set().repair_restore(&chains, &jumps);
+                let compute = started.elapsed();
+                let started = Instant::now();
+                if let Err(error) = self.iptables.restore(&plan.text).await {
+                    tracing::warn!(%error, "repair restore failed; falling back to a full sync");
+                    self.in_sync = false;
+                    return self.sync_full(state, node).await;
+                }
+                Ok(outcome(
+                    SyncKind::Repair,
+                    &plan,
+                    compute,
+                    inspect,
+                    started.elapsed(),
+                ))
             }
         }
     }
