@@ -424,6 +424,7 @@ async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
 
     // Churn: 100 EndpointSlices get a new first endpoint.
     let changed: Vec<u32> = (0..100).map(|i| i * (scale / 100)).collect();
+    let syncs_at_churn = agent.syncs();
     let churn_started = Instant::now();
     futures::stream::iter(changed.clone())
         .map(|index| {
@@ -444,14 +445,22 @@ async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
         .buffer_unordered(PARALLEL)
         .collect::<Vec<_>>()
         .await;
+    // Each sync the agent reports is a moment the rules may have caught up: note its time, then
+    // check the Services still pending (listing chains is too slow to poll at scale).
     let mut pending = changed.clone();
-    while !pending.is_empty() {
-        pending.retain(|&index| !reflected(&node, index, 1));
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut syncs = syncs_at_churn;
+    let churn = loop {
+        let now = agent.syncs();
+        if now > syncs {
+            let at = churn_started.elapsed();
+            syncs = now;
+            pending.retain(|&index| !reflected(&node, index, 1));
+            if pending.is_empty() {
+                break at;
+            }
         }
-    }
-    let churn = churn_started.elapsed();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
 
     // Restart over the existing rules.
     agent.stop();
