@@ -218,6 +218,13 @@ impl Agent {
     }
 }
 
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn last_applied(value: &serde_json::Value) -> String {
     value.to_string()
 }
@@ -357,7 +364,8 @@ fn svc_chain(index: u32) -> String {
 
 fn reflected(node: &NodeNs, index: u32, generation: u32) -> bool {
     let rules = node.exec(&["iptables", "-w", "-t", "nat", "-S", &svc_chain(index)]);
-    rules.contains(&format!("{}:8080", pod_ip(index, 0, generation)))
+    // Endpoint 1 is on another node: DNATed from the SVC chain itself.
+    rules.contains(&format!("{}:8080", pod_ip(index, 1, generation)))
 }
 
 struct Row {

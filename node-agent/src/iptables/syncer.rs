@@ -4,7 +4,8 @@
 //! partial: only the chains whose rules changed are written (a Service's own chains, the one
 //! dispatch bucket it sits in, the small parent and filter chains when they change), so the
 //! cost follows the size of the change, not of the cluster. A failed partial restore falls
-//! back to a full one, as kube-proxy does.
+//! back to a full one, as kube-proxy does. The periodic `check` lists only the built-in chains
+//! and Portico's top-level chains (`drift`) and rewrites only what drifted.
 
 use std::time::{Duration, Instant};
 
