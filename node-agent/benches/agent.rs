@@ -187,16 +187,26 @@ impl Agent {
             .unwrap_or(0)
     }
 
-    /// utime + stime + cutime + cstime, in seconds (clock ticks of 1/100 s).
+    /// CPU of the agent and its children, in seconds: its own utime + stime, cutime + cstime
+    /// of the children it reaped, and utime + stime of the children still running (an
+    /// iptables-restore in progress at either end of a window is counted too).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<u64> = after_comm
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // Fields 14-17 of proc(5), counted from the state field (3).
-        let ticks: u64 = fields[11..15].iter().sum();
+        let agent = self.child.id();
+        let mut ticks = proc_stat(agent).map_or(0, |f| f[11..15].iter().sum::<u64>());
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(fields) = proc_stat(pid)
+                && fields[1] == u64::from(agent)
+            {
+                ticks += fields[11..15].iter().sum::<u64>();
+            }
+        }
         ticks as f64 / 100.0
     }
 
@@ -223,6 +233,19 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The fields of /proc/<pid>/stat from the state (field 3 of proc(5)) on: [1] is the parent,
+/// [11..15] utime, stime, cutime, cstime in clock ticks of 1/100 s.
+fn proc_stat(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    Some(
+        after_comm
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
 }
 
 fn last_applied(value: &serde_json::Value) -> String {

@@ -14,6 +14,7 @@
 
 use super::apply::{Iptables, IptablesError};
 use super::names;
+use super::render::BUILTIN_JUMPS;
 use super::ruleset::{ChainNames, ExtraLines, RuleSet, Table};
 
 /// Portico's chains that hold no per-Service rules: few, short, and jumped to from the built-in
@@ -80,6 +81,14 @@ pub fn repair_for(observed: &[Observed], jumps: ExtraLines) -> Repair {
     } else {
         Repair::Partial { chains, jumps }
     }
+}
+
+/// Whether the built-in chains show an earlier run's rules: some of Portico's jumps are already
+/// there, or jumps to PORTICO- chains that are not wanted (pure).
+pub fn earlier_run_seen(jumps: &ExtraLines) -> bool {
+    let lines = || jumps.nat.iter().chain(&jumps.filter);
+    let inserts = lines().filter(|line| line.starts_with("-I ")).count();
+    inserts < BUILTIN_JUMPS.len() || lines().any(|line| line.starts_with("-D "))
 }
 
 /// Lists the built-in chains and Portico's top-level chains of `set` and decides the repair.
@@ -165,6 +174,23 @@ mod tests {
         );
         assert!(chains.filter.is_empty());
         assert_eq!(jumps, ExtraLines::default());
+    }
+
+    #[test]
+    fn an_earlier_run_shows_in_the_built_in_chains() {
+        let all_missing = ExtraLines {
+            nat: vec!["-I PREROUTING -j PORTICO-SERVICES".into(); 3],
+            filter: vec!["-I INPUT -j PORTICO-NODEPORTS".into(); BUILTIN_JUMPS.len() - 3],
+        };
+        assert!(!earlier_run_seen(&all_missing), "a clean node");
+        let mut one_present = all_missing.clone();
+        one_present.filter.pop();
+        assert!(earlier_run_seen(&one_present));
+        let mut old_jump = all_missing;
+        old_jump
+            .nat
+            .push("-D PREROUTING -j PORTICO-SERVICES".into());
+        assert!(earlier_run_seen(&old_jump), "an older version's jump");
     }
 
     #[test]

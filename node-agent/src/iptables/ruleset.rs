@@ -161,6 +161,15 @@ impl RuleSet {
         self.restore(Select::Named(&wanted), &ChainNames::default(), extra)
     }
 
+    /// Input that only deletes the chains of `existing` this rule set does not have.
+    pub fn delete_restore(&self, existing: &ChainNames) -> RestorePlan {
+        self.restore(
+            Select::Named(&ChainNames::default()),
+            existing,
+            &ExtraLines::default(),
+        )
+    }
+
     fn restore(
         &self,
         select: Select<'_>,

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::apply::{Iptables, IptablesError};
 use super::drift::{self, Repair};
 use super::incremental::RenderCache;
-use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet};
+use super::names;
+use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet, Table};
 use crate::dataplane::{DesiredState, NodeContext};
 
 /// What kind of restore a sync ran.
@@ -50,6 +51,8 @@ pub struct Syncer {
     /// Whether the kernel holds what the cache rendered last; false before the first sync and
     /// after a failure, when the kernel's state is unknown.
     in_sync: bool,
+    /// Whether chains of an earlier run may exist that were not yet listed and deleted.
+    leftovers_unknown: bool,
 }
 
 impl Syncer {
@@ -59,6 +62,7 @@ impl Syncer {
             iptables,
             cache,
             in_sync: false,
+            leftovers_unknown: false,
         }
     }
 
@@ -130,11 +134,19 @@ impl Syncer {
         if synced.kind == SyncKind::Full {
             return Ok(synced);
         }
+        let leftovers = match self.delete_leftovers().await {
+            Ok(deleted) => deleted,
+            Err(error) => {
+                tracing::warn!(%error, "deleting leftover chains failed; falling back to a full sync");
+                self.in_sync = false;
+                return self.sync_full(state, node).await;
+            }
+        };
         let started = Instant::now();
         let repair = drift::check(&self.iptables, self.cache.rule_set()).await?;
         let inspect = started.elapsed();
         match repair {
-            Repair::Nothing => Ok(synced),
+            Repair::Nothing => Ok(leftovers.unwrap_or(synced)),
             Repair::Full => {
                 tracing::warn!("Portico's top-level chains are gone; rewriting every rule");
                 self.in_sync = false;
@@ -180,15 +192,60 @@ impl Syncer {
                 .restore_full(existing, None, compute, Duration::ZERO)
                 .await;
         }
-        // Unknown state: one dump tells both the chains to delete and the missing jumps.
+        // Unknown state: the built-in chains tell the missing jumps, and whether an earlier run
+        // left rules. Its chains that are no longer wanted are harmless once nothing jumps to
+        // them, so finding them (a dump of every rule, seconds at scale) waits for the next
+        // check instead of delaying the start.
         let started = Instant::now();
-        let (existing, jumps) = self.iptables.inspect().await?;
+        let jumps = self.iptables.missing_jumps().await?;
+        let earlier_run = drift::earlier_run_seen(&jumps)
+            || self
+                .iptables
+                .list_chain(Table::Nat, names::SERVICES)
+                .await?
+                .is_some();
         let inspect = started.elapsed();
         let started = Instant::now();
         self.cache.render(state, node);
         self.cache.take_changes();
-        self.restore_full(existing, Some(jumps), started.elapsed(), inspect)
-            .await
+        self.leftovers_unknown |= earlier_run;
+        self.restore_full(
+            ChainNames::default(),
+            Some(jumps),
+            started.elapsed(),
+            inspect,
+        )
+        .await
+    }
+
+    /// Deletes the PORTICO- chains an earlier run (or a failed sync) left that are no longer
+    /// wanted, found with one dump; `None` when there was nothing to look for.
+    async fn delete_leftovers(&mut self) -> Result<Option<SyncOutcome>, IptablesError> {
+        if !self.leftovers_unknown {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let (existing, _) = self.iptables.inspect().await?;
+        let inspect = started.elapsed();
+        let plan = self.cache.rule_set().delete_restore(&existing);
+        let started = Instant::now();
+        self.iptables.restore(&plan.text).await?;
+        self.leftovers_unknown = false;
+        if plan.chains_deleted > 0 {
+            tracing::info!(
+                chains = plan.chains_deleted,
+                "deleted chains an earlier run left"
+            );
+        }
+        Ok((!plan.text.is_empty()).then(|| {
+            outcome(
+                SyncKind::Repair,
+                &plan,
+                Duration::ZERO,
+                inspect,
+                started.elapsed(),
+            )
+        }))
     }
 
     async fn restore_full(
