@@ -55,6 +55,13 @@ pub async fn run(
     metrics: AgentMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
+    // Poll the shutdown future once now: that is when it starts listening for SIGTERM, and a
+    // signal that comes before (during the first list or the first sync, seconds at scale)
+    // would otherwise be lost and the agent never stop.
+    tokio::pin!(shutdown);
+    if futures::poll!(&mut shutdown).is_ready() {
+        return ExitCode::SUCCESS;
+    }
     let sync_health = SyncHealth::new(args.sync_period * 2);
     let eligibility = NodeEligibility::default();
     let node_health = match NodeHealthServer::bind(
@@ -96,11 +103,17 @@ pub async fn run(
         Some(changed.clone()),
         watches,
     );
-    let (_, _, _) = tokio::join!(
-        services.wait_until_ready(),
-        slices.wait_until_ready(),
-        nodes.wait_until_ready()
-    );
+    let listed = async {
+        tokio::join!(
+            services.wait_until_ready(),
+            slices.wait_until_ready(),
+            nodes.wait_until_ready()
+        )
+    };
+    tokio::select! {
+        _ = listed => {}
+        _ = &mut shutdown => return ExitCode::SUCCESS,
+    }
 
     let node = nodes.state().into_iter().next();
     let mut context = node_context(args, node_name, node.as_deref());
@@ -131,7 +144,6 @@ pub async fn run(
     );
     tracing::info!(node = %node_name, node_ips = ?context.node_ips, "dataplane starting");
 
-    tokio::pin!(shutdown);
     loop {
         let due = tokio::time::Instant::from_std(schedule.next_at(Instant::now()));
         tokio::select! {
