@@ -19,7 +19,9 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use portico_api::keys::reason::FAILED_TO_START_SERVICE_HEALTHCHECK;
 
 use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
-use crate::dataplane::{DesiredState, IpFamily, NodeContext, desired_state, local_ready_endpoints};
+use crate::dataplane::{
+    DesiredState, IpFamily, NodeContext, Protocol, desired_state, local_ready_endpoints,
+};
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
 use crate::iptables::{Iptables, IptablesError, SyncKind, Syncer};
 use crate::metrics::{AgentMetrics, SyncLabels};
@@ -99,6 +101,10 @@ impl Proxier {
             tracing::warn!(error = %e, "could not delete stale UDP conntrack entries");
         }
         self.sync_health_checks(&state, services).await;
+        // Only UDP ports matter to the next stale-flow comparison: keeping the whole state
+        // would hold a second copy of every port and endpoint (the render cache has one).
+        let mut state = state;
+        state.ports.retain(|key, _| key.protocol == Protocol::Udp);
         self.last_state = state;
         self.sync_health.updated();
         Ok(())
