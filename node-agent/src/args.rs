@@ -47,10 +47,16 @@ pub struct Args {
     )]
     pub healthz_bind_address: SocketAddr,
 
-    /// Longest time between two full rewrites of the rules (repairs drift); the node health
-    /// check fails when a requested sync waits longer than twice this.
+    /// How often the agent checks, without changes, that Portico's jumps and top-level chains
+    /// are in place, and repairs only what drifted (as kube-proxy's --sync-period); the node
+    /// health check fails when a requested sync waits longer than twice this.
     #[arg(long, env = "PORTICO_SYNC_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
     pub sync_period: Duration,
+
+    /// Longest time between two full rewrites of every rule (kube-proxy rewrites everything
+    /// once an hour); a failed sync is always followed by a full one.
+    #[arg(long, env = "PORTICO_FULL_SYNC_PERIOD", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub full_sync_period: Duration,
 
     /// Shortest time between two syncs: a burst of changes within it is applied at once.
     #[arg(long, env = "PORTICO_MIN_SYNC_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]

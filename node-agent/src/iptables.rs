@@ -16,6 +16,7 @@
 //! rules of other programs in the same tables survive every sync and the cleanup.
 
 pub mod apply;
+pub mod drift;
 pub mod incremental;
 pub mod names;
 pub mod render;

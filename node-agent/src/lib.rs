@@ -17,6 +17,7 @@ pub mod required_programs;
 pub mod run;
 pub mod slice_warnings;
 pub mod sync_schedule;
+pub mod trim;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,10 @@ pub async fn run(args: Args) -> ExitCode {
     };
     if args.min_sync_period > args.sync_period {
         eprintln!("{BINARY}: --min-sync-period must not be longer than --sync-period");
+        return ExitCode::from(2);
+    }
+    if args.sync_period > args.full_sync_period {
+        eprintln!("{BINARY}: --sync-period must not be longer than --full-sync-period");
         return ExitCode::from(2);
     }
     // Checked before anything starts, so a node without the tools gets one line naming them.

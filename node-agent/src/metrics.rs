@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SyncLabels {
-    /// `full` or `partial`.
+    /// `full`, `partial` or `check` for syncs; `full`, `partial` or `repair` for restores.
     pub kind: &'static str,
 }
 
@@ -34,6 +34,7 @@ fn sync_histogram() -> Histogram {
 pub struct AgentMetrics {
     pub sync_duration: Family<SyncLabels, Histogram, fn() -> Histogram>,
     pub sync_errors: Family<ErrorLabels, Counter>,
+    pub restores: Family<SyncLabels, Counter>,
     pub endpoint_slice_problems: Family<ProblemLabels, Counter>,
 }
 
@@ -42,6 +43,7 @@ impl Default for AgentMetrics {
         AgentMetrics {
             sync_duration: Family::new_with_constructor(sync_histogram),
             sync_errors: Family::default(),
+            restores: Family::default(),
             endpoint_slice_problems: Family::default(),
         }
     }
@@ -67,6 +69,11 @@ pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
         "sync_errors",
         "Failed dataplane syncs, by error",
         metrics.sync_errors.clone(),
+    );
+    registry.register(
+        "iptables_restores",
+        "iptables-restore runs, by kind (full: every rule, partial: changed chains, repair: drift a check found)",
+        metrics.restores.clone(),
     );
     registry.register(
         "endpoint_slice_problems",

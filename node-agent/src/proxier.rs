@@ -19,11 +19,14 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use portico_api::keys::reason::FAILED_TO_START_SERVICE_HEALTHCHECK;
 
 use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
-use crate::dataplane::{DesiredState, IpFamily, NodeContext, desired_state, local_ready_endpoints};
+use crate::dataplane::{
+    DesiredState, IpFamily, NodeContext, Protocol, desired_state, local_ready_endpoints,
+};
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
 use crate::iptables::{Iptables, IptablesError, SyncKind, Syncer};
 use crate::metrics::{AgentMetrics, SyncLabels};
 use crate::slice_warnings::SliceWarnings;
+use crate::sync_schedule::SyncRequest;
 
 pub struct Proxier {
     node: NodeContext,
@@ -61,23 +64,27 @@ impl Proxier {
         self.node = node;
     }
 
-    /// Brings the dataplane to the given cluster state; `full` rewrites every chain.
+    /// Brings the dataplane to the given cluster state: what changed, plus a drift check
+    /// (`Check`) or a rewrite of every chain (`Full`).
     pub async fn sync(
         &mut self,
         services: &[Arc<Service>],
         slices: &[Arc<EndpointSlice>],
-        full: bool,
+        request: SyncRequest,
     ) -> Result<(), IptablesError> {
         let started = Instant::now();
         self.slice_warnings
             .observe(slices, &self.metrics.endpoint_slice_problems);
         let state = desired_state(services.iter().map(|s| &**s), slices.iter().map(|s| &**s));
-        let result = self.sync_rules(&state, full).await;
+        let result = self.sync_rules(&state, request).await;
+        let kind = match request {
+            SyncRequest::Changes => "partial",
+            SyncRequest::Check => "check",
+            SyncRequest::Full => "full",
+        };
         self.metrics
             .sync_duration
-            .get_or_create(&SyncLabels {
-                kind: if full { "full" } else { "partial" },
-            })
+            .get_or_create(&SyncLabels { kind })
             .observe(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             self.metrics
@@ -94,12 +101,20 @@ impl Proxier {
             tracing::warn!(error = %e, "could not delete stale UDP conntrack entries");
         }
         self.sync_health_checks(&state, services).await;
+        // Only UDP ports matter to the next stale-flow comparison: keeping the whole state
+        // would hold a second copy of every port and endpoint (the render cache has one).
+        let mut state = state;
+        state.ports.retain(|key, _| key.protocol == Protocol::Udp);
         self.last_state = state;
         self.sync_health.updated();
         Ok(())
     }
 
-    async fn sync_rules(&mut self, state: &DesiredState, full: bool) -> Result<(), IptablesError> {
+    async fn sync_rules(
+        &mut self,
+        state: &DesiredState,
+        request: SyncRequest,
+    ) -> Result<(), IptablesError> {
         for family in [IpFamily::V4, IpFamily::V6] {
             let wanted = state.ports_of(family).next().is_some();
             // IPv6 rules are written only once an IPv6 Service appears (and then kept in sync).
@@ -110,12 +125,22 @@ impl Proxier {
                 .syncers
                 .entry(family)
                 .or_insert_with(|| Syncer::new(Iptables::new(family), &self.node));
-            let outcome = if full {
-                syncer.sync_full(state, &self.node).await?
-            } else {
-                syncer.sync(state, &self.node).await?
+            let outcome = match request {
+                SyncRequest::Full => syncer.sync_full(state, &self.node).await?,
+                SyncRequest::Check => syncer.check(state, &self.node).await?,
+                SyncRequest::Changes => syncer.sync(state, &self.node).await?,
             };
-            if outcome.kind != SyncKind::Unchanged {
+            let restore = match outcome.kind {
+                SyncKind::Full => Some("full"),
+                SyncKind::Partial => Some("partial"),
+                SyncKind::Repair => Some("repair"),
+                SyncKind::Unchanged => None,
+            };
+            if let Some(kind) = restore {
+                self.metrics
+                    .restores
+                    .get_or_create(&SyncLabels { kind })
+                    .inc();
                 tracing::debug!(?family, kind = ?outcome.kind, chains = outcome.chains_written, rules = outcome.rules_written, restore = ?outcome.restore, "iptables synced");
             }
         }

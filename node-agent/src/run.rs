@@ -1,7 +1,7 @@
 //! The agent's main loop, once it has a client:
 //!
 //! ```text
-//!   Services ───────┐ reflectors ──change──▶ SyncSchedule (min/max period) ──due──▶ Proxier::sync
+//!   Services ───────┐ reflectors ──change──▶ SyncSchedule (min, check, full period) ──due──▶ Proxier::sync
 //!   EndpointSlices ─┤                                                          └─▶ SyncHealth
 //!   own Node ───────┘──▶ node addresses, eligibility ─▶ :10256 /healthz
 //! ```
@@ -16,7 +16,7 @@ use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use portico_runtime::Readiness;
-use portico_runtime::reflect::reflect_reported;
+use portico_runtime::reflect::{reflect_reported, reflect_reported_trimmed};
 use tokio::sync::Notify;
 
 use crate::Args;
@@ -26,7 +26,8 @@ use crate::health::{ServiceHealthServers, SyncHealth, node_eligible};
 use crate::metrics::AgentMetrics;
 use crate::node_info::{node_ips, nodeport_addresses};
 use crate::proxier::Proxier;
-use crate::sync_schedule::{SyncRequest, SyncSchedule};
+use crate::sync_schedule::SyncSchedule;
+use crate::trim::{trim_endpoint_slice, trim_service};
 
 fn node_context(args: &Args, node_name: &str, node: Option<&Node>) -> NodeContext {
     let ips = if args.node_ip.is_empty() {
@@ -54,6 +55,13 @@ pub async fn run(
     metrics: AgentMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
+    // Poll the shutdown future once now: that is when it starts listening for SIGTERM, and a
+    // signal that comes before (during the first list or the first sync, seconds at scale)
+    // would otherwise be lost and the agent never stop.
+    tokio::pin!(shutdown);
+    if futures::poll!(&mut shutdown).is_ready() {
+        return ExitCode::SUCCESS;
+    }
     let sync_health = SyncHealth::new(args.sync_period * 2);
     let eligibility = NodeEligibility::default();
     let node_health = match NodeHealthServer::bind(
@@ -73,17 +81,20 @@ pub async fn run(
 
     let changed = Arc::new(Notify::new());
     let watches = readiness.watches();
-    let services = reflect_reported(
+    // The stores keep only what the dataplane and the health servers read (see `trim`).
+    let services = reflect_reported_trimmed(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
         Some(changed.clone()),
         watches,
+        trim_service,
     );
-    let slices = reflect_reported(
+    let slices = reflect_reported_trimmed(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
         Some(changed.clone()),
         watches,
+        trim_endpoint_slice,
     );
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
     let nodes = reflect_reported(
@@ -92,11 +103,17 @@ pub async fn run(
         Some(changed.clone()),
         watches,
     );
-    let (_, _, _) = tokio::join!(
-        services.wait_until_ready(),
-        slices.wait_until_ready(),
-        nodes.wait_until_ready()
-    );
+    let listed = async {
+        tokio::join!(
+            services.wait_until_ready(),
+            slices.wait_until_ready(),
+            nodes.wait_until_ready()
+        )
+    };
+    tokio::select! {
+        _ = listed => {}
+        _ = &mut shutdown => return ExitCode::SUCCESS,
+    }
 
     let node = nodes.state().into_iter().next();
     let mut context = node_context(args, node_name, node.as_deref());
@@ -120,10 +137,13 @@ pub async fn run(
         Some(recorder),
         metrics,
     );
-    let mut schedule = SyncSchedule::new(args.min_sync_period, args.sync_period);
+    let mut schedule = SyncSchedule::new(
+        args.min_sync_period,
+        args.sync_period,
+        args.full_sync_period,
+    );
     tracing::info!(node = %node_name, node_ips = ?context.node_ips, "dataplane starting");
 
-    tokio::pin!(shutdown);
     loop {
         let due = tokio::time::Instant::from_std(schedule.next_at(Instant::now()));
         tokio::select! {
@@ -142,20 +162,15 @@ pub async fn run(
             context = fresh;
             proxier.set_node(context.clone());
         }
-        let kind = schedule.kind(Instant::now());
+        let started = Instant::now();
+        let kind = schedule.kind(started);
         tracing::debug!(?kind, "dataplane sync");
-        let result = proxier
-            .sync(
-                &services.state(),
-                &slices.state(),
-                kind == SyncRequest::Full,
-            )
-            .await;
+        let result = proxier.sync(&services.state(), &slices.state(), kind).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "dataplane sync failed; retrying");
         } else {
             readiness.set(true);
         }
-        schedule.finished(kind, Instant::now(), result.is_err());
+        schedule.finished(kind, started, result.is_err());
     }
 }

@@ -69,6 +69,46 @@ where
     store
 }
 
+/// As `reflect_reported`, with every object passed through `trim` before the store keeps it:
+/// a store of only the fields its readers need (managedFields and annotations are often most of
+/// an object's size).
+pub fn reflect_reported_trimmed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Option<Arc<Notify>>,
+    watches: &WatchHealth,
+    trim: fn(&mut K),
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let reporter = watches.reporter(watch_name::<K>(&config));
+    let stream = watcher(api.clone(), config)
+        .default_backoff()
+        .modify(trim)
+        .reflect(writer)
+        .touched_objects();
+    let stream = reported(stream, api, reporter);
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            if item.is_ok()
+                && let Some(changed) = &changed
+            {
+                changed.notify_one();
+            }
+        }
+    });
+    store
+}
+
 /// Passes a watch stream through, reporting its errors and its recovery to `reporter`. While
 /// the watch fails, a one-item list of the same resource every few seconds tells when the API
 /// server answers again (for any watch stream: plain, trimmed, or guarded).

@@ -248,6 +248,21 @@ impl Iptables {
         Ok(inspect_dump(&listing).1)
     }
 
+    /// `iptables -S <chain>` of one table, or `None` when the chain does not exist (any failure
+    /// of the tool itself; a spawn failure is an error).
+    pub async fn list_chain(
+        &self,
+        table: Table,
+        chain: &str,
+    ) -> Result<Option<String>, IptablesError> {
+        let args = ["-w", "-t", table.as_str(), "-S", chain];
+        match self.run(&self.binary(""), &args, None).await {
+            Ok(listing) => Ok(Some(listing)),
+            Err(IptablesError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes every PORTICO- chain and every rule elsewhere that jumps to one, in one restore
     /// per table; other rules are left alone.
     pub async fn cleanup(&self) -> Result<(), IptablesError> {

@@ -130,6 +130,9 @@ impl RenderCache {
             })
             .collect();
         self.set = assemble(&self.ctx, self.rendered.values().map(|(_, rules)| rules));
+        for (_, rules) in self.rendered.values_mut() {
+            drop_chain_rules(rules);
+        }
         self.buckets.clear();
         self.members.clear();
         for (key, (_, rules)) in &self.rendered {
@@ -173,10 +176,11 @@ impl RenderCache {
             if !present {
                 continue;
             }
-            let rules = &self.rendered[key].1;
-            for (name, chain_rules) in &rules.nat_chains {
-                new_chains.insert(name.clone(), chain_rules.clone());
+            let rendered = &mut self.rendered.get_mut(key).expect("just rendered").1;
+            for (name, chain_rules) in &mut rendered.nat_chains {
+                new_chains.insert(name.clone(), std::mem::take(chain_rules));
             }
+            let rules = &self.rendered[key].1;
             for dispatch in &rules.dispatch {
                 self.buckets
                     .entry(dispatch.bucket.clone())
@@ -249,5 +253,13 @@ impl RenderCache {
             }
         }
         self.changes.chains.of_mut(table).insert(name.to_string());
+    }
+}
+
+/// The rule set holds every chain's rules; the per-port entry keeps only the chain names (to
+/// know what a port leaves behind), so the rules are not held twice.
+fn drop_chain_rules(rules: &mut ServiceRules) {
+    for (_, chain_rules) in &mut rules.nat_chains {
+        *chain_rules = Vec::new();
     }
 }

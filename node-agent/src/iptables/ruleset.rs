@@ -141,6 +141,35 @@ impl RuleSet {
         )
     }
 
+    /// Input that rewrites the named chains (those this rule set has) and adds `extra` lines:
+    /// the repair of drift a check found.
+    pub fn repair_restore(&self, chains: &ChainNames, extra: &ExtraLines) -> RestorePlan {
+        let wanted = ChainNames {
+            nat: chains
+                .nat
+                .iter()
+                .filter(|name| self.nat.contains_key(*name))
+                .cloned()
+                .collect(),
+            filter: chains
+                .filter
+                .iter()
+                .filter(|name| self.filter.contains_key(*name))
+                .cloned()
+                .collect(),
+        };
+        self.restore(Select::Named(&wanted), &ChainNames::default(), extra)
+    }
+
+    /// Input that only deletes the chains of `existing` this rule set does not have.
+    pub fn delete_restore(&self, existing: &ChainNames) -> RestorePlan {
+        self.restore(
+            Select::Named(&ChainNames::default()),
+            existing,
+            &ExtraLines::default(),
+        )
+    }
+
     fn restore(
         &self,
         select: Select<'_>,

@@ -4,13 +4,16 @@
 //! partial: only the chains whose rules changed are written (a Service's own chains, the one
 //! dispatch bucket it sits in, the small parent and filter chains when they change), so the
 //! cost follows the size of the change, not of the cluster. A failed partial restore falls
-//! back to a full one, as kube-proxy does.
+//! back to a full one, as kube-proxy does. The periodic `check` lists only the built-in chains
+//! and Portico's top-level chains (`drift`) and rewrites only what drifted.
 
 use std::time::{Duration, Instant};
 
 use super::apply::{Iptables, IptablesError};
+use super::drift::{self, Repair};
 use super::incremental::RenderCache;
-use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet};
+use super::names;
+use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet, Table};
 use crate::dataplane::{DesiredState, NodeContext};
 
 /// What kind of restore a sync ran.
@@ -20,6 +23,8 @@ pub enum SyncKind {
     Partial,
     /// Nothing changed: no restore ran.
     Unchanged,
+    /// A drift check found and rewrote only what drifted.
+    Repair,
 }
 
 /// What one sync did and how long its parts took.
@@ -48,6 +53,8 @@ pub struct Syncer {
     in_sync: bool,
     /// What the last probe said of the kernel's xt_bpf match (None before the first).
     hairpin_match: Option<bool>,
+    /// Whether chains of an earlier run may exist that were not yet listed and deleted.
+    leftovers_unknown: bool,
 }
 
 impl Syncer {
@@ -58,6 +65,7 @@ impl Syncer {
             cache,
             in_sync: false,
             hairpin_match: None,
+            leftovers_unknown: false,
         }
     }
 
@@ -118,6 +126,57 @@ impl Syncer {
         }
     }
 
+    /// A sync plus the periodic drift check: Portico's jumps and top-level chains are listed,
+    /// and only what drifted is rewritten (everything, when the table was flushed).
+    pub async fn check(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+    ) -> Result<SyncOutcome, IptablesError> {
+        let synced = self.sync(state, node).await?;
+        if synced.kind == SyncKind::Full {
+            return Ok(synced);
+        }
+        let leftovers = match self.delete_leftovers().await {
+            Ok(deleted) => deleted,
+            Err(error) => {
+                tracing::warn!(%error, "deleting leftover chains failed; falling back to a full sync");
+                self.in_sync = false;
+                return self.sync_full(state, node).await;
+            }
+        };
+        let started = Instant::now();
+        let repair = drift::check(&self.iptables, self.cache.rule_set()).await?;
+        let inspect = started.elapsed();
+        match repair {
+            Repair::Nothing => Ok(leftovers.unwrap_or(synced)),
+            Repair::Full => {
+                tracing::warn!("Portico's top-level chains are gone; rewriting every rule");
+                self.in_sync = false;
+                self.sync_full(state, node).await
+            }
+            Repair::Partial { chains, jumps } => {
+                tracing::warn!(?chains, ?jumps, "repairing drifted iptables rules");
+                let started = Instant::now();
+                let plan = self.cache.rule_set().repair_restore(&chains, &jumps);
+                let compute = started.elapsed();
+                let started = Instant::now();
+                if let Err(error) = self.iptables.restore(&plan.text).await {
+                    tracing::warn!(%error, "repair restore failed; falling back to a full sync");
+                    self.in_sync = false;
+                    return self.sync_full(state, node).await;
+                }
+                Ok(outcome(
+                    SyncKind::Repair,
+                    &plan,
+                    compute,
+                    inspect,
+                    started.elapsed(),
+                ))
+            }
+        }
+    }
+
     /// Writes every chain, deletes PORTICO- chains that are not wanted, and restores missing
     /// jumps from the built-in chains. Run on start, after failures and periodically.
     pub async fn sync_full(
@@ -148,15 +207,60 @@ impl Syncer {
         }
         self.hairpin_match = Some(hairpin_match);
         self.cache.set_hairpin_match(hairpin_match);
-        // Unknown state: one dump tells both the chains to delete and the missing jumps.
+        // Unknown state: the built-in chains tell the missing jumps, and whether an earlier run
+        // left rules. Its chains that are no longer wanted are harmless once nothing jumps to
+        // them, so finding them (a dump of every rule, seconds at scale) waits for the next
+        // check instead of delaying the start.
         let started = Instant::now();
-        let (existing, jumps) = self.iptables.inspect().await?;
+        let jumps = self.iptables.missing_jumps().await?;
+        let earlier_run = drift::earlier_run_seen(&jumps)
+            || self
+                .iptables
+                .list_chain(Table::Nat, names::SERVICES)
+                .await?
+                .is_some();
         let inspect = started.elapsed();
         let started = Instant::now();
         self.cache.render(state, node);
         self.cache.take_changes();
-        self.restore_full(existing, Some(jumps), started.elapsed(), inspect)
-            .await
+        self.leftovers_unknown |= earlier_run;
+        self.restore_full(
+            ChainNames::default(),
+            Some(jumps),
+            started.elapsed(),
+            inspect,
+        )
+        .await
+    }
+
+    /// Deletes the PORTICO- chains an earlier run (or a failed sync) left that are no longer
+    /// wanted, found with one dump; `None` when there was nothing to look for.
+    async fn delete_leftovers(&mut self) -> Result<Option<SyncOutcome>, IptablesError> {
+        if !self.leftovers_unknown {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let (existing, _) = self.iptables.inspect().await?;
+        let inspect = started.elapsed();
+        let plan = self.cache.rule_set().delete_restore(&existing);
+        let started = Instant::now();
+        self.iptables.restore(&plan.text).await?;
+        self.leftovers_unknown = false;
+        if plan.chains_deleted > 0 {
+            tracing::info!(
+                chains = plan.chains_deleted,
+                "deleted chains an earlier run left"
+            );
+        }
+        Ok((!plan.text.is_empty()).then(|| {
+            outcome(
+                SyncKind::Repair,
+                &plan,
+                Duration::ZERO,
+                inspect,
+                started.elapsed(),
+            )
+        }))
     }
 
     async fn restore_full(

@@ -132,8 +132,8 @@ async fn foreign_rules_survive_on_iptables_legacy() {
 }
 
 #[tokio::test]
-async fn a_restart_removes_chains_of_services_that_went_away() {
-    if !root_or_skip("a_restart_removes_chains_of_services_that_went_away") {
+async fn a_restart_removes_chains_of_services_that_went_away_at_the_first_check() {
+    if !root_or_skip("a_restart_removes_chains_of_services_that_went_away_at_the_first_check") {
         return;
     }
     let topology = Topology::new("rst");
@@ -144,13 +144,38 @@ async fn a_restart_removes_chains_of_services_that_went_away() {
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
-    // A new agent process knows nothing of the old one's chains, finds them and deletes them.
+    // A new agent process knows nothing of the old one's chains. Its first sync writes its own
+    // without dumping every rule first (seconds at scale); nothing jumps to the old chains any
+    // more, and the first periodic check finds and deletes them.
     let mut after = crate::services::syncer(&topology.node);
     let outcome = after
         .sync(&state(&[], &[]), &node_context())
         .await
         .expect("sync");
     assert_eq!(outcome.kind, SyncKind::Full);
+    let dump = output_in_ns(&topology.node, &["iptables-save"]);
+    assert!(
+        !dump
+            .lines()
+            .any(|line| line.starts_with("-A PORTICO-SERVICES ")
+                && line.contains("-j PORTICO-SVCS-")),
+        "nothing leads to the old chains:\n{dump}"
+    );
+    let outcome = after
+        .check(&state(&[], &[]), &node_context())
+        .await
+        .expect("check");
+    assert_eq!(outcome.kind, SyncKind::Repair);
+    assert!(outcome.chains_deleted >= 2, "{outcome:?}");
+    let again = after
+        .check(&state(&[], &[]), &node_context())
+        .await
+        .expect("check");
+    assert_eq!(
+        again.kind,
+        SyncKind::Unchanged,
+        "listed once, not every check"
+    );
     let dump = output_in_ns(&topology.node, &["iptables-save"]);
     assert!(
         !dump.contains("PORTICO-SVC-") && !dump.contains("PORTICO-SEP-"),

@@ -107,6 +107,11 @@ impl NodeNs {
 
     /// Starts the real agent in this node's namespace.
     pub fn start_agent(&mut self, kubeconfig: &Path) {
+        self.start_agent_with(kubeconfig, "127.0.0.1:9473", &[]);
+    }
+
+    /// Starts the real agent with its admin server (metrics) on `admin_addr` and extra flags.
+    pub fn start_agent_with(&mut self, kubeconfig: &Path, admin_addr: &str, extra_args: &[&str]) {
         let binary =
             portico_tests::workspace_binary("portico-agent").expect("portico-agent is built");
         let log = std::fs::File::create(&self.log).unwrap();
@@ -121,10 +126,11 @@ impl NodeNs {
             ])
             .args([
                 "--admin-addr",
-                "127.0.0.1:9473",
+                admin_addr,
                 "--cluster-cidr",
                 "10.244.0.0/16",
             ])
+            .args(extra_args)
             .env_remove("KUBECONFIG")
             .env("PORTICO_LOG_LEVEL", "info,portico_agent::run=debug")
             .stdin(Stdio::null())

@@ -1,0 +1,111 @@
+//! What the agent keeps of each watched object: only the fields the dataplane, the health
+//! servers and the EndpointSlice warnings read. A real cluster's objects carry managedFields,
+//! a `last-applied-configuration` annotation and labels that are most of their size; at 10,000
+//! Services × 5 endpoints dropping them is most of the agent's memory.
+//!
+//! Each function keeps a whitelist (a new field in k8s-openapi is dropped until someone needs
+//! it), and `desired_state` of trimmed objects equals that of the originals (tested).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use kube::api::ObjectMeta;
+
+use crate::dataplane::build::SERVICE_NAME_LABEL;
+
+/// Labels on Services that proxies honour (`service.kubernetes.io/service-proxy-name`,
+/// `service.kubernetes.io/headless`), kept for them.
+const SERVICE_LABEL_PREFIX: &str = "service.kubernetes.io/";
+
+/// Identity and version only (Events and the slice warnings name objects by them).
+fn trim_meta(meta: &mut ObjectMeta, keep_label: impl Fn(&str) -> bool) {
+    let labels = meta.labels.take().map(|labels| {
+        labels
+            .into_iter()
+            .filter(|(key, _)| keep_label(key))
+            .collect::<BTreeMap<_, _>>()
+    });
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        generation: meta.generation.take(),
+        labels: labels.filter(|labels| !labels.is_empty()),
+        ..ObjectMeta::default()
+    };
+}
+
+/// Keeps what `dataplane::build` reads of a Service.
+pub fn trim_service(service: &mut Service) {
+    trim_meta(&mut service.metadata, |key| {
+        key.starts_with(SERVICE_LABEL_PREFIX)
+    });
+    service.spec = service.spec.take().map(|spec| ServiceSpec {
+        type_: spec.type_,
+        cluster_ip: spec.cluster_ip,
+        cluster_ips: spec.cluster_ips,
+        external_ips: spec.external_ips,
+        external_traffic_policy: spec.external_traffic_policy,
+        internal_traffic_policy: spec.internal_traffic_policy,
+        health_check_node_port: spec.health_check_node_port,
+        load_balancer_source_ranges: spec.load_balancer_source_ranges,
+        session_affinity: spec.session_affinity,
+        session_affinity_config: spec.session_affinity_config,
+        ports: spec.ports.map(|ports| {
+            ports
+                .into_iter()
+                .map(|port| ServicePort {
+                    name: port.name,
+                    port: port.port,
+                    protocol: port.protocol,
+                    node_port: port.node_port,
+                    target_port: port.target_port,
+                    ..ServicePort::default()
+                })
+                .collect()
+        }),
+        ..ServiceSpec::default()
+    });
+    let ingress = service
+        .status
+        .take()
+        .and_then(|status| status.load_balancer?.ingress);
+    service.status = ingress.map(|ingress| ServiceStatus {
+        load_balancer: Some(LoadBalancerStatus {
+            ingress: Some(
+                ingress
+                    .into_iter()
+                    .map(|i| LoadBalancerIngress {
+                        ip: i.ip,
+                        ip_mode: i.ip_mode,
+                        ..LoadBalancerIngress::default()
+                    })
+                    .collect(),
+            ),
+        }),
+        ..ServiceStatus::default()
+    });
+}
+
+/// Keeps what `dataplane::build` and the slice warnings read of an EndpointSlice.
+pub fn trim_endpoint_slice(slice: &mut EndpointSlice) {
+    trim_meta(&mut slice.metadata, |key| key == SERVICE_NAME_LABEL);
+    for endpoint in &mut slice.endpoints {
+        *endpoint = Endpoint {
+            addresses: std::mem::take(&mut endpoint.addresses),
+            conditions: endpoint.conditions.take(),
+            node_name: endpoint.node_name.take(),
+            ..Endpoint::default()
+        };
+    }
+    for port in slice.ports.iter_mut().flatten() {
+        port.app_protocol = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Trimmed objects build the same desired state, and carry none of the bulk.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+
+use super::*;
+use crate::dataplane::{desired_state, slice_problems::slice_problems};
+
+/// A LoadBalancer Service as a real API server serves it after `kubectl apply`.
+fn real_service() -> Service {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
+            "labels": {"app.kubernetes.io/name": "web", "service.kubernetes.io/service-proxy-name": "portico"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"big\":\"json\"}"},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                               "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+            "finalizers": ["portico.dev/load-balancer-cleanup"],
+        },
+        "spec": {
+            "type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "selector": {"app": "web"}, "loadBalancerClass": "portico.dev/lb",
+            "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+            "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+            "loadBalancerSourceRanges": ["203.0.113.0/24"], "externalIPs": ["192.0.2.7"],
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080,
+                       "nodePort": 31000, "appProtocol": "http"}],
+        },
+        "status": {
+            "loadBalancer": {"ingress": [{"ip": "198.19.0.1", "ipMode": "VIP", "ports": [{"port": 80, "protocol": "TCP"}]},
+                                         {"ip": "198.19.0.2", "ipMode": "Proxy"}]},
+            "conditions": [{"type": "portico.dev/LoadBalancerReady", "status": "True", "reason": "Ready",
+                            "message": "ok", "lastTransitionTime": "2026-11-30T00:00:00Z"}],
+        },
+    }))
+    .unwrap()
+}
+
+fn real_slice() -> EndpointSlice {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": "web-abcde", "namespace": "shop", "uid": "u-2", "resourceVersion": "43", "generation": 3,
+            "labels": {"kubernetes.io/service-name": "web", "endpointslice.kubernetes.io/managed-by": "x"},
+            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "2026-11-30T00:00:00Z"},
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "u-1"}],
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.244.1.5"], "nodeName": "node-a", "zone": "z", "hostname": "h",
+             "conditions": {"ready": true, "serving": true, "terminating": false},
+             "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"},
+             "hints": {"forZones": [{"name": "z"}]}},
+            {"addresses": ["10.244.2.5"], "nodeName": "node-b",
+             "conditions": {"ready": false, "serving": true, "terminating": true}},
+            {"addresses": ["not-an-ip"], "nodeName": "node-b"},
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn trimmed_objects_build_the_same_desired_state() {
+    let (service, slice) = (real_service(), real_slice());
+    let (mut trimmed_service, mut trimmed_slice) = (service.clone(), slice.clone());
+    trim_service(&mut trimmed_service);
+    trim_endpoint_slice(&mut trimmed_slice);
+    let full = desired_state([&service], [&slice]);
+    assert!(!full.ports.is_empty());
+    assert_eq!(desired_state([&trimmed_service], [&trimmed_slice]), full);
+    assert_eq!(slice_problems(&trimmed_slice), slice_problems(&slice));
+}
+
+#[test]
+fn trimming_drops_managed_fields_annotations_and_unread_labels() {
+    let mut service = real_service();
+    trim_service(&mut service);
+    let meta = &service.metadata;
+    assert!(meta.managed_fields.is_none() && meta.annotations.is_none());
+    assert!(meta.finalizers.is_none());
+    assert_eq!(
+        meta.labels.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        ["service.kubernetes.io/service-proxy-name"]
+    );
+    assert_eq!(
+        (meta.name.as_deref(), meta.uid.as_deref()),
+        (Some("web"), Some("u-1")),
+        "Events still name the Service"
+    );
+    let spec = service.spec.as_ref().unwrap();
+    assert!(spec.selector.is_none() && spec.load_balancer_class.is_none());
+    assert!(service.status.as_ref().unwrap().conditions.is_none());
+
+    let mut slice = real_slice();
+    trim_endpoint_slice(&mut slice);
+    assert!(slice.metadata.managed_fields.is_none() && slice.metadata.annotations.is_none());
+    assert_eq!(slice.metadata.labels.as_ref().unwrap().len(), 1);
+    assert!(
+        slice
+            .endpoints
+            .iter()
+            .all(|e| e.target_ref.is_none() && e.zone.is_none())
+    );
+    let before = serde_json::to_string(&real_slice()).unwrap().len();
+    let after = serde_json::to_string(&slice).unwrap().len();
+    assert!(after < before, "{after} of {before} bytes kept");
+}
