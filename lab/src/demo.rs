@@ -134,10 +134,28 @@ pub fn down(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// kubectl: the one on PATH, else the one `scripts/install` put into the checkout's `.venv`
+/// on a system without kubectl (this binary lives in `<checkout>/target/<profile>/`).
+pub fn kubectl_program() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("kubectl").is_file())
+    });
+    if !on_path
+        && let Ok(exe) = std::env::current_exe()
+        && let Some(venv) = exe
+            .ancestors()
+            .map(|dir| dir.join(".venv/bin/kubectl"))
+            .find(|path| path.is_file())
+    {
+        return venv;
+    }
+    "kubectl".into()
+}
+
 /// `portico-lab kubectl ARGS...`: kubectl with the lab's kubeconfig; exits with its status.
 pub fn kubectl(args: KubectlArgs) -> anyhow::Result<()> {
     let state = running_lab(&args.state.state_dir)?;
-    let status = std::process::Command::new("kubectl")
+    let status = std::process::Command::new(kubectl_program())
         .arg("--kubeconfig")
         .arg(&state.kubeconfig)
         .args(&args.args)

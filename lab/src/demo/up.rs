@@ -539,7 +539,7 @@ fn strip_ansi(line: &str) -> String {
 
 /// Prints `kubectl get svc` with the lab's kubeconfig (or says why it could not).
 pub fn kubectl_get_svc(kubeconfig: &Path) {
-    let status = Command::new("kubectl")
+    let status = Command::new(super::kubectl_program())
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["get", "svc", "-n", NAMESPACE])
