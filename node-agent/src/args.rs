@@ -56,6 +56,17 @@ pub struct Args {
     #[arg(long, env = "PORTICO_MIN_SYNC_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]
     pub min_sync_period: Duration,
 
+    /// UDP port of the agents' membership gossip (SWIM), which tells the L2 announcer within a
+    /// second that a node died; 0 turns it off (VIPs are still announced, but do not fail over).
+    #[arg(long, env = "PORTICO_MEMBERLIST_PORT", default_value_t = 7946)]
+    pub memberlist_port: u16,
+
+    /// How often the owner of a VIP repeats its gratuitous ARP / unsolicited Neighbor
+    /// Advertisement after the takeover burst, for switches and hosts that age entries out;
+    /// 0s for never.
+    #[arg(long, env = "PORTICO_L2_REFRESH_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub l2_refresh_period: Duration,
+
     #[command(flatten)]
     pub client: ClientArgs,
 

@@ -73,6 +73,7 @@ pub async fn run(
 
     let changed = Arc::new(Notify::new());
     let watches = readiness.watches();
+    let announcer = crate::announcer::spawn(args, node_name, client.clone(), watches);
     let services = reflect_reported(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
@@ -133,7 +134,10 @@ pub async fn run(
                 continue;
             }
             _ = tokio::time::sleep_until(due) => {}
-            _ = &mut shutdown => return ExitCode::SUCCESS,
+            _ = &mut shutdown => {
+                announcer.stop().await;
+                return ExitCode::SUCCESS;
+            }
         }
         let node = nodes.state().into_iter().next();
         eligibility.set(node.as_deref().is_none_or(node_eligible));
