@@ -13,13 +13,17 @@ fn free_addr() -> SocketAddr {
 
 async fn cluster(names: &[&str]) -> Vec<Membership> {
     let addrs: Vec<SocketAddr> = names.iter().map(|_| free_addr()).collect();
+    cluster_at(names, &addrs).await
+}
+
+async fn cluster_at(names: &[&str], addrs: &[SocketAddr]) -> Vec<Membership> {
     let peers: Vec<(String, SocketAddr)> = names
         .iter()
         .map(|n| n.to_string())
         .zip(addrs.iter().copied())
         .collect();
     let mut members = Vec::new();
-    for (name, addr) in names.iter().zip(&addrs) {
+    for (name, addr) in names.iter().zip(addrs) {
         let membership = Membership::start(name, *addr, *addr).await.unwrap();
         membership.set_peers(peers.clone()).await;
         members.push(membership);
@@ -73,6 +77,43 @@ async fn a_leaving_agent_is_dropped() {
     members[0].leave().await;
     for member in &members[1..] {
         wait_for(member, &["node-b", "node-c"]).await;
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_agent_rejoins_on_the_same_address() {
+    let names = ["node-a", "node-b", "node-c"];
+    let addrs: Vec<SocketAddr> = names.iter().map(|_| free_addr()).collect();
+    let mut members = cluster_at(&names, &addrs).await;
+    for member in &members {
+        wait_for(member, &names).await;
+    }
+    drop(members.remove(2));
+    for member in &members {
+        wait_for(member, &["node-a", "node-b"]).await;
+    }
+    // Same node, same address, a new process: a newer generation, which the others accept.
+    let peers: Vec<(String, SocketAddr)> = names
+        .iter()
+        .map(|n| n.to_string())
+        .zip(addrs.iter().copied())
+        .collect();
+    let mut bound = None;
+    for _ in 0..50 {
+        match Membership::start("node-c", addrs[2], addrs[2]).await {
+            Ok(membership) => {
+                bound = Some(membership);
+                break;
+            }
+            // The dropped agent's socket closes once its task has noticed.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let restarted = bound.expect("the address is free again");
+    restarted.set_peers(peers).await;
+    members.push(restarted);
+    for member in &members {
+        wait_for(member, &names).await;
     }
 }
 
