@@ -8,6 +8,7 @@
 // sockets, can allow it; every other module stays free of `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod announce_only;
 pub mod announcer;
 pub mod args;
 pub mod dataplane;
@@ -49,9 +50,11 @@ pub async fn run(args: Args) -> ExitCode {
         eprintln!("{BINARY}: --min-sync-period must not be longer than --sync-period");
         return ExitCode::from(2);
     }
+    let announce_only = args.proxy_mode == args::ProxyMode::Off;
     // Checked before anything starts, so a node without the tools gets one line naming them.
-    if let Some(missing) =
-        required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
+    if !announce_only
+        && let Some(missing) =
+            required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
     {
         eprintln!("{BINARY}: {missing}");
         return ExitCode::FAILURE;
@@ -71,6 +74,16 @@ pub async fn run(args: Args) -> ExitCode {
     tokio::select! {
         _ = startup::wait_for_api_server(&started.client) => {}
         _ = shutdown::signal() => return ExitCode::SUCCESS,
+    }
+    if announce_only {
+        return announce_only::run(
+            &args,
+            &node_name,
+            started.client,
+            started.readiness,
+            shutdown::signal(),
+        )
+        .await;
     }
     run::run(
         &args,

@@ -107,6 +107,11 @@ impl NodeNs {
 
     /// Starts the real agent in this node's namespace.
     pub fn start_agent(&mut self, kubeconfig: &Path) {
+        self.start_agent_with(kubeconfig, &[]);
+    }
+
+    /// Starts the real agent with `extra` flags after the usual ones.
+    pub fn start_agent_with(&mut self, kubeconfig: &Path, extra: &[&str]) {
         let binary =
             portico_tests::workspace_binary("portico-agent").expect("portico-agent is built");
         let log = std::fs::File::create(&self.log).unwrap();
@@ -125,6 +130,7 @@ impl NodeNs {
                 "--cluster-cidr",
                 "10.244.0.0/16",
             ])
+            .args(extra)
             .env_remove("KUBECONFIG")
             .env("PORTICO_LOG_LEVEL", "info,portico_agent::run=debug")
             .stdin(Stdio::null())
