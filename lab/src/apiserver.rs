@@ -3,20 +3,25 @@
 //!
 //! ```text
 //!   kubectl / kube-rs ──HTTPS──▶ routes ──▶ cluster (one lock) ──▶ store ──▶ watch fan-out
+//!                                  │            ├─ decode + typed: built-in kinds through their
+//!                                  │            │   k8s-openapi types (types, unknown fields)
 //!                                  │            ├─ pipeline: metadata, status split, generation
-//!                                  │            ├─ services: defaults, validation, allocation
+//!                                  │            ├─ services, pods, names: defaults, validation
 //!                                  │            ├─ crd + schema: custom kinds, prune/default/CEL
 //!                                  │            ├─ conversion: events.k8s.io ⇄ core Events
 //!                                  │            └─ patch / apply: every PATCH flavour
+//!                                  ├─ options: write, list and watch parameters
 //!                                  └─ discovery, openapi, table (kubectl's needs)
 //! ```
 //! `LabApiServer::start` runs it inside the caller's runtime (tests, `portico-lab up`);
 //! `portico-lab apiserver` runs it in the foreground.
 //!
-//! Not modelled (controllers, not the API server): garbage collection by ownerReferences, the
-//! EndpointSlice controller, kubelets. Other gaps: no aggregated discovery (kubectl falls
-//! back), no OpenAPI schemas (only what `kubectl apply` needs), IPv4 Services only,
-//! no admission webhooks, no RBAC (one admin token).
+//! Of kube-controller-manager, two parts run beside it (`cluster/deferred.rs`): the namespace
+//! controller (a deleted namespace is Terminating until its contents are gone) and the garbage
+//! collector's foreground deletion (the owner waits for its dependents). Not modelled: the
+//! background garbage collection of dependents whose owner is gone, the EndpointSlice
+//! controller, kubelets. Other gaps: OpenAPI v3 only (no `/openapi/v2`; kubectl uses v3), IPv4
+//! Services only, no admission webhooks, no RBAC (one admin token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -33,8 +38,11 @@ mod conversion;
 mod crd;
 mod discovery;
 mod meta;
+mod names;
 mod openapi;
+mod options;
 mod patch;
+mod pods;
 mod protobuf;
 mod resources;
 mod respond;
@@ -46,6 +54,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod validation;
 mod watch;
 
@@ -180,6 +189,19 @@ impl LabApiServer {
             ),
             token: token.clone(),
             bookmark_interval: config.bookmark_interval,
+        });
+        // kube-controller-manager's part: namespaces and foreground deletions finish after the
+        // DELETE was answered. The task ends with the server (it holds only a weak reference).
+        let deletions = Arc::downgrade(&server);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(cluster::DEFERRED_DELETION_TICK);
+            loop {
+                tick.tick().await;
+                let Some(server) = deletions.upgrade() else {
+                    return;
+                };
+                server.cluster.finish_deletions();
+            }
         });
         let tls_config =
             axum_server::tls_rustls::RustlsConfig::from_config(certificate.config.clone());

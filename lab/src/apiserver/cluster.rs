@@ -13,10 +13,14 @@ use super::services::ServiceAllocator;
 use super::status::ApiError;
 use super::store::Store;
 
+mod decode;
+mod deferred;
 mod delete;
 mod pipeline;
 mod write;
 
+pub use decode::FieldValidation;
+pub use deferred::{DEFERRED_DELETION_TICK, PendingDeletions};
 pub use delete::DeleteOptions;
 pub use write::{ObjectRef, WriteContext};
 
@@ -24,6 +28,8 @@ pub struct State {
     pub registry: Registry,
     pub store: Store,
     pub services: ServiceAllocator,
+    /// Deletions that the cluster's controllers finish after the request returned.
+    pub pending: PendingDeletions,
 }
 
 pub struct Cluster {
@@ -38,6 +44,9 @@ const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 pub struct Page {
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
+    /// The resourceVersion the list must be at least as new as (or, with `exact`, at).
+    pub resource_version: Option<u64>,
+    pub exact: bool,
 }
 
 /// Hex keeps the continue token opaque and URL-safe without another dependency.
@@ -85,6 +94,7 @@ impl Cluster {
             registry: Registry::default(),
             store: Store::new(history),
             services: ServiceAllocator::new(service_cidr, node_ports),
+            pending: PendingDeletions::default(),
         };
         let cluster = Cluster {
             state: Mutex::new(state),
@@ -139,6 +149,7 @@ impl Cluster {
                 registry: state.registry.clone(),
                 store: state.store.scratch(),
                 services: state.services.clone(),
+                pending: PendingDeletions::default(),
             };
             write(&mut scratch)
         } else {
@@ -173,19 +184,46 @@ impl Cluster {
         page: &Page,
     ) -> Result<Value, ApiError> {
         let state = self.lock();
+        let current = state.store.resource_version();
+        if let Some(rv) = page.resource_version.filter(|rv| *rv > current) {
+            return Err(super::options::too_large(rv, current));
+        }
         let (list_rv, after) = match page.continue_token.as_deref().filter(|t| !t.is_empty()) {
             Some(token) => {
                 let (rv, ns, name) = decode_token(token)
                     .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
                 (rv, Some((ns, name)))
             }
-            None => (state.store.resource_version(), None),
+            None => (current, None),
+        };
+        let objects: Vec<Arc<Value>> = match page.resource_version.filter(|_| page.exact) {
+            Some(rv) => state
+                .store
+                .list_at(&rt.storage_key(), rv)
+                .map_err(|_| {
+                    ApiError::gone(format!(
+                        "The resourceVersion for the provided list is too old. (resourceVersion {rv})"
+                    ))
+                })?
+                .into_iter()
+                .filter(|((ns, _), _)| namespace.is_none_or(|want| ns == want))
+                .map(|(_, object)| object)
+                .collect(),
+            None => state
+                .store
+                .list(&rt.storage_key(), namespace)
+                .cloned()
+                .collect(),
+        };
+        let list_rv = match page.resource_version.filter(|_| page.exact) {
+            Some(rv) => rv,
+            None => list_rv,
         };
         let custom = rt.printer_columns.is_some();
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0usize;
-        for object in state.store.list(&rt.storage_key(), namespace) {
+        for object in &objects {
             let key = super::store::key_of(object);
             if after.as_ref().is_some_and(|after| key <= *after) || !selectors.matches(object) {
                 continue;

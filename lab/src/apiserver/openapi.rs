@@ -1,12 +1,60 @@
-//! A minimal OpenAPI v3: a root listing one document per group-version, each with the PATCH
-//! operations kubectl looks for to learn that the server validates fields itself
-//! (`fieldValidation`), so `kubectl apply` works without `--validate=false`. There are no
-//! schemas; kubectl then builds patches from its compiled-in types (strategic merge for
-//! built-in kinds) or as JSON merge patches (custom kinds), as it does for any unknown type.
+//! OpenAPI v3: a root listing one document per group-version, each with the PATCH operations
+//! kubectl looks for to learn that the server validates fields itself (`fieldValidation`), so
+//! `kubectl apply` works without `--validate=false`, and the schemas of its kinds, tagged with
+//! their group, version and kind as `kubectl explain` finds them: the built-in kinds' from
+//! k8s-openapi (generated from the upstream OpenAPI, with its descriptions), custom kinds' from
+//! their CRD.
 
+use k8s_openapi::schemars::JsonSchema;
+use k8s_openapi::schemars::generate::SchemaSettings;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::resources::Registry;
+use super::resources::{Registry, ResourceType};
+use super::typed::{self, WithType};
+
+/// A built-in kind's schema and those it refers to, keyed by their OpenAPI names.
+struct Schemas;
+
+impl WithType for Schemas {
+    type Output = (String, Map<String, Value>);
+    fn with<T>(self) -> Self::Output
+    where
+        T: DeserializeOwned + Serialize + JsonSchema,
+    {
+        let mut generator = SchemaSettings::openapi3().into_generator();
+        generator.subschema_for::<T>();
+        (
+            T::schema_name().into_owned(),
+            generator.take_definitions(true),
+        )
+    }
+}
+
+/// The schemas of one kind, its own tagged with its group, version and kind.
+fn kind_schemas(rt: &ResourceType) -> Map<String, Value> {
+    let (name, mut schemas) = match typed::with_type(rt, Schemas) {
+        Some(found) => found,
+        None => match rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
+            Some(schema) => {
+                let reversed: Vec<&str> = rt.group.split('.').rev().collect();
+                let name = format!("{}.{}.{}", reversed.join("."), rt.version, rt.kind);
+                let mut schemas = Map::new();
+                schemas.insert(name.clone(), schema.clone());
+                (name, schemas)
+            }
+            None => return Map::new(),
+        },
+    };
+    if let Some(own) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+        own.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([{"group": rt.group, "version": rt.version, "kind": rt.kind}]),
+        );
+    }
+    schemas
+}
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -41,6 +89,7 @@ pub fn root(registry: &Registry, generation: u64) -> Value {
 
 pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
     let mut paths = Map::new();
+    let mut schemas = Map::new();
     let mut found = false;
     for rt in registry.all() {
         if gv_path(&rt.group, &rt.version) != path {
@@ -62,13 +111,14 @@ pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
             "x-kubernetes-group-version-kind": gvk,
         });
         paths.insert(base, json!({"patch": operation}));
+        schemas.extend(kind_schemas(rt));
     }
     found.then(|| {
         json!({
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": "v1.33.0"},
             "paths": paths,
-            "components": {"schemas": {}},
+            "components": {"schemas": schemas},
         })
     })
 }

@@ -1,5 +1,6 @@
 //! Response helpers: every body the server writes is JSON, as a real API server answers a client
-//! that accepts JSON (kubectl and kube-rs both do; neither needs protobuf).
+//! that accepts JSON (kubectl and kube-rs both do; neither needs protobuf), or YAML for a client
+//! that asks for it first.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -23,6 +24,35 @@ pub fn json_as<T: Serialize + ?Sized>(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// A JSON response re-encoded as YAML (other responses pass through).
+pub async fn as_yaml(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let yaml = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|value| serde_yaml_ng::to_string(&value).ok());
+    match yaml {
+        Some(yaml) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(yaml))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
 }
 
 pub fn ok<T: Serialize + ?Sized>(body: &T) -> Response {

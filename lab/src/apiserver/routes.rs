@@ -15,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::cluster::{Cluster, DeleteOptions, ObjectRef, Page, WriteContext};
+use super::options::{ListOptions, WriteOptions};
 use super::protobuf::{self, ProtobufError};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, Selectors};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{discovery, openapi, respond, table};
+use super::{discovery, openapi, patch, respond, table};
 
 pub struct Server {
     pub cluster: Cluster,
@@ -62,7 +63,21 @@ async fn handle(
         .into_response(),
     };
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    if wants_yaml(&headers) && !uri.query().is_some_and(|q| q.contains("watch=true")) {
+        return respond::as_yaml(response).await;
+    }
     response
+}
+
+/// `Accept: application/yaml` (first choice): the answer in YAML, as the real server serves it.
+fn wants_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|accept| accept.split(',').next())
+        .is_some_and(|first| {
+            first.split(';').next().unwrap_or_default().trim() == "application/yaml"
+        })
 }
 
 struct Request<'a> {
@@ -109,22 +124,37 @@ impl Request<'_> {
         value.split(';').next().unwrap_or_default().trim()
     }
 
-    /// `fieldManager`, or the user agent's first word as the API server derives it.
-    fn write_context(&self) -> WriteContext {
-        let manager = match self.param("fieldManager") {
-            Some(m) => m.to_string(),
-            None => self
+    /// The options of a write, checked (`options` names their kind in errors).
+    fn write_context(&self, options: &str) -> Result<WriteContext, ApiError> {
+        self.write_options().check(options)
+    }
+
+    fn check_patch_options(&self) -> Result<(), ApiError> {
+        self.write_options()
+            .check_patch(self.content_type() == patch::APPLY_PATCH)
+    }
+
+    fn write_options(&self) -> WriteOptions<'_> {
+        WriteOptions {
+            dry_run: self.param("dryRun"),
+            field_manager: self.param("fieldManager"),
+            field_validation: self.param("fieldValidation"),
+            force: self.param("force"),
+            user_agent: self
                 .headers
                 .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.split('/').next().unwrap_or_default().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        };
-        WriteContext {
-            manager,
-            force: self.flag("force"),
-            dry_run: self.param("dryRun") == Some("All"),
-            strict: self.param("fieldValidation") == Some("Strict"),
+                .and_then(|v| v.to_str().ok()),
+        }
+    }
+
+    fn list_options(&self, watch: bool) -> ListOptions<'_> {
+        ListOptions {
+            watch,
+            resource_version: self.param("resourceVersion"),
+            resource_version_match: self.param("resourceVersionMatch"),
+            send_initial_events: self.param("sendInitialEvents"),
+            allow_watch_bookmarks: self.flag("allowWatchBookmarks"),
+            continue_token: self.param("continue"),
         }
     }
 
@@ -134,6 +164,16 @@ impl Request<'_> {
             fields: FieldSelector::parse(self.param("fieldSelector").unwrap_or_default(), rt)?,
         })
     }
+}
+
+/// Each warning of a write as a `Warning: 299 - "text"` header, as the real server sends them.
+fn with_warnings(mut response: Response, ctx: &WriteContext) -> Response {
+    for warning in ctx.warnings.take() {
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn authorized(server: &Server, headers: &HeaderMap) -> bool {
@@ -286,7 +326,6 @@ fn resource(
             Err(ApiError::method_not_allowed())
         };
     }
-    let ctx = request.write_context();
     match (method.clone(), name) {
         (Method::GET, Some(name)) => {
             let object = cluster.get(&rt, namespace, name)?;
@@ -307,6 +346,7 @@ fn resource(
             Ok(respond::ok(&object))
         }
         (Method::GET, None) if request.flag("watch") => {
+            let read_at = request.list_options(true).check()?;
             let timeout = request
                 .param("timeoutSeconds")
                 .and_then(|t| t.parse().ok())
@@ -316,8 +356,8 @@ fn resource(
                 rt,
                 namespace: namespace.map(String::from),
                 selectors,
-                resource_version: request.param("resourceVersion").map(String::from),
-                send_initial_events: request.param("sendInitialEvents").map(|v| v == "true"),
+                resource_version: read_at.resource_version,
+                send_initial_events: read_at.send_initial_events,
                 allow_bookmarks: request.flag("allowWatchBookmarks"),
                 timeout: Duration::from_secs(timeout),
                 bookmark_interval: server.bookmark_interval,
@@ -333,9 +373,12 @@ fn resource(
             watch(cluster, watch_request)
         }
         (Method::GET, None) => {
+            let read_at = request.list_options(false).check()?;
             let page = Page {
                 limit: request.param("limit").and_then(|l| l.parse().ok()),
                 continue_token: request.param("continue").map(String::from),
+                resource_version: read_at.resource_version,
+                exact: read_at.exact,
             };
             let list = cluster.list(&rt, namespace, &request.selectors(&rt)?, &page)?;
             if request.wants_table() {
@@ -359,23 +402,26 @@ fn resource(
             Ok(respond::ok(&list))
         }
         (Method::POST, None) => {
+            let ctx = request.write_context("CreateOptions")?;
             let created = cluster.create(&rt, namespace, decode_body(request, &rt, body)?, &ctx)?;
-            Ok(respond::json(StatusCode::CREATED, &created))
+            Ok(with_warnings(
+                respond::json(StatusCode::CREATED, &created),
+                &ctx,
+            ))
         }
         (Method::PUT, Some(name)) => {
+            let ctx = request.write_context("UpdateOptions")?;
             let target = ObjectRef {
                 namespace,
                 name,
                 subresource: sub,
             };
-            Ok(respond::ok(&cluster.update(
-                &rt,
-                &target,
-                decode_body(request, &rt, body)?,
-                &ctx,
-            )?))
+            let updated = cluster.update(&rt, &target, decode_body(request, &rt, body)?, &ctx)?;
+            Ok(with_warnings(respond::ok(&updated), &ctx))
         }
         (Method::PATCH, Some(name)) => {
+            let ctx = request.write_context("PatchOptions")?;
+            request.check_patch_options()?;
             let target = ObjectRef {
                 namespace,
                 name,
@@ -383,22 +429,22 @@ fn resource(
             };
             let (object, created) =
                 cluster.patch(&rt, &target, request.content_type(), body, &ctx)?;
-            Ok(respond::json(
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                &object,
-            ))
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(respond::json(code, &object), &ctx))
         }
         (Method::DELETE, Some(name)) => {
+            let ctx = request.write_context("DeleteOptions")?;
             let mut options = if body.is_empty() {
                 DeleteOptions::default()
             } else {
                 DeleteOptions::from_body(&decode_body(request, &rt, body)?)
             };
             options.dry_run |= ctx.dry_run;
+            options.foreground |= request.param("propagationPolicy") == Some("Foreground");
             Ok(respond::ok(
                 &cluster.delete(&rt, namespace, name, &options)?,
             ))

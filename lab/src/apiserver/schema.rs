@@ -222,6 +222,30 @@ fn join(path: &str, field: &str) -> String {
 
 /// Every way `object` breaks `schema`; CEL rules run only on an object that passes the rest,
 /// as upstream skips them when the schema checks already failed.
+/// The `type` of the schema at a field path such as `spec.addresses[0]` (`object` where the
+/// schema does not say).
+fn type_at<'a>(schema: &'a Value, field: &str) -> &'a str {
+    let mut at = schema;
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        let name = pieces.next().unwrap_or_default();
+        if !name.is_empty() {
+            at = match at["properties"].get(name) {
+                Some(property) => property,
+                None => &at["additionalProperties"],
+            };
+        }
+        for _index in pieces {
+            at = if at["items"].is_object() {
+                &at["items"]
+            } else {
+                &at["additionalProperties"]
+            };
+        }
+    }
+    at["type"].as_str().unwrap_or("object")
+}
+
 pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     check(schema, object, "", &mut errors);
@@ -231,17 +255,19 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Fiel
     if let Err(failures) = kube_cel::validate(schema, object, old) {
         for failure in failures.into_vec() {
             let field = failure.field_path.trim_start_matches('.').to_string();
-            let at = field.split('.').fold(object, |v, part| &v[part]);
             let reason = match failure.reason.as_deref() {
                 Some("FieldValueForbidden") => "FieldValueForbidden",
                 Some("FieldValueRequired") => "FieldValueRequired",
                 Some("FieldValueDuplicate") => "FieldValueDuplicate",
                 _ => "FieldValueInvalid",
             };
+            let type_ = type_at(schema, &field);
             errors.push(FieldError {
                 field,
                 reason,
-                detail: format!("Invalid value: {}: {}", shown(at), failure.message),
+                // Upstream reports a rule's failure with the schema type of the field the
+                // rule sits on as the value (`spec: Invalid value: "object": ...`).
+                detail: format!("Invalid value: {type_:?}: {}", failure.message),
             });
         }
     }
@@ -297,7 +323,11 @@ mod tests {
         );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "spec");
-        assert!(errors[0].detail.contains("mode b needs autoAssign"));
+        assert_eq!(
+            errors[0].detail,
+            "Invalid value: \"object\": mode b needs autoAssign"
+        );
+        assert_eq!(type_at(&schema(), "spec.addresses[1]"), "string");
         assert!(
             validate(
                 &schema(),

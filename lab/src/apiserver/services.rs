@@ -73,8 +73,15 @@ fn apply_defaults(spec: &mut Map<String, Value>) {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    spec.entry("sessionAffinity")
+    let affinity = spec
+        .entry("sessionAffinity")
         .or_insert_with(|| json!("None"));
+    if affinity == "ClientIP" && spec.get("sessionAffinityConfig").is_none() {
+        spec.insert(
+            "sessionAffinityConfig".into(),
+            json!({"clientIP": {"timeoutSeconds": 10800}}),
+        );
+    }
     if type_ != "ExternalName" {
         spec.entry("internalTrafficPolicy")
             .or_insert_with(|| json!("Cluster"));
@@ -431,6 +438,7 @@ fn patch_allocated_values(old: &Value, spec: &mut Map<String, Value>) {
     }
 }
 
+mod fields;
 mod validation;
 
 #[cfg(test)]

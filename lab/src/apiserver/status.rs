@@ -231,7 +231,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        super::respond::json(code, &self.to_status())
+        let mut response = super::respond::json(code, &self.to_status());
+        // As the real server: clients (client-go, kube-rs) wait this long before retrying.
+        if let Some(seconds) = self
+            .details
+            .as_ref()
+            .and_then(|d| d["retryAfterSeconds"].as_u64())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -11,11 +11,86 @@ use super::resources::ResourceType;
 use super::status::FieldError;
 
 pub fn validate(rt: &ResourceType, object: &Value) -> Vec<FieldError> {
-    match (rt.group.as_str(), rt.plural.as_str()) {
+    let mut errors = super::names::object_meta(object);
+    errors.extend(match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "services") => service_status(&object["status"]),
         ("discovery.k8s.io", "endpointslices") => endpoint_slice(object),
         _ => Vec::new(),
+    });
+    errors
+}
+
+/// What `ValidateEventCreate` asks of an Event created through `events.k8s.io/v1` (in that
+/// shape): the fields a reader of the new API relies on, and none of the deprecated ones.
+pub fn event_v1_create(event: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let text = |field: &str| event[field].as_str().unwrap_or_default().to_string();
+    if text("reportingController").is_empty() {
+        errors.push(FieldError::required("reportingController", ""));
+    } else {
+        let controller = text("reportingController");
+        errors.extend(super::names::invalid_each(
+            "reportingController",
+            &controller,
+            super::names::qualified_name(&controller),
+        ));
     }
+    for field in ["reportingInstance", "action", "reason"] {
+        if text(field).is_empty() {
+            errors.push(FieldError::required(field, ""));
+        }
+    }
+    if event["eventTime"].is_null() {
+        errors.push(FieldError::required("eventTime", ""));
+    }
+    let type_ = text("type");
+    if type_ != "Normal" && type_ != "Warning" {
+        errors.push(FieldError::invalid(
+            "type",
+            "\"\"",
+            &format!("has invalid value: {type_}"),
+        ));
+    }
+    let set = |field: &str| match &event[field] {
+        Value::Null => false,
+        Value::Number(n) => n.as_i64() != Some(0),
+        Value::Object(source) => source
+            .values()
+            .any(|v| v.as_str().is_some_and(|s| !s.is_empty())),
+        _ => true,
+    };
+    for field in [
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+        "deprecatedSource",
+    ] {
+        if set(field) {
+            errors.push(FieldError::invalid(field, "\"\"", "needs to be unset"));
+        }
+    }
+    if !event["series"].is_null() && event["series"]["count"].as_i64().unwrap_or(0) < 2 {
+        errors.push(FieldError::invalid(
+            "series.count",
+            "\"\"",
+            "should be at least 2",
+        ));
+    }
+    let namespace = event["metadata"]["namespace"].as_str().unwrap_or_default();
+    let regarding = event["regarding"]["namespace"].as_str().unwrap_or_default();
+    let matches = if regarding.is_empty() {
+        namespace.is_empty() || namespace == "default"
+    } else {
+        regarding == namespace
+    };
+    if !matches {
+        errors.push(FieldError::invalid(
+            "involvedObject.namespace",
+            format!("{regarding:?}"),
+            "does not match event.namespace",
+        ));
+    }
+    errors
 }
 
 fn service_status(status: &Value) -> Vec<FieldError> {

@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 
 use super::cluster::{Cluster, present};
 use super::resources::ResourceType;
@@ -33,7 +34,8 @@ pub struct WatchRequest {
     pub rt: Arc<ResourceType>,
     pub namespace: Option<String>,
     pub selectors: Selectors,
-    pub resource_version: Option<String>,
+    /// None for unset or "0": start from the current state.
+    pub resource_version: Option<u64>,
     pub send_initial_events: Option<bool>,
     pub allow_bookmarks: bool,
     pub timeout: Duration,
@@ -144,10 +146,10 @@ pub fn watch(cluster: &Cluster, request: WatchRequest) -> Result<Response, ApiEr
     {
         let state = cluster.lock();
         progress_rv = state.store.resource_version();
-        let rv = request
-            .resource_version
-            .as_deref()
-            .filter(|rv| !rv.is_empty() && *rv != "0");
+        let rv = request.resource_version;
+        if let Some(rv) = rv.filter(|rv| *rv > progress_rv) {
+            return Err(super::options::too_large(rv, progress_rv));
+        }
         match (request.send_initial_events, rv) {
             (Some(true), _) | (None, None) => {
                 let gr = request.rt.storage_key();
@@ -162,26 +164,21 @@ pub fn watch(cluster: &Cluster, request: WatchRequest) -> Result<Response, ApiEr
                 receiver = state.store.subscribe();
             }
             (Some(false), None) => receiver = state.store.subscribe(),
-            (_, Some(rv)) => {
-                let rv: u64 = rv.parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {rv}"))
-                })?;
-                match state.store.watch_from(rv) {
-                    Ok((replay, live)) => {
-                        first.extend(replay.iter().filter_map(|c| request.translate(c)));
-                        receiver = live;
-                    }
-                    Err(too_old) => {
-                        let status = ApiError::gone(format!(
-                            "too old resource version: {rv} ({})",
-                            too_old.oldest
-                        ))
-                        .to_status();
-                        first.push(line("ERROR", &status));
-                        return Ok(stream_response(first, None));
-                    }
+            (_, Some(rv)) => match state.store.watch_from(rv) {
+                Ok((replay, live)) => {
+                    first.extend(replay.iter().filter_map(|c| request.translate(c)));
+                    receiver = live;
                 }
-            }
+                Err(too_old) => {
+                    let status = ApiError::gone(format!(
+                        "too old resource version: {rv} ({})",
+                        too_old.oldest
+                    ))
+                    .to_status();
+                    first.push(line("ERROR", &status));
+                    return Ok(stream_response(first, None));
+                }
+            },
         }
     }
     tokio::spawn(async move {
@@ -201,18 +198,21 @@ async fn forward(
     tx: mpsc::Sender<Bytes>,
     progress_rv: &mut u64,
 ) {
-    let deadline = tokio::time::sleep(request.timeout);
+    let start = Instant::now();
+    let schedule = BookmarkSchedule::new(start, request.timeout, request.bookmark_interval);
+    let deadline = tokio::time::sleep_until(start + request.timeout);
     tokio::pin!(deadline);
-    let mut bookmarks = tokio::time::interval(request.bookmark_interval);
-    bookmarks.tick().await;
+    let bookmark_due = tokio::time::sleep_until(schedule.next(start));
+    tokio::pin!(bookmark_due);
     loop {
         tokio::select! {
             _ = &mut deadline => return,
             _ = tx.closed() => return,
-            _ = bookmarks.tick(), if request.allow_bookmarks => {
+            _ = &mut bookmark_due, if request.allow_bookmarks => {
                 if tx.send(bookmark(&request.rt, *progress_rv, false)).await.is_err() {
                     return;
                 }
+                bookmark_due.as_mut().reset(schedule.next(Instant::now()));
             }
             received = receiver.recv() => match received {
                 Ok(change) => {
@@ -230,6 +230,35 @@ async fn forward(
     }
 }
 
+/// When a watch that allows bookmarks gets them, as the watch cache sends them: every
+/// `interval` (a minute), and once shortly before the timeout closes the watch, so that the
+/// client resumes from a fresh resourceVersion instead of replaying or relisting.
+struct BookmarkSchedule {
+    before_close: Instant,
+    interval: Duration,
+}
+
+impl BookmarkSchedule {
+    /// Two seconds before the close, as upstream; half the timeout for shorter watches.
+    fn new(start: Instant, timeout: Duration, interval: Duration) -> Self {
+        let lead = Duration::from_secs(2).min(timeout / 2);
+        BookmarkSchedule {
+            before_close: start + timeout - lead,
+            interval,
+        }
+    }
+
+    /// The next bookmark after one sent (or the watch opened) at `now`.
+    fn next(&self, now: Instant) -> Instant {
+        let regular = now + self.interval;
+        if self.before_close > now {
+            regular.min(self.before_close)
+        } else {
+            regular
+        }
+    }
+}
+
 fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Response {
     let head = futures::stream::iter(first.into_iter().map(Ok::<_, Infallible>));
     let tail = futures::stream::unfold(rx, |rx| async move {
@@ -243,4 +272,25 @@ fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Resp
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_watch_gets_its_bookmark_before_it_closes_and_a_long_one_every_interval() {
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        let short = BookmarkSchedule::new(start, Duration::from_secs(5), minute);
+        assert_eq!(short.next(start), start + Duration::from_secs(3));
+        // After the one before the close, the next would come after the close.
+        assert!(short.next(start + Duration::from_secs(3)) > start + Duration::from_secs(5));
+        let long = BookmarkSchedule::new(start, Duration::from_secs(1800), minute);
+        assert_eq!(long.next(start), start + minute);
+        let at = start + Duration::from_secs(1790);
+        assert_eq!(long.next(at), start + Duration::from_secs(1798));
+        let tiny = BookmarkSchedule::new(start, Duration::from_secs(1), minute);
+        assert_eq!(tiny.next(start), start + Duration::from_millis(500));
+    }
 }

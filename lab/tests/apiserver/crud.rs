@@ -1,11 +1,15 @@
 //! Create, get, list, update and delete through kube-rs, with the metadata the server owns.
 
 use k8s_openapi::api::coordination::v1::Lease;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-use crate::common::{lab, mk_service, raw, status_of};
+use crate::common::{eventually, lab, mk_service, raw, status_of};
 
 #[tokio::test]
 async fn create_assigns_uid_timestamp_and_cluster_wide_increasing_resource_versions() {
@@ -288,11 +292,84 @@ async fn deleting_a_namespace_deletes_its_contents() {
         )
         .await
         .unwrap();
-    namespaces
+    let mut events = namespaces
+        .watch(
+            &WatchParams::default().fields("metadata.name=team"),
+            created.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let deleting = namespaces
         .delete("team", &DeleteParams::default())
         .await
-        .unwrap();
+        .unwrap()
+        .left()
+        .expect("the namespace stays while the namespace controller works");
+    assert_eq!(
+        deleting.status.unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    // As on a real cluster: first Terminating, then (the contents deleted) gone.
+    let mut seen = Vec::new();
+    while let Some(event) = events.try_next().await.unwrap() {
+        match event {
+            WatchEvent::Modified(ns) => seen.push(format!(
+                "MODIFIED {}",
+                ns.status.and_then(|s| s.phase).unwrap_or_default()
+            )),
+            WatchEvent::Deleted(_) => {
+                seen.push("DELETED".into());
+                break;
+            }
+            other => seen.push(format!("{other:?}")),
+        }
+    }
+    assert_eq!(seen, ["MODIFIED Terminating", "DELETED"]);
     assert_eq!(status_of(services.get("svc").await).code, 404);
+}
+
+#[tokio::test]
+async fn a_foreground_delete_removes_the_dependents_before_the_owner() {
+    let lab = lab().await;
+    let client = lab.client().await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let owner = services
+        .create(
+            &PostParams::default(),
+            &mk_service("owner", "ClusterIP", &[80]),
+        )
+        .await
+        .unwrap();
+    let slices: Api<EndpointSlice> = Api::namespaced(client, "default");
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "owner-abc", "ownerReferences": [{
+            "apiVersion": "v1", "kind": "Service", "name": "owner",
+            "uid": owner.metadata.uid, "blockOwnerDeletion": true, "controller": true
+        }]},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.2"]}]
+    }))
+    .unwrap();
+    slices.create(&PostParams::default(), &slice).await.unwrap();
+
+    let deleting = services
+        .delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .expect("the owner stays until its dependents are gone");
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        deleting.metadata.finalizers.as_deref(),
+        Some(&["foregroundDeletion".to_string()][..])
+    );
+    let gone = eventually(Duration::from_secs(10), || async {
+        matches!(services.get("owner").await, Err(kube::Error::Api(e)) if e.code == 404)
+    })
+    .await;
+    assert!(gone, "the owner went once its dependents were deleted");
+    assert_eq!(status_of(slices.get("owner-abc").await).code, 404);
 }
 
 #[tokio::test]
@@ -379,15 +456,15 @@ async fn a_namespace_stays_terminating_until_finalized_contents_are_released() {
         deleting.status.unwrap().phase.as_deref(),
         Some("Terminating")
     );
-    assert!(
+    // The namespace controller marks what finalizers hold (after the DELETE was answered).
+    let marked = eventually(Duration::from_secs(10), || async {
         services
             .get("lb")
             .await
-            .unwrap()
-            .metadata
-            .deletion_timestamp
-            .is_some()
-    );
+            .is_ok_and(|lb| lb.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    assert!(marked);
     let status = status_of(
         services
             .create(

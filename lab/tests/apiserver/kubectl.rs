@@ -358,3 +358,18 @@ async fn kubectl_apply_refuses_unknown_and_invalid_fields_of_a_custom_resource()
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn kubectl_explain_describes_built_in_and_custom_kinds() {
+    let lab = lab().await;
+    let (ok, stdout, stderr) = kubectl(&lab, &["explain", "service.spec.sessionAffinity"]).await;
+    assert!(ok, "kubectl explain failed: {stderr}");
+    assert!(stdout.contains("FIELD: sessionAffinity"), "{stdout}");
+    assert!(stdout.contains("ClientIP"), "{stdout}");
+    let (ok, stdout, stderr) = kubectl(&lab, &["explain", "leases.spec"]).await;
+    assert!(ok && stdout.contains("renewTime"), "{stdout}{stderr}");
+    apply_crds(&lab).await;
+    let (ok, stdout, stderr) = kubectl(&lab, &["explain", "addresspools.spec"]).await;
+    assert!(ok, "kubectl explain failed: {stderr}");
+    assert!(stdout.contains("addresses"), "{stdout}");
+}

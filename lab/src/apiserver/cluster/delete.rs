@@ -10,6 +10,7 @@ use super::super::resources::ResourceType;
 use super::super::selector::Selectors;
 use super::super::status::ApiError;
 use super::super::store::key_of;
+use super::deferred::{FOREGROUND_DELETION, mark_deleted};
 use super::pipeline::finalizers;
 use super::{Cluster, State, present};
 
@@ -19,6 +20,9 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// `propagationPolicy: Foreground`: the object stays, held by the `foregroundDeletion`
+    /// finalizer, until the garbage collector has deleted its dependents.
+    pub foreground: bool,
 }
 
 impl DeleteOptions {
@@ -30,6 +34,7 @@ impl DeleteOptions {
             dry_run: body["dryRun"]
                 .as_array()
                 .is_some_and(|d| d.iter().any(|v| v == "All")),
+            foreground: body["propagationPolicy"] == "Foreground",
         }
     }
 }
@@ -65,6 +70,9 @@ impl Cluster {
             if rt.is("", "namespaces") {
                 return Ok(present(rt, &terminate_namespace(state, rt, &old)));
             }
+            if options.foreground {
+                return Ok(present(rt, &delete_in_foreground(state, rt, &old)));
+            }
             if rt.is("apiextensions.k8s.io", "customresourcedefinitions") && finalizers(&old).is_empty() {
                 return Ok(present(rt, &terminate_crd(state, rt, &old)));
             }
@@ -72,10 +80,7 @@ impl Cluster {
                 if !old["metadata"]["deletionTimestamp"].is_null() {
                     return Ok(present(rt, &old));
                 }
-                let mut marked = (*old).clone();
-                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                let marked = state.store.put(&gr, marked);
+                let marked = state.store.put(&gr, mark_deleted(&old));
                 return Ok(present(rt, &marked));
             }
             let gone = remove_locked(state, rt, &old);
@@ -184,13 +189,6 @@ pub(super) fn remove_locked(state: &mut State, rt: &ResourceType, object: &Value
     gone
 }
 
-fn mark_deleted(object: &Value) -> Value {
-    let mut marked = object.clone();
-    marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-    marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-    marked
-}
-
 /// A CRD deletion as the apiextensions finalizer carries it out: the CRD turns Terminating, its
 /// objects are deleted (those with finalizers stay, marked, until released), and the CRD and
 /// its kind go once none is left.
@@ -291,68 +289,40 @@ pub(super) fn crd_terminating(state: &State, rt: &ResourceType) -> bool {
         .is_some_and(|crd| !crd["metadata"]["deletionTimestamp"].is_null())
 }
 
-/// A namespace deletion as the namespace controller carries it out: the namespace turns
-/// Terminating, everything in it is deleted (objects with finalizers stay, marked, until their
-/// controllers let go), and the namespace goes once it is empty. Creating in it meanwhile is
-/// forbidden.
+/// A namespace deletion: the namespace turns Terminating at once (creating in it is then
+/// forbidden), and the namespace controller (`deferred`) deletes its contents and then it.
 fn terminate_namespace(state: &mut State, rt: &ResourceType, namespace: &Arc<Value>) -> Arc<Value> {
-    let name = namespace["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let marked = if namespace["metadata"]["deletionTimestamp"].is_null() {
-        let mut marked = (**namespace).clone();
-        marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        marked["status"]["phase"] = json!("Terminating");
-        state.store.put(&rt.storage_key(), marked)
-    } else {
-        namespace.clone()
-    };
-    let mut seen = std::collections::BTreeSet::new();
-    let kinds: Vec<Arc<ResourceType>> = state
-        .registry
-        .all()
-        .iter()
-        .filter(|t| t.namespaced)
-        .cloned()
-        .collect();
-    for kind in kinds {
-        if !seen.insert(kind.storage_key()) {
-            continue;
-        }
-        let objects: Vec<Arc<Value>> = state
-            .store
-            .list(&kind.storage_key(), Some(&name))
-            .cloned()
-            .collect();
-        for object in objects {
-            if finalizers(&object).is_empty() {
-                remove_locked(state, &kind, &object);
-            } else if object["metadata"]["deletionTimestamp"].is_null() {
-                let mut marked = (*object).clone();
-                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                state.store.put(&kind.storage_key(), marked);
-            }
-        }
+    if !namespace["metadata"]["deletionTimestamp"].is_null() {
+        return namespace.clone();
     }
-    // Removing the last object may already have finished the namespace.
-    let current = state.store.get(&rt.storage_key(), "", &name);
-    match current {
-        Some(current) => {
-            finish_namespace_if_empty(state, &name);
-            state
-                .store
-                .get(&rt.storage_key(), "", &name)
-                .unwrap_or(current)
-        }
-        None => marked,
+    let mut marked = mark_deleted(namespace);
+    marked["status"]["phase"] = json!("Terminating");
+    let name = key_of(namespace).1;
+    state.pending.namespace(&name);
+    state.store.put(&rt.storage_key(), marked)
+}
+
+/// A foreground deletion: the object is marked and held by the `foregroundDeletion` finalizer
+/// until the garbage collector (`deferred`) has deleted its dependents.
+fn delete_in_foreground(
+    state: &mut State,
+    rt: &Arc<ResourceType>,
+    object: &Arc<Value>,
+) -> Arc<Value> {
+    if !object["metadata"]["deletionTimestamp"].is_null() {
+        return object.clone();
     }
+    let mut marked = mark_deleted(object);
+    let mut held = finalizers(object);
+    held.push(json!(FOREGROUND_DELETION));
+    marked["metadata"]["finalizers"] = json!(held);
+    let (namespace, name) = key_of(object);
+    state.pending.foreground(rt, &namespace, &name);
+    state.store.put(&rt.storage_key(), marked)
 }
 
 /// Removes a Terminating namespace once nothing is left in it.
-fn finish_namespace_if_empty(state: &mut State, namespace: &str) {
+pub(super) fn finish_namespace_if_empty(state: &mut State, namespace: &str) {
     let Some(namespaces) = state.registry.find("", "v1", "namespaces") else {
         return;
     };

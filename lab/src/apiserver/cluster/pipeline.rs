@@ -13,7 +13,7 @@ use super::super::meta::{self, is_dns_subdomain, now_rfc3339};
 use super::super::patch::ListRules;
 use super::super::resources::ResourceType;
 use super::super::status::{ApiError, FieldError};
-use super::super::{crd, schema, validation};
+use super::super::{crd, pods, schema, typed, validation};
 use super::State;
 use super::delete::remove_locked;
 use super::write::WriteContext;
@@ -98,24 +98,6 @@ fn without_volatile(object: &Value) -> Value {
         meta.remove("managedFields");
     }
     object
-}
-
-/// `fieldValidation=Strict` (kubectl's default) refuses fields the schema does not declare
-/// instead of dropping them.
-fn strict_fields(rt: &ResourceType, ctx: &WriteContext, pruned: &[String]) -> Result<(), ApiError> {
-    if !ctx.strict || pruned.is_empty() {
-        return Ok(());
-    }
-    let fields: Vec<String> = pruned
-        .iter()
-        .map(|p| format!("unknown field {p:?}"))
-        .collect();
-    Err(ApiError::bad_request(format!(
-        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
-        fields.join(", "),
-        kind = rt.kind,
-        version = rt.version,
-    )))
 }
 
 pub(super) fn finalizers(object: &Value) -> Vec<Value> {
@@ -264,6 +246,7 @@ pub(super) fn create_locked(
                 .prepare(None, &mut body)
                 .map_err(|errors| invalid(rt, &name, &errors))?;
         }
+        ("", "pods") => pods::apply_defaults(&mut body),
         ("", "namespaces") => {
             body["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             body["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -277,7 +260,7 @@ pub(super) fn create_locked(
     }
     if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
         let pruned = crd::prune_and_default(schema, &mut body);
-        strict_fields(rt, ctx, &pruned)?;
+        super::decode::unknown_fields(rt, ctx, &pruned)?;
         let errors = schema::validate(schema, &body, None);
         if !errors.is_empty() {
             return Err(invalid(rt, &name, &errors));
@@ -292,6 +275,7 @@ pub(super) fn create_locked(
             &owner(ctx, &api_version, None),
         );
     }
+    typed::add_go_zero_fields(rt, &mut body);
     if let Some(served) = registers {
         register(state, &body, served);
     }
@@ -393,6 +377,7 @@ pub(super) fn update_locked(
                 .prepare(Some(old), &mut new)
                 .map_err(|errors| invalid(rt, &name, &errors))?;
         }
+        ("", "pods") => pods::apply_defaults(&mut new),
         ("apiextensions.k8s.io", "customresourcedefinitions") if sub.is_none() => {
             registers = Some(crd::prepare(&mut new).map_err(|errors| invalid(rt, &name, &errors))?);
         }
@@ -400,7 +385,7 @@ pub(super) fn update_locked(
     }
     if let Some(schema) = rt.schema.as_ref().filter(|_| rt.printer_columns.is_some()) {
         let pruned = crd::prune_and_default(schema, &mut new);
-        strict_fields(rt, ctx, &pruned)?;
+        super::decode::unknown_fields(rt, ctx, &pruned)?;
         let errors = schema::validate(schema, &new, Some(old));
         if !errors.is_empty() {
             return Err(invalid(rt, &name, &errors));
@@ -419,6 +404,7 @@ pub(super) fn update_locked(
             &owner(ctx, &api_version, sub),
         );
     }
+    typed::add_go_zero_fields(rt, &mut new);
     if let Some(served) = registers {
         register(state, &new, served);
     }

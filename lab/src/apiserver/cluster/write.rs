@@ -6,9 +6,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::super::apply;
+use super::super::conversion::{self, Conversion};
 use super::super::patch::{self, ListRules};
 use super::super::resources::ResourceType;
 use super::super::status::ApiError;
+use super::super::validation;
+use super::decode::{self, FieldValidation, Warnings};
 use super::pipeline::{check_type, create_locked, owner, update_locked};
 use super::{Cluster, State, present};
 
@@ -21,13 +24,16 @@ pub struct ObjectRef<'a> {
 }
 
 /// Who writes, as `managedFields` records it.
+#[derive(Debug)]
 pub struct WriteContext {
     pub manager: String,
     pub force: bool,
     /// `dryRun=All`: check and answer, store nothing.
     pub dry_run: bool,
-    /// `fieldValidation=Strict`: unknown fields are an error, not dropped.
-    pub strict: bool,
+    /// What to do with fields the kind does not declare.
+    pub field_validation: FieldValidation,
+    /// What the response's `Warning` headers say (unknown fields under `Warn`).
+    pub warnings: Warnings,
 }
 
 impl WriteContext {
@@ -36,7 +42,8 @@ impl WriteContext {
             manager: "kube-apiserver".into(),
             force: false,
             dry_run: false,
-            strict: false,
+            field_validation: FieldValidation::Ignore,
+            warnings: Warnings::default(),
         }
     }
 }
@@ -50,9 +57,12 @@ impl Cluster {
         ctx: &WriteContext,
     ) -> Result<Value, ApiError> {
         check_type(rt, &body)?;
+        let body = decode::typed_body(rt, ctx, body)?;
+        check_converted_create(rt, namespace, &body)?;
         self.write(ctx.dry_run, |state| {
-            let (stored_rt, body) = stored_view(state, rt, body);
-            let created = create_locked(state, &stored_rt, namespace, body, ctx, false)?;
+            let (stored_rt, body, recorded) =
+                stored_view(state, rt, None, body, (ctx, None, false));
+            let created = create_locked(state, &stored_rt, namespace, body, ctx, recorded)?;
             Ok(dry_run_result(ctx, present(rt, &created), None))
         })
     }
@@ -76,13 +86,15 @@ impl Cluster {
                 body["metadata"]["name"].as_str().unwrap_or_default()
             )));
         }
+        let body = decode::typed_body(rt, ctx, body)?;
         self.write(ctx.dry_run, |state| {
             let old = state
                 .store
                 .get(&rt.storage_key(), namespace.unwrap_or_default(), name)
                 .ok_or_else(|| ApiError::not_found(rt, name))?;
-            let (stored_rt, body) = stored_view(state, rt, body);
-            let updated = update_locked(state, &stored_rt, &old, body, sub, ctx, false)?;
+            let (stored_rt, body, recorded) =
+                stored_view(state, rt, Some(&old), body, (ctx, sub, false));
+            let updated = update_locked(state, &stored_rt, &old, body, sub, ctx, recorded)?;
             Ok(dry_run_result(ctx, present(rt, &updated), Some(&old)))
         })
     }
@@ -101,13 +113,6 @@ impl Cluster {
             name,
             subresource: sub,
         } = *target;
-        if content_type == patch::APPLY_PATCH && ctx.manager.is_empty() {
-            return Err(ApiError::new(
-                422,
-                "Invalid",
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            ));
-        }
         self.write(ctx.dry_run, |state| {
             let old = state
                 .store
@@ -115,8 +120,10 @@ impl Cluster {
             if content_type != patch::APPLY_PATCH {
                 let old = old.ok_or_else(|| ApiError::not_found(rt, name))?;
                 let patched = patch::patch_object(content_type, rt, &present(rt, &old), body)?;
-                let (stored_rt, patched) = stored_view(state, rt, patched);
-                let updated = update_locked(state, &stored_rt, &old, patched, sub, ctx, false)?;
+                let patched = decode::typed_body(rt, ctx, patched)?;
+                let (stored_rt, patched, recorded) =
+                    stored_view(state, rt, Some(&old), patched, (ctx, sub, false));
+                let updated = update_locked(state, &stored_rt, &old, patched, sub, ctx, recorded)?;
                 return Ok((
                     dry_run_result(ctx, present(rt, &updated), Some(&old)),
                     false,
@@ -125,6 +132,7 @@ impl Cluster {
             let applied: Value = serde_yaml_ng::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             check_type(rt, &applied)?;
+            let applied = decode::apply_config(rt, ctx, applied)?;
             if applied["metadata"]["name"]
                 .as_str()
                 .is_some_and(|n| n != name)
@@ -149,7 +157,12 @@ impl Cluster {
             let live = old.as_deref().map(|o| present(rt, o));
             let result = apply::apply(live.as_ref(), &applied, &rules, &owner, ctx.force)
                 .map_err(apply_conflict)?;
-            let (stored_rt, result) = stored_view(state, rt, result);
+            let result = decode::typed_body(rt, ctx, result)?;
+            if old.is_none() {
+                check_converted_create(rt, namespace, &result)?;
+            }
+            let (stored_rt, result, _) =
+                stored_view(state, rt, old.as_deref(), result, (ctx, sub, true));
             match old {
                 None => {
                     let mut applied = result;
@@ -172,15 +185,55 @@ impl Cluster {
 }
 
 /// A body written through a converted kind, in its stored shape, with the kind it is stored
-/// as (whose rules then apply); other kinds pass through.
-fn stored_view(state: &State, rt: &Arc<ResourceType>, body: Value) -> (Arc<ResourceType>, Value) {
+/// as (whose rules then apply); other kinds pass through. A converted write's managedFields
+/// are recorded here, in the shape and apiVersion the client wrote, as upstream records them
+/// per version; the returned flag tells the pipeline whether they are recorded already.
+fn stored_view(
+    state: &State,
+    rt: &Arc<ResourceType>,
+    old: Option<&Value>,
+    mut body: Value,
+    (ctx, sub, recorded): (&WriteContext, Option<&str>, bool),
+) -> (Arc<ResourceType>, Value, bool) {
     match rt.conversion {
-        super::super::conversion::Conversion::None => (rt.clone(), body),
-        super::super::conversion::Conversion::EventsV1 => {
+        Conversion::None => (rt.clone(), body, recorded),
+        Conversion::EventsV1 => {
+            if !recorded {
+                let api_version = rt.api_version();
+                let old_view = old.map(|o| present(rt, o));
+                apply::record_update(
+                    old_view.as_ref(),
+                    &mut body,
+                    &ListRules::for_type(rt, true),
+                    &owner(ctx, &api_version, sub),
+                );
+            }
             let core = state.registry.find("", "v1", "events").expect("built in");
-            (core, super::super::conversion::to_storage(rt, &body))
+            (core, conversion::to_storage(rt, &body), true)
         }
     }
+}
+
+/// The create rules of a kind written in another kind's shape, checked in the client's shape.
+fn check_converted_create(
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    body: &Value,
+) -> Result<(), ApiError> {
+    if rt.conversion == Conversion::None {
+        return Ok(());
+    }
+    let mut body = body.clone();
+    body["metadata"]["namespace"] = json!(namespace.unwrap_or_default());
+    let errors = match rt.conversion {
+        Conversion::None => Vec::new(),
+        Conversion::EventsV1 => validation::event_v1_create(&body),
+    };
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+    Err(ApiError::invalid(&rt.kind, &rt.group, name, &errors))
 }
 
 /// A dry run answers what would have been stored, with the resourceVersion it had (none for a

@@ -19,7 +19,7 @@ fn quoted(values: &[&str]) -> String {
         .join(", ")
 }
 
-fn unsupported(field: impl Into<String>, value: &str, supported: &[&str]) -> FieldError {
+pub(super) fn unsupported(field: impl Into<String>, value: &str, supported: &[&str]) -> FieldError {
     FieldError {
         field: field.into(),
         reason: "FieldValueNotSupported",
@@ -101,6 +101,7 @@ pub fn validate_spec(old: Option<&Value>, spec: &Value) -> Vec<FieldError> {
             "this cluster is not configured for dual-stack services",
         ));
     }
+    errors.extend(super::fields::validate(type_, spec));
     let external = matches!(type_, "NodePort" | "LoadBalancer");
     if let Some(policy) = spec["externalTrafficPolicy"].as_str() {
         if !external {
