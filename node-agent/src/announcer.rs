@@ -15,6 +15,7 @@ pub mod membership;
 pub mod owner;
 pub mod packet_socket;
 pub mod plan;
+pub mod report;
 pub mod responder;
 pub mod schedule;
 
