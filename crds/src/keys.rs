@@ -52,6 +52,8 @@ pub mod reason {
     pub const IP_ALLOCATED: &str = "IPAllocated";
     pub const ALLOCATION_FAILED: &str = "AllocationFailed";
     pub const NODE_ANNOUNCING: &str = "NodeAnnouncing";
+    /// A VIP in a pool that no L2Announcement covers: assigned, but nobody answers ARP/NDP for it.
+    pub const NOT_ANNOUNCED: &str = "NotAnnounced";
     /// A Service keeps an address that its pool no longer contains (the pool shrank or went away).
     pub const ADDRESS_OUTSIDE_POOL: &str = "AddressOutsidePool";
     /// An AddressPool whose spec cannot be used; its addresses are not handed out.

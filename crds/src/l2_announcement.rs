@@ -38,6 +38,10 @@ pub struct L2AnnouncementSpec {
     /// Nodes allowed to announce, by label.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_selectors: Vec<LabelSelector>,
+    /// Nodes that announce in preference to the others while one of them is eligible (a soft
+    /// preference: when none is, another selected node still announces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_node_selectors: Vec<LabelSelector>,
     /// Interfaces to announce on; all but loopback and virtual ones when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "interfaces_schema")]
@@ -94,6 +98,13 @@ impl L2AnnouncementSpec {
         }
         for (i, selector) in self.node_selectors.iter().enumerate() {
             validate_label_selector(selector, &format!("spec.nodeSelectors[{i}]"), &mut errors);
+        }
+        for (i, selector) in self.preferred_node_selectors.iter().enumerate() {
+            validate_label_selector(
+                selector,
+                &format!("spec.preferredNodeSelectors[{i}]"),
+                &mut errors,
+            );
         }
         for (i, interface) in self.interfaces.iter().enumerate() {
             if let Some(problem) = interface_name_problem(interface) {

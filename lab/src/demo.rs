@@ -7,7 +7,7 @@
 //!     ─▶ portico-lab apiserver (198.18.0.1:6443 and 127.0.0.1:6443; kubeconfig in state dir)
 //!     ─▶ CRDs, Nodes, AddressPool, Services, EndpointSlices (kube-rs)
 //!     ─▶ echo servers (pod namespaces), portico-controller (host), portico-agent (each node)
-//!     ─▶ static VIP routes in the client namespace (no L2 announcer yet), then the tables
+//!     ─▶ L2Announcement: the agents answer ARP for the VIPs (pool on-link for the client), then the tables
 //!  down ─▶ SIGTERM (then SIGKILL) to every recorded PID, newest first; removes the state dir
 //! ```
 
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args as ClapArgs, Subcommand};
 use ipnet::Ipv4Net;
 
+pub mod l2;
 pub mod objects;
 pub mod report;
 pub mod scenario;

@@ -7,6 +7,16 @@ use clap::Parser;
 use ipnet::IpNet;
 use portico_runtime::{AdminArgs, ClientArgs, LogArgs};
 
+/// The dataplane `--proxy-mode` selects.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Portico's iptables rules and health check servers.
+    Iptables,
+    /// No dataplane: another service proxy (kube-proxy) carries the traffic and serves the
+    /// health check node ports; Portico only announces the VIPs.
+    Off,
+}
+
 /// portico-agent runs on every node: it carries NodePort and LoadBalancer traffic to pods,
 /// answers the load balancers' health checks, and announces the node's VIPs on bare metal.
 #[derive(Parser, Clone, Debug)]
@@ -61,6 +71,22 @@ pub struct Args {
     /// Shortest time between two syncs: a burst of changes within it is applied at once.
     #[arg(long, env = "PORTICO_MIN_SYNC_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]
     pub min_sync_period: Duration,
+
+    /// Which dataplane carries Service traffic (kube-proxy's flag): `iptables`, or `off` to run
+    /// beside kube-proxy as an L2 announcer only (no rules, no health check listeners).
+    #[arg(long, env = "PORTICO_PROXY_MODE", value_enum, default_value_t = ProxyMode::Iptables)]
+    pub proxy_mode: ProxyMode,
+
+    /// UDP port of the agents' membership gossip (SWIM), which tells the L2 announcer within a
+    /// second that a node died; 0 turns it off (VIPs are still announced, but do not fail over).
+    #[arg(long, env = "PORTICO_MEMBERLIST_PORT", default_value_t = 7946)]
+    pub memberlist_port: u16,
+
+    /// How often the owner of a VIP repeats its gratuitous ARP / unsolicited Neighbor
+    /// Advertisement after the takeover burst, for switches and hosts that age entries out;
+    /// 0s for never.
+    #[arg(long, env = "PORTICO_L2_REFRESH_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub l2_refresh_period: Duration,
 
     #[command(flatten)]
     pub client: ClientArgs,

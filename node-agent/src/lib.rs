@@ -4,8 +4,12 @@
 //!   main ─▶ Args ─▶ run(): logging, client, admin server ─▶ API server reachable
 //!                        ─▶ run::run(): watches ─▶ dataplane syncs, health servers ─▶ ready
 //! ```
-#![forbid(unsafe_code)]
+// Denied rather than forbidden so that `announcer::packet_socket`, the one module that binds raw
+// sockets, can allow it; every other module stays free of `unsafe`.
+#![deny(unsafe_code)]
 
+pub mod announce_only;
+pub mod announcer;
 pub mod args;
 pub mod dataplane;
 pub mod health;
@@ -51,9 +55,11 @@ pub async fn run(args: Args) -> ExitCode {
         eprintln!("{BINARY}: --sync-period must not be longer than --full-sync-period");
         return ExitCode::from(2);
     }
+    let announce_only = args.proxy_mode == args::ProxyMode::Off;
     // Checked before anything starts, so a node without the tools gets one line naming them.
-    if let Some(missing) =
-        required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
+    if !announce_only
+        && let Some(missing) =
+            required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
     {
         eprintln!("{BINARY}: {missing}");
         return ExitCode::FAILURE;
@@ -73,6 +79,16 @@ pub async fn run(args: Args) -> ExitCode {
     tokio::select! {
         _ = startup::wait_for_api_server(&started.client) => {}
         _ = shutdown::signal() => return ExitCode::SUCCESS,
+    }
+    if announce_only {
+        return announce_only::run(
+            &args,
+            &node_name,
+            started.client,
+            started.readiness,
+            shutdown::signal(),
+        )
+        .await;
     }
     run::run(
         &args,

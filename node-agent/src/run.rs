@@ -81,6 +81,7 @@ pub async fn run(
 
     let changed = Arc::new(Notify::new());
     let watches = readiness.watches();
+    let announcer = crate::announcer::spawn(args, node_name, client.clone(), watches);
     // The stores keep only what the dataplane and the health servers read (see `trim`).
     let services = reflect_reported_trimmed(
         Api::<Service>::all(client.clone()),
@@ -153,7 +154,10 @@ pub async fn run(
                 continue;
             }
             _ = tokio::time::sleep_until(due) => {}
-            _ = &mut shutdown => return ExitCode::SUCCESS,
+            _ = &mut shutdown => {
+                announcer.stop().await;
+                return ExitCode::SUCCESS;
+            }
         }
         let node = nodes.state().into_iter().next();
         eligibility.set(node.as_deref().is_none_or(node_eligible));

@@ -13,6 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::PostParams;
 use kube::{Api, Client};
 
+use super::l2;
 use super::objects::{self, ECHO_PORT, NAMESPACE, SERVICE_PORT};
 use super::report::{self, HEALTH_HEADERS, TRAFFIC_HEADERS, render_table, say};
 use super::state::{LabState, NodeState, PodState, ProcessRecord};
@@ -289,7 +290,7 @@ async fn start(
 
     let pool = args.pool.unwrap_or_else(|| default_pool(args.node_subnet));
     say(&format!(
-        "creating the CRDs, Nodes, namespace portico-system and AddressPool demo ({pool})"
+        "creating the CRDs, Nodes, namespace portico-system, AddressPool demo ({pool}) and L2Announcement demo"
     ));
     objects::apply_crds(&client).await?;
     objects::create_namespace(&client, "portico-system").await?;
@@ -300,6 +301,9 @@ async fn start(
             .await?;
     }
     objects::create_address_pool(&client, "demo", &pool.to_string()).await?;
+    l2::create_l2_announcement(&client, "demo").await?;
+    // The pool is on-link for the client, as on a LAN: it finds each VIP's node by ARP.
+    l2::route_pool_on_link(&state.client_ns, pool)?;
 
     say("starting echo servers in the pods of node-0 and node-1");
     for index in 0..ECHO_NODES {
@@ -357,24 +361,28 @@ async fn start(
         objects::ingress_ip(&cluster).expect("waited"),
         objects::ingress_ip(&local).expect("waited"),
     );
-    let (node0, node1) = (state.nodes[0].clone(), state.nodes[1].clone());
-    say("routing the VIPs from the client namespace (static routes: no L2 announcer yet)");
-    report::route_vip_via(&state.client_ns, cluster_vip, node1.ip)?;
-    report::route_vip_via(&state.client_ns, local_vip, node0.ip)?;
-    println!("{cluster_vip} ({CLUSTER_SERVICE}) via node-1 {}", node1.ip);
-    println!("{local_vip} ({LOCAL_SERVICE}) via node-0 {}", node0.ip);
-
+    say("the VIPs, announced by ARP from the node that owns each (the L2 announcer)");
     let health_port = objects::health_check_node_port(&local)
         .ok_or_else(|| anyhow::anyhow!("{LOCAL_SERVICE} has no healthCheckNodePort"))?;
     wait_for_dataplane(state, &cluster, health_port).await?;
-    // Both VIPs answer through the node they are routed to once its agent has the VIP rules.
-    for vip in [cluster_vip, local_vip] {
-        report::retry(Duration::from_secs(30), || {
+    // Both VIPs answer once their owner answers ARP and has the VIP rules.
+    let mut owners = Vec::new();
+    for (vip, service) in [(cluster_vip, CLUSTER_SERVICE), (local_vip, LOCAL_SERVICE)] {
+        report::retry(l2::ANNOUNCE_WAIT, || {
             report::seen_from(&state.lab_binary, &state.client_ns, sock(vip, SERVICE_PORT))
         })
         .await
-        .ok_or_else(|| anyhow::anyhow!("{vip}:{SERVICE_PORT} did not answer within 30s"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{vip}:{SERVICE_PORT} did not answer within {:?} (no node answered ARP for it? see the agents' logs)",
+                l2::ANNOUNCE_WAIT
+            )
+        })?;
+        let owner = l2::owner_seen_by_client(state, vip).unwrap_or_else(|| "unknown".to_owned());
+        println!("{vip} ({service}) owned by {owner}");
+        owners.push(owner);
     }
+    let (cluster_owner, local_owner) = (owners[0].clone(), owners[1].clone());
 
     say("kubectl get svc");
     kubectl_get_svc(&state.kubeconfig);
@@ -392,7 +400,7 @@ async fn start(
             ns,
             format!("vip:{cluster_vip}:{SERVICE_PORT}"),
             "Cluster",
-            "node-1",
+            &cluster_owner,
             sock(cluster_vip, SERVICE_PORT),
         )
         .await,
@@ -401,7 +409,7 @@ async fn start(
             ns,
             format!("vip:{local_vip}:{SERVICE_PORT}"),
             "Local",
-            "node-0",
+            &local_owner,
             sock(local_vip, SERVICE_PORT),
         )
         .await,

@@ -7,8 +7,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
 use ipnet::Ipv4Net;
 use portico_lab::demo::state::LabState;
+use portico_lab::demo::{l2, report};
 
 mod install;
 
@@ -124,6 +127,38 @@ fn section<'a>(stdout: &'a str, title: &str) -> &'a str {
     rest.find("\n==> ").map_or(rest, |end| &rest[..end])
 }
 
+/// `<vip> (<service>) owned by <node>` lines, in order.
+fn vip_owners(section: &str) -> Vec<(Ipv4Addr, String)> {
+    section
+        .lines()
+        .filter(|line| line.contains(" owned by "))
+        .map(|line| {
+            let vip = line.split_whitespace().next().unwrap().parse().unwrap();
+            (vip, line.rsplit(' ').next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Three ARP requests from the client: every reply comes from `owner`'s MAC, one per request.
+fn assert_one_answer_from(state: &LabState, vip: Ipv4Addr, owner: &str) {
+    let node = state
+        .nodes
+        .iter()
+        .find(|n| n.name == owner)
+        .expect("a node");
+    let owner_mac = l2::mac_of(&node.ns, l2::LAN_INTERFACE).unwrap();
+    let macs = l2::arping_reply_macs(&state.client_ns, vip, 3).unwrap();
+    assert!(!macs.is_empty(), "nobody answered ARP for {vip}");
+    assert!(
+        macs.len() <= 3,
+        "{vip}: more replies than requests: {macs:?}"
+    );
+    assert!(
+        macs.iter().all(|mac| *mac == owner_mac),
+        "{vip}: replies from {macs:?}, only {owner} ({owner_mac}) should answer"
+    );
+}
+
 fn is_node_ip(address: &str) -> bool {
     let subnet: Ipv4Net = NODE_SUBNET.parse().unwrap();
     address
@@ -181,8 +216,22 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
             .map(|r| r.3.clone())
             .unwrap_or_else(|| panic!("no row {kind} {policy} {via} in {rows:?}"))
     };
+    // The Local VIP can only be owned by node-0, the node with its endpoint; the Cluster VIP
+    // by whichever node the hash picks.
     assert_eq!(find("vip", "Local", "node-0"), CLIENT_IP);
-    assert!(is_node_ip(&find("vip", "Cluster", "node-1")), "{rows:?}");
+    let owners = vip_owners(section(&up, "the VIPs, announced by ARP"));
+    assert_eq!(owners.len(), 2, "{owners:?}");
+    let (cluster_vip, cluster_owner) = owners[0].clone();
+    assert_eq!(owners[1].1, "node-0", "{owners:?}");
+    assert!(
+        is_node_ip(&find("vip", "Cluster", &cluster_owner)),
+        "{rows:?}"
+    );
+    // arping from the client: each request gets exactly one reply, from the owner's MAC.
+    let state = LabState::load(&state_dir).unwrap().expect("state.json");
+    for (vip, owner) in &owners {
+        assert_one_answer_from(&state, *vip, owner);
+    }
     assert_eq!(find("nodeport", "Local", "node-0"), CLIENT_IP);
     assert_eq!(find("nodeport", "Local", "node-1"), "no");
     assert!(
@@ -235,8 +284,40 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         ["503", "200", "503"]
     );
 
+    // Failover: the Cluster VIP's owner's agent dies (SIGKILL, no goodbye); another node
+    // answers ARP for it and the client's TCP flows through the new owner.
+    let agent = state
+        .processes
+        .iter()
+        .find(|p| p.name == format!("agent-{cluster_owner}"))
+        .expect("the owner's agent");
+    Command::new("kill")
+        .args(["-KILL", &agent.pid.to_string()])
+        .status()
+        .unwrap();
+    // The killed agent's rules stay in its node, so TCP alone proves nothing: wait until the
+    // client's neighbour entry for the VIP moves (the new owner's gratuitous ARP).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let new_owner = runtime.block_on(report::retry(Duration::from_secs(30), || {
+        let moved = l2::owner_seen_by_client(&state, cluster_vip).filter(|o| *o != cluster_owner);
+        async move { moved }
+    }));
+    let new_owner = new_owner.expect("another node took the VIP over");
+    let target = std::net::SocketAddr::from((cluster_vip, 80));
+    let seen = runtime.block_on(report::retry(Duration::from_secs(30), || {
+        report::seen_from(&state.lab_binary, &state.client_ns, target)
+    }));
+    assert!(
+        seen.is_some(),
+        "{target} did not answer after its owner died"
+    );
+    assert_eq!(
+        l2::owner_seen_by_client(&state, cluster_vip),
+        Some(new_owner.clone())
+    );
+    assert_one_answer_from(&state, cluster_vip, &new_owner);
+
     // down: every process and namespace is gone, and the state dir with them.
-    let state = LabState::load(&state_dir).unwrap().expect("state.json");
     assert_eq!(state.processes.len(), 8, "{:?}", state.processes);
     let (_, down) = run_lab(&["down"], &state_dir);
     println!("{down}");

@@ -2,6 +2,7 @@
 //! lab API server, answering health checks from the cluster's EndpointSlices and cleaning up
 //! after itself. Root only; fails rather than skips under CI.
 
+mod announce;
 mod drift;
 mod hairpin;
 mod health;

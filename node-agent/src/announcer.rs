@@ -1,0 +1,38 @@
+//! The L2 announcer (bare metal): answers ARP and IPv6 Neighbor Solicitations for the VIPs this
+//! node owns, so that the LAN sends their traffic here.
+//!
+//! ```text
+//!   Services, EndpointSlices, Nodes, AddressPools, L2Announcements ─┐
+//!   membership (who is alive) ──────────────────────────────────────┴─▶ plan::plan (pure)
+//!        ─▶ the VIPs this node owns, per interface ─▶ responder (AF_PACKET): answers ARP/NS,
+//!           gratuitous ARP / unsolicited NA on takeover, periodic refresh; silent otherwise
+//! ```
+
+pub mod component;
+pub mod frames;
+pub mod link;
+pub mod membership;
+pub mod owner;
+pub mod packet_socket;
+pub mod plan;
+pub mod report;
+pub mod responder;
+pub mod schedule;
+
+pub use component::{AnnouncerConfig, AnnouncerHandle};
+
+/// Starts the announcer beside the proxier, with its own watches and change channel.
+pub fn spawn(
+    args: &crate::Args,
+    node_name: &str,
+    client: kube::Client,
+    watches: &portico_runtime::WatchHealth,
+) -> AnnouncerHandle {
+    let config = AnnouncerConfig {
+        node_name: node_name.to_owned(),
+        node_ips: args.node_ip.clone(),
+        memberlist_port: args.memberlist_port,
+        refresh: (!args.l2_refresh_period.is_zero()).then_some(args.l2_refresh_period),
+    };
+    component::spawn(config, client, watches)
+}

@@ -1,0 +1,381 @@
+//! The announcer as an agent component: its own watches and change channel (never the
+//! proxier's), the membership, and one responder per interface it announces on.
+//!
+//! ```text
+//!   reflectors ──changed (own Notify)──┐
+//!   membership ──alive (watch)─────────┴─▶ plan::plan ─▶ owned VIPs per interface
+//!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, Event on the Service
+//!   stop(): leave the membership first (peers take over), then fall silent
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use portico_api::{AddressPool, L2Announcement};
+use portico_runtime::WatchHealth;
+use portico_runtime::reflect::reflect_reported;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::link;
+use super::membership::Membership;
+use super::plan::{Inputs, Outcome, VipPlan, plan};
+use super::report;
+use super::responder::Responder;
+use crate::node_info::node_ips;
+
+/// How the agent runs its announcer.
+#[derive(Clone, Debug)]
+pub struct AnnouncerConfig {
+    pub node_name: String,
+    /// `--node-ip`: this node's addresses when set, else its Node's.
+    pub node_ips: Vec<IpAddr>,
+    /// UDP port of the membership; 0 runs without it (every node counts as alive: VIPs are
+    /// still announced by one node each, but a dead node's VIPs do not move).
+    pub memberlist_port: u16,
+    /// Announcement period after the takeover burst; `None` for none.
+    pub refresh: Option<Duration>,
+}
+
+/// Stops the announcer gracefully.
+pub struct AnnouncerHandle {
+    stop: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl AnnouncerHandle {
+    /// Leaves the membership (so that the other nodes take over this node's VIPs at once),
+    /// then stops answering. Bounded, so a stuck peer cannot hold up the agent's exit.
+    pub async fn stop(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.stop.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        }
+    }
+}
+
+struct Stores {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    nodes: Store<Node>,
+    pools: Store<AddressPool>,
+    announcements: Store<L2Announcement>,
+}
+
+/// Starts the announcer's watches and its task.
+pub fn spawn(
+    config: AnnouncerConfig,
+    client: kube::Client,
+    watches: &WatchHealth,
+) -> AnnouncerHandle {
+    let changed = Arc::new(Notify::new());
+    let stores = Stores {
+        services: reflect_reported(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Some(changed.clone()),
+            watches,
+        ),
+        slices: reflect_reported(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Some(changed.clone()),
+            watches,
+        ),
+        nodes: reflect_reported(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Some(changed.clone()),
+            watches,
+        ),
+        pools: reflect_reported(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Some(changed.clone()),
+            watches,
+        ),
+        announcements: reflect_reported(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            Some(changed.clone()),
+            watches,
+        ),
+    };
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "portico-agent".into(),
+            instance: Some(config.node_name.clone()),
+        },
+    );
+    let (stop, stop_rx) = mpsc::channel(1);
+    tokio::spawn(run(config, stores, changed, recorder, stop_rx));
+    AnnouncerHandle { stop }
+}
+
+struct Running {
+    owned: watch::Sender<BTreeSet<IpAddr>>,
+}
+
+async fn run(
+    config: AnnouncerConfig,
+    stores: Stores,
+    changed: Arc<Notify>,
+    recorder: Recorder,
+    mut stop: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let _ = tokio::join!(
+        stores.services.wait_until_ready(),
+        stores.slices.wait_until_ready(),
+        stores.nodes.wait_until_ready(),
+        stores.pools.wait_until_ready(),
+        stores.announcements.wait_until_ready(),
+    );
+    let me = config.node_name.clone();
+    let own_ips = || -> Vec<IpAddr> {
+        if !config.node_ips.is_empty() {
+            return config.node_ips.clone();
+        }
+        stores
+            .nodes
+            .state()
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(me.as_str()))
+            .map(|n| node_ips(n))
+            .unwrap_or_default()
+    };
+    let membership = match (config.memberlist_port, own_ips().first()) {
+        (0, _) => None,
+        (port, Some(ip)) => {
+            let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+            let bind = if ip.is_ipv6() {
+                SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port)
+            } else {
+                bind
+            };
+            match Membership::start(&me, bind, SocketAddr::new(*ip, port)).await {
+                Ok(membership) => Some(membership),
+                Err(e) => {
+                    tracing::error!(port, error = %e,
+                        "cannot bind --memberlist-port; announcing without liveness (a dead node's VIPs will not move)");
+                    None
+                }
+            }
+        }
+        (_, None) => {
+            tracing::error!(
+                "this node has no address (its Node has no InternalIP; or set --node-ip); announcing without liveness"
+            );
+            None
+        }
+    };
+    let mut alive_rx = membership.as_ref().map(Membership::alive);
+    let mut responders: BTreeMap<String, Running> = BTreeMap::new();
+    let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
+    let mut uncovered: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut peers: Vec<(String, SocketAddr)> = Vec::new();
+    loop {
+        let nodes = stores.nodes.state();
+        if let Some(membership) = &membership {
+            let fresh = gossip_peers(&nodes, config.memberlist_port);
+            if fresh != peers {
+                peers = fresh;
+                membership.set_peers(peers.clone()).await;
+            }
+        }
+        let alive = match &alive_rx {
+            Some(rx) => rx.borrow().clone(),
+            None => Some(
+                nodes
+                    .iter()
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect(),
+            ),
+        };
+        // Until the membership has settled, this node announces nothing (the others do).
+        let plans = match &alive {
+            Some(alive) => plan(&Inputs {
+                services: &stores.services.state(),
+                slices: &stores.slices.state(),
+                nodes: &nodes,
+                pools: &stores.pools.state(),
+                announcements: &stores.announcements.state(),
+                alive,
+            }),
+            None => Vec::new(),
+        };
+        if let Some(alive) = &alive {
+            // One node (the first alive by name) writes the Warnings, not every node.
+            let reporter = alive.first().map(String::as_str) == Some(me.as_str());
+            report::report_changes(
+                &plans,
+                &mut owners,
+                &mut uncovered,
+                &me,
+                reporter,
+                &recorder,
+                &stores.services,
+            )
+            .await;
+        }
+        let default_interface = link::holding(&own_ips()).ok().flatten();
+        let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
+        let retry = apply(&wanted, &mut responders, config.refresh);
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = alive_changed(&mut alive_rx) => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
+            done = stop.recv() => {
+                if let Some(membership) = &membership {
+                    membership.leave().await;
+                }
+                responders.clear();
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn alive_changed(rx: &mut Option<watch::Receiver<Option<BTreeSet<String>>>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Every Node's name and gossip address (its first InternalIP, else ExternalIP).
+fn gossip_peers(nodes: &[Arc<Node>], port: u16) -> Vec<(String, SocketAddr)> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.metadata.name.clone()?,
+                SocketAddr::new(*node_ips(n).first()?, port),
+            ))
+        })
+        .collect()
+}
+
+/// The VIPs this node owns, per interface name. VIPs to be announced on "the default
+/// interface" go to `default_interface`, and nowhere when it is unknown.
+pub fn owned_by_interface(
+    plans: &[VipPlan],
+    me: &str,
+    default_interface: Option<&str>,
+) -> BTreeMap<String, BTreeSet<IpAddr>> {
+    let mut owned: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+    for vip in plans {
+        let Outcome::Owner { node, interfaces } = &vip.outcome else {
+            continue;
+        };
+        if node != me {
+            continue;
+        }
+        let default = interfaces.default.then_some(default_interface).flatten();
+        for name in interfaces.named.iter().map(String::as_str).chain(default) {
+            owned.entry(name.to_owned()).or_default().insert(vip.ip);
+        }
+    }
+    owned
+}
+
+/// Starts, updates and stops responders to match `wanted`; true when one could not start
+/// (retried later).
+fn apply(
+    wanted: &BTreeMap<String, BTreeSet<IpAddr>>,
+    responders: &mut BTreeMap<String, Running>,
+    refresh: Option<Duration>,
+) -> bool {
+    // Dropping the sender stops the task: it answers nothing from that moment.
+    responders.retain(|name, _| wanted.contains_key(name));
+    let mut failed = false;
+    for (name, vips) in wanted {
+        if let Some(running) = responders.get(name) {
+            running.owned.send_if_modified(|current| {
+                let differs = current != vips;
+                if differs {
+                    current.clone_from(vips);
+                }
+                differs
+            });
+            continue;
+        }
+        match link::link(name).and_then(Responder::open) {
+            Ok(responder) => {
+                let (owned, rx) = watch::channel(vips.clone());
+                tokio::spawn(responder.run(rx, refresh));
+                tracing::info!(interface = %name, "announcing on interface");
+                responders.insert(name.clone(), Running { owned });
+            }
+            Err(e) => {
+                tracing::warn!(interface = %name, error = %e, "cannot announce on this interface; retrying");
+                failed = true;
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use portico_api::ServiceKey;
+
+    use super::*;
+    use crate::announcer::plan::Interfaces;
+
+    fn owned_plan(ip: &str, node: &str, default: bool, named: &[&str]) -> VipPlan {
+        VipPlan {
+            ip: ip.parse().unwrap(),
+            pool: "lab".into(),
+            services: vec![ServiceKey::new("default", "web")],
+            outcome: Outcome::Owner {
+                node: node.into(),
+                interfaces: Interfaces {
+                    default,
+                    named: named.iter().map(|n| n.to_string()).collect(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn only_this_nodes_vips_are_announced_on_their_interfaces() {
+        let plans = vec![
+            owned_plan("198.18.0.200", "node-a", true, &[]),
+            owned_plan("198.18.0.201", "node-a", false, &["eth1"]),
+            owned_plan("198.18.0.202", "node-b", true, &["eth1"]),
+            VipPlan {
+                outcome: Outcome::NotCovered,
+                ..owned_plan("198.18.0.203", "node-a", true, &[])
+            },
+        ];
+        let owned = owned_by_interface(&plans, "node-a", Some("eth0"));
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert_eq!(
+            owned,
+            BTreeMap::from([
+                ("eth0".to_string(), BTreeSet::from([ip("198.18.0.200")])),
+                ("eth1".to_string(), BTreeSet::from([ip("198.18.0.201")])),
+            ])
+        );
+        // Without a default interface, VIPs that need it are not announced anywhere.
+        let owned = owned_by_interface(&plans, "node-a", None);
+        assert_eq!(owned.keys().collect::<Vec<_>>(), ["eth1"]);
+        assert!(owned_by_interface(&plans, "node-c", Some("eth0")).is_empty());
+    }
+}
