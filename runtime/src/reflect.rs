@@ -49,24 +49,7 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store();
-    let reporter = watches.reporter(watch_name::<K>(&config));
-    let stream = watcher(api.clone(), config)
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    let stream = reported(stream, api, reporter);
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            if item.is_ok()
-                && let Some(changed) = &changed
-            {
-                changed.notify_one();
-            }
-        }
-    });
-    store
+    reflect_reported_trimmed(api, config, changed, watches, |_| {})
 }
 
 /// As `reflect_reported`, with every object passed through `trim` before the store keeps it:
