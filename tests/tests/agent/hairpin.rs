@@ -7,18 +7,13 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::PostParams;
 use portico_lab::demo::objects::{self, ECHO_PORT};
-use portico_lab::netns::echo::echo_field;
-use portico_lab::netns::{LabSpec, LabTopology};
-use portico_tests::lab_cluster::{LabCluster, ingress_ips, wait_for};
+use portico_tests::lab_cluster::{ingress_ips, wait_for};
 
-async fn seen_from(lab: &LabTopology, ns: &str, target: SocketAddr) -> Option<String> {
-    let body = lab.tcp_request_from(ns, target).await.ok()?;
-    echo_field(&body, "client_address").map(str::to_owned)
-}
+use crate::two_nodes::{TwoNodeLab, seen_from, two_node_lab};
 
 fn spec_port(
     service: &Service,
@@ -33,31 +28,12 @@ async fn a_pod_reaches_its_own_service_through_every_address() {
     if !portico_tests::require_root() {
         return;
     }
-    let lab_binary = portico_tests::workspace_binary("portico-lab").expect("portico-lab is built");
-    let spec = LabSpec::new(2, 1, lab_binary).with_node_subnet("198.18.34.0/24".parse().unwrap());
-    let mut lab = tokio::task::spawn_blocking(move || LabTopology::create(spec))
-        .await
-        .unwrap()
-        .expect("lab topology");
-    lab.set_probe_timeout(Duration::from_secs(2));
+    let TwoNodeLab {
+        lab,
+        cluster,
+        kubeconfig,
+    } = two_node_lab("198.18.34.0/24").await;
     let (node0, node1) = (lab.nodes()[0].clone(), lab.nodes()[1].clone());
-    let host_ip = IpAddr::V4(lab.host_ip());
-    let cluster = LabCluster::start_listening(vec![
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::new(host_ip, 0),
-    ])
-    .await;
-    let kubeconfig = cluster.kubeconfig_via(host_ip);
-    let nodes: kube::Api<Node> = kube::Api::all(cluster.client.clone());
-    for node in [&node0, &node1] {
-        nodes
-            .create(
-                &PostParams::default(),
-                &objects::node_object(&node.name, node.ip),
-            )
-            .await
-            .unwrap();
-    }
     let pod = node0.pods[0].clone();
     let _echo = lab
         .spawn_echo_server(&pod.ns, SocketAddr::from(([0, 0, 0, 0], ECHO_PORT)))

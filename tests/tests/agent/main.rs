@@ -9,3 +9,4 @@ mod health;
 mod nodes;
 mod source_ip;
 mod telling;
+mod two_nodes;
