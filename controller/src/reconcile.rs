@@ -46,6 +46,8 @@ pub enum ReconcileError {
     Allocation(#[source] IpamError),
     #[error("API request failed: {0}")]
     Api(#[source] kube::Error),
+    #[error("{0}")]
+    Provider(#[source] crate::providers::ProviderError),
 }
 
 impl ReconcileError {
@@ -54,6 +56,7 @@ impl ReconcileError {
             ReconcileError::Allocation(e) => e.label(),
             ReconcileError::Api(e) if is_conflict(e) => "conflict",
             ReconcileError::Api(_) => "api",
+            ReconcileError::Provider(e) => e.label(),
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Context {
     /// The states this controller's own writes bring Services to: their watch events start no
     /// reconcile.
     pub own_writes: OwnWrites,
+    /// The cloud provider, or None on bare metal (the pools above).
+    pub cloud: Option<crate::cloud::Cloud>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +110,7 @@ impl Context {
         namespaces: Store<Namespace>,
         recorder: Recorder,
         metrics: ControllerMetrics,
+        cloud: Option<crate::cloud::Cloud>,
     ) -> Self {
         Context {
             client,
@@ -121,6 +127,7 @@ impl Context {
             unreadable_pools: Mutex::default(),
             catch_up: Mutex::default(),
             own_writes: OwnWrites::default(),
+            cloud,
         }
     }
 
@@ -215,7 +222,13 @@ impl Context {
         }
     }
 
-    async fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
+    pub(crate) async fn publish(
+        &self,
+        service: &Service,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
@@ -252,7 +265,15 @@ async fn reconcile_service(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let result = if !is_portico_service(&service, ctx.default_class) {
+    let result = if let Some(cloud) = &ctx.cloud {
+        if !is_portico_service(&service, ctx.default_class)
+            || service.meta().deletion_timestamp.is_some()
+        {
+            crate::cloud::delete(&api, &service, &ctx, cloud).await
+        } else {
+            crate::cloud::apply(&api, &service, &ctx, cloud).await
+        }
+    } else if !is_portico_service(&service, ctx.default_class) {
         release_if_ours(&api, &service, &ctx)
             .await
             .map(|()| Action::await_change())
@@ -408,12 +429,12 @@ async fn cleanup(
     Ok(Action::await_change())
 }
 
-fn has_finalizer(service: &Service) -> bool {
+pub(crate) fn has_finalizer(service: &Service) -> bool {
     service.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Adds the finalizer unless present; returns the Service as the API server now has it.
-async fn ensure_finalizer(
+pub(crate) async fn ensure_finalizer(
     api: &Api<Service>,
     service: &Service,
     ctx: &Context,
@@ -452,7 +473,7 @@ async fn ensure_finalizer(
     Ok(patched)
 }
 
-async fn remove_finalizer(
+pub(crate) async fn remove_finalizer(
     api: &Api<Service>,
     service: &Service,
 ) -> Result<Service, ReconcileError> {
@@ -511,7 +532,7 @@ async fn release_if_ours(
     Ok(())
 }
 
-async fn write_status(
+pub(crate) async fn write_status(
     api: &Api<Service>,
     service: &Service,
     ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],

@@ -111,6 +111,18 @@ impl LabCluster {
         kubeconfig: &Path,
         extra_args: &[&str],
     ) -> Process {
+        self.spawn_controller_env(name, kubeconfig, extra_args, &[])
+    }
+
+    /// Starts the real controller binary with extra environment variables (for example the
+    /// AWS SDK's credentials for a moto server).
+    pub fn spawn_controller_env(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
         let binary =
             crate::workspace_binary("portico-controller").expect("portico-controller is built");
         let admin = free_port();
@@ -121,6 +133,7 @@ impl LabCluster {
             .arg(kubeconfig)
             .args(["--admin-addr", &admin.to_string()])
             .args(extra_args)
+            .envs(env.iter().copied())
             // An environment default, so a test can still pass its own --log-level.
             .env("PORTICO_LOG_LEVEL", "info,portico_controller=debug")
             .env_remove("KUBECONFIG")

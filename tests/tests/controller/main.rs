@@ -1,6 +1,7 @@
 //! portico-controller end to end: the real binary against the lab API server.
 
 mod allocation;
+mod aws;
 mod bad_input;
 mod leader;
 mod logs;
