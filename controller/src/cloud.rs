@@ -4,7 +4,9 @@
 //! ```text
 //!   Service ──not Portico's──▶ ensure_deleted, clear status, drop finalizer (if it was ours)
 //!           ──being deleted─▶ DeletingLoadBalancer ─▶ ensure_deleted ─▶ DeletedLoadBalancer ─▶ finalizer off
-//!           ──Portico's─────▶ finalizer ─▶ node set ─▶ provider.ensure ─▶ status (on a difference)
+//!           ──Portico's─────▶ finalizer ─▶ node set ─▶ only the node set changed? provider.update_hosts
+//!                                                     else provider.ensure
+//!                                         ─▶ status + LoadBalancerReady condition (on a difference)
 //!                                                                     └▶ Events: EnsuredLoadBalancer
 //!                                                                        (when something changed),
 //!                                                                        SyncLoadBalancerFailed
@@ -13,7 +15,8 @@
 //! A failed ensure leaves whatever already works in place: the plan only creates, modifies and
 //! deletes what differs, and an error stops it before anything else is touched.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::Api;
@@ -24,11 +27,13 @@ use kube::{Resource, ResourceExt};
 use portico_api::keys::reason;
 use tokio::sync::{Notify, mpsc};
 
+use crate::conditions::{self, Readiness};
+use crate::ipam::ServiceKey;
 use crate::nodes::{LbNode, load_balancer_nodes};
-use crate::providers::{LoadBalancerProvider, ProviderError};
+use crate::providers::{Ensured, LoadBalancerProvider, ProviderError};
 use crate::reconcile::{
-    Context, RESYNC_PERIOD, ReconcileError, ensure_finalizer, has_finalizer, remove_finalizer,
-    write_status,
+    Context, RESYNC_PERIOD, ReconcileError, ensure_finalizer, has_finalizer, lock,
+    remove_finalizer, report_failure, service_key, sync_status, write_status,
 };
 use crate::service_filter::is_portico_service;
 use crate::status::current_ingress;
@@ -37,20 +42,68 @@ use crate::status::current_ingress;
 pub struct Cloud {
     pub provider: Arc<dyn LoadBalancerProvider>,
     pub nodes: Store<Node>,
+    /// What each Service's last successful ensure was given: a fingerprint of the Service and the
+    /// node set. A later reconcile with the same Service and another node set is an update of
+    /// the hosts only.
+    ensured: Mutex<HashMap<ServiceKey, (u64, Vec<LbNode>)>>,
 }
 
 impl Cloud {
+    pub fn new(provider: Arc<dyn LoadBalancerProvider>, nodes: Store<Node>) -> Self {
+        Cloud {
+            provider,
+            nodes,
+            ensured: Mutex::default(),
+        }
+    }
+
     pub fn node_set(&self) -> Vec<LbNode> {
         let nodes = self.nodes.state();
         load_balancer_nodes(nodes.iter().map(|n| n.as_ref()))
     }
 }
 
-fn provider_error(error: ProviderError) -> ReconcileError {
-    ReconcileError::Provider(error)
+/// What of a Service a provider reads (its identity, annotations and spec), hashed.
+fn fingerprint(service: &Service) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut annotations = service.annotations().clone();
+    annotations.remove(crate::run::LAST_APPLIED);
+    let state = serde_json::json!([service.uid(), annotations, service.spec]);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    state.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
-/// A Portico Service: make its load balancer match, write its status.
+/// What a cloud reconcile decided: the Service's status, and what changed for the Event.
+enum Outcome {
+    Ensured(Ensured),
+    HostsUpdated(Vec<String>),
+}
+
+async fn ensure_or_update_hosts(
+    service: &Service,
+    cloud: &Cloud,
+    nodes: &[LbNode],
+) -> Result<Outcome, ProviderError> {
+    let key = service_key(service);
+    let print = fingerprint(service);
+    let last = lock(&cloud.ensured).get(&key).cloned();
+    let outcome = match last {
+        Some((last_print, last_nodes)) if last_print == print && last_nodes != nodes => cloud
+            .provider
+            .update_hosts(service, nodes)
+            .await
+            .map(Outcome::HostsUpdated),
+        _ => cloud.provider.ensure(service, nodes).await.map(Outcome::Ensured),
+    };
+    match &outcome {
+        Ok(_) => lock(&cloud.ensured).insert(key, (print, nodes.to_vec())),
+        Err(_) => lock(&cloud.ensured).remove(&key),
+    };
+    outcome
+}
+
+/// A Portico Service: make its load balancer match, write its status and condition.
 pub async fn apply(
     api: &Api<Service>,
     service: &Service,
@@ -59,15 +112,6 @@ pub async fn apply(
 ) -> Result<Action, ReconcileError> {
     let service = ensure_finalizer(api, service, ctx).await?;
     let nodes = cloud.node_set();
-    if nodes.is_empty() {
-        ctx.publish(
-            &service,
-            EventType::Warning,
-            reason::UNAVAILABLE_LOAD_BALANCER,
-            "There are no available nodes for LoadBalancer (every node is excluded, being deleted or tainted ToBeDeletedByClusterAutoscaler)".into(),
-        )
-        .await;
-    }
     let first = current_ingress(&service).is_empty();
     if first {
         ctx.publish(
@@ -78,9 +122,10 @@ pub async fn apply(
         )
         .await;
     }
-    let ensured = match cloud.provider.ensure(&service, &nodes).await {
-        Ok(ensured) => ensured,
+    let outcome = match ensure_or_update_hosts(&service, cloud, &nodes).await {
+        Ok(outcome) => outcome,
         Err(e) => {
+            report_failure(api, &service, ctx, &Readiness::from_provider_error(&e)).await;
             ctx.publish(
                 &service,
                 EventType::Warning,
@@ -88,10 +133,14 @@ pub async fn apply(
                 format!("Error syncing load balancer: {e}"),
             )
             .await;
-            return Err(provider_error(e));
+            return Err(ReconcileError::Provider(e));
         }
     };
-    for warning in &ensured.warnings {
+    let (ingress, changes, warnings) = match outcome {
+        Outcome::Ensured(ensured) => (ensured.status.ingress, ensured.changes, ensured.warnings),
+        Outcome::HostsUpdated(changes) => (current_ingress(&service), changes, Vec::new()),
+    };
+    for warning in &warnings {
         ctx.publish(
             &service,
             EventType::Warning,
@@ -100,28 +149,40 @@ pub async fn apply(
         )
         .await;
     }
-    let desired = ensured.status.ingress;
-    if current_ingress(&service) != desired {
-        let mut predicted = service.clone();
-        predicted
-            .status
-            .get_or_insert_default()
-            .load_balancer
-            .get_or_insert_default()
-            .ingress = Some(desired.clone());
-        ctx.own_writes.expect(&predicted);
-        write_status(api, &service, &desired).await?;
-    }
-    if first || !ensured.changes.is_empty() {
+    let readiness = if nodes.is_empty() {
+        if !conditions::current(&service).is_some_and(|c| c.reason == conditions::NO_ELIGIBLE_NODES)
+        {
+            ctx.publish(
+                &service,
+                EventType::Warning,
+                reason::UNAVAILABLE_LOAD_BALANCER,
+                "There are no available nodes for LoadBalancer (every node is excluded, being deleted or tainted ToBeDeletedByClusterAutoscaler)".into(),
+            )
+            .await;
+        }
+        Readiness::no_eligible_nodes()
+    } else {
+        let names: Vec<&str> = ingress
+            .iter()
+            .filter_map(|i| i.hostname.as_deref().or(i.ip.as_deref()))
+            .collect();
+        Readiness::ready(format!(
+            "load balancer {} ready ({} provider)",
+            names.join(", "),
+            cloud.provider.name()
+        ))
+    };
+    sync_status(api, &service, ctx, &ingress, &readiness).await?;
+    if first || !changes.is_empty() {
         let reason = if first {
             reason::ENSURED_LOAD_BALANCER
         } else {
             reason::UPDATED_LOAD_BALANCER
         };
-        let note = if ensured.changes.is_empty() {
+        let note = if changes.is_empty() {
             "Ensured load balancer".to_string()
         } else {
-            ensured.changes.join("; ")
+            changes.join("; ")
         };
         ctx.publish(&service, EventType::Normal, reason, note).await;
     }
@@ -146,6 +207,7 @@ pub async fn delete(
         "Deleting load balancer".into(),
     )
     .await;
+    lock(&cloud.ensured).remove(&service_key(service));
     let deleted = match cloud.provider.ensure_deleted(service).await {
         Ok(deleted) => deleted,
         Err(e) => {
@@ -156,11 +218,13 @@ pub async fn delete(
                 format!("Error deleting load balancer: {e}"),
             )
             .await;
-            return Err(provider_error(e));
+            return Err(ReconcileError::Provider(e));
         }
     };
-    if service.meta().deletion_timestamp.is_none() && !current_ingress(service).is_empty() {
-        write_status(api, service, &[]).await?;
+    if service.meta().deletion_timestamp.is_none()
+        && (!current_ingress(service).is_empty() || conditions::current(service).is_some())
+    {
+        write_status(api, service, &[], None).await?;
     }
     remove_finalizer(api, service).await?;
     ctx.publish(

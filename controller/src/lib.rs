@@ -11,6 +11,7 @@
 pub mod args;
 pub mod catch_up;
 pub mod cloud;
+pub mod conditions;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;

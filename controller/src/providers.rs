@@ -128,6 +128,10 @@ pub enum BuildError {
         "--provider aws: no AWS region; set --aws-region (or AWS_REGION, or a profile's region)"
     )]
     NoRegion,
+    #[error(
+        "--provider aws: no AWS credentials provider (environment, profile, web identity or instance role)"
+    )]
+    NoCredentials,
 }
 
 /// Checks the flags before anything starts (a usage error exits at once).

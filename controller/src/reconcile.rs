@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -27,6 +29,7 @@ use portico_api::{AddressPool, AddressPoolSpec};
 use tracing::Instrument;
 
 use crate::catch_up::CatchUp;
+use crate::conditions::{self, Readiness};
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
 use crate::own_writes::OwnWrites;
@@ -335,6 +338,7 @@ async fn apply(
         Ok(request) => request,
         Err(e) => {
             // The user must fix the Service; whatever address it has stays.
+            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
             ctx.publish(
                 service,
                 EventType::Warning,
@@ -349,6 +353,7 @@ async fn apply(
     let allocation = match assigned {
         Ok(allocation) => allocation,
         Err(e) => {
+            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
             ctx.publish(
                 service,
                 EventType::Warning,
@@ -362,18 +367,12 @@ async fn apply(
     lock(&ctx.holders).insert(request.key.clone());
     let ips = allocation.ips();
     let desired = desired_ingress(&ips);
-    if current_ingress(service) != desired {
-        let mut predicted = service.clone();
-        predicted
-            .status
-            .get_or_insert_default()
-            .load_balancer
-            .get_or_insert_default()
-            .ingress = Some(desired.clone());
-        ctx.own_writes.expect(&predicted);
-        write_status(api, service, &desired).await?;
-        tracing::debug!(?ips, "wrote the status");
-    }
+    let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    let readiness = Readiness::ready(format!(
+        "address {} assigned; the agents announce it",
+        addresses.join(", ")
+    ));
+    sync_status(api, service, ctx, &desired, &readiness).await?;
     if allocation.changed() {
         ctx.pools_dirty.store(true, Ordering::Relaxed);
         let pools: Vec<String> = allocation
@@ -381,7 +380,6 @@ async fn apply(
             .iter()
             .filter_map(|a| a.pool.clone())
             .collect();
-        let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
         ctx.publish(
             service,
             EventType::Normal,
@@ -517,8 +515,8 @@ async fn release_if_ours(
     if !ours {
         return Ok(());
     }
-    if !current_ingress(service).is_empty() {
-        write_status(api, service, &[]).await?;
+    if !current_ingress(service).is_empty() || conditions::current(service).is_some() {
+        write_status(api, service, &[], None).await?;
     }
     remove_finalizer(api, service).await?;
     let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
@@ -532,17 +530,56 @@ async fn release_if_ours(
     Ok(())
 }
 
+/// Sets the ingress and Portico's condition (none: removed) in one server-side apply.
 pub(crate) async fn write_status(
     api: &Api<Service>,
     service: &Service,
-    ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
+    ingress: &[LoadBalancerIngress],
+    condition: Option<&Condition>,
 ) -> Result<Service, ReconcileError> {
     let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     api.patch_status(
         &service.name_any(),
         &params,
-        &Patch::Apply(status_apply_body(ingress)),
+        &Patch::Apply(status_apply_body(ingress, condition)),
     )
     .await
     .map_err(ReconcileError::Api)
+}
+
+/// Writes the ingress and the `portico.dev/LoadBalancerReady` condition when either differs
+/// from what the Service has (a resync that changes nothing writes nothing).
+pub(crate) async fn sync_status(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    ingress: &[LoadBalancerIngress],
+    readiness: &Readiness,
+) -> Result<(), ReconcileError> {
+    if current_ingress(service) == ingress && conditions::is_current(service, readiness) {
+        return Ok(());
+    }
+    let mut predicted = service.clone();
+    predicted
+        .status
+        .get_or_insert_default()
+        .load_balancer
+        .get_or_insert_default()
+        .ingress = Some(ingress.to_vec());
+    ctx.own_writes.expect(&predicted);
+    let condition = conditions::condition(service, readiness, Time(Timestamp::now()));
+    write_status(api, service, ingress, Some(&condition)).await?;
+    Ok(())
+}
+
+/// On a failed reconcile: the condition says why, and the ingress the Service has stays.
+pub(crate) async fn report_failure(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    readiness: &Readiness,
+) {
+    if let Err(e) = sync_status(api, service, ctx, &current_ingress(service), readiness).await {
+        tracing::warn!(error = %e, reason = readiness.reason, "could not write the condition");
+    }
 }

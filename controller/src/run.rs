@@ -74,14 +74,16 @@ pub async fn run(
     );
     // Only a cloud provider needs the Nodes (the load balancers' node set).
     let nodes_changed = Arc::new(Notify::new());
-    let cloud = provider.map(|provider| Cloud {
-        provider,
-        nodes: reflect_reported(
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default(),
-            Some(nodes_changed.clone()),
-            watches,
-        ),
+    let cloud = provider.map(|provider| {
+        Cloud::new(
+            provider,
+            reflect_reported(
+                Api::<Node>::all(client.clone()),
+                watcher::Config::default(),
+                Some(nodes_changed.clone()),
+                watches,
+            ),
+        )
     });
     let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
     if let Some(cloud) = &cloud {

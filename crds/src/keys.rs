@@ -10,6 +10,8 @@ pub const FINALIZER: &str = "portico.dev/load-balancer-cleanup";
 /// Field manager for every server-side apply Portico makes.
 pub const CONTROLLER_FIELD_MANAGER: &str = "portico-controller";
 pub const AGENT_FIELD_MANAGER: &str = "portico-agent";
+/// The type of the condition Portico keeps in every Service's `status.conditions`.
+pub const LOAD_BALANCER_READY_CONDITION: &str = "portico.dev/LoadBalancerReady";
 
 /// Service annotations.
 pub mod service {

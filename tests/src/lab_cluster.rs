@@ -245,6 +245,43 @@ impl LabCluster {
     }
 }
 
+impl LabCluster {
+    /// Waits until the Service's `portico.dev/LoadBalancerReady` condition has `reason`; returns
+    /// (status, message).
+    pub async fn wait_for_condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> (String, String) {
+        let api = self.services(namespace);
+        wait_for(
+            &format!("condition reason {reason} on {namespace}/{name}"),
+            Duration::from_secs(30),
+            || async {
+                let service = api.get(name).await.ok()?;
+                let condition = ready_condition(&service)?;
+                (condition.reason == reason).then(|| (condition.status, condition.message))
+            },
+        )
+        .await
+    }
+}
+
+/// The Service's `portico.dev/LoadBalancerReady` condition.
+pub fn ready_condition(
+    service: &Service,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    service
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == portico_api::keys::LOAD_BALANCER_READY_CONDITION)
+        .cloned()
+}
+
 /// The ingress IPs in a Service's status.
 pub fn ingress_ips(service: &Service) -> Vec<String> {
     service

@@ -3,105 +3,19 @@
 //! moto's EC2 instances carry the IDs the Nodes' `spec.providerID`s name.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
-use portico_tests::cli::free_port;
 use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, wait_for};
+use portico_tests::moto::{self, CLUSTER, Moto, aws_calls};
 use serde_json::{Value, json};
 
-const CLUSTER: &str = "lab";
-
-/// A moto server on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    addr: SocketAddr,
-    python: PathBuf,
-}
-
-impl Moto {
-    /// None where moto is not installed (outside CI; under CI `tool` fails the test).
-    async fn start() -> Option<Moto> {
-        let server = portico_tests::tool("moto_server")?;
-        let python = portico_tests::tool("python3")?;
-        let addr = free_port();
-        let child = Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        wait_for("moto to listen", Duration::from_secs(30), || async {
-            std::net::TcpStream::connect(addr).ok().map(|_| ())
-        })
-        .await;
-        Some(Moto {
-            child,
-            addr,
-            python,
-        })
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn helper(&self, args: &[&str]) -> Value {
-        let script = portico_tests::repo_root().join("tests/aws/moto_state.py");
-        let output = Command::new(&self.python)
-            .arg(script)
-            .arg(self.endpoint())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    /// Every NLB with its tags, target groups (health check, targets) and listeners.
-    fn state(&self) -> Value {
-        self.helper(&["state"])
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The controller against moto itself.
 fn spawn_aws_controller(cluster: &LabCluster, moto: &Moto, name: &str) -> Process {
-    // The SDK reads credentials from the environment; moto accepts any.
-    cluster.spawn_controller_env(
-        name,
-        cluster.kubeconfig(),
-        &[
-            "--provider",
-            "aws",
-            "--cluster-name",
-            CLUSTER,
-            "--aws-region",
-            "us-east-1",
-            "--aws-endpoint-url",
-            &moto.endpoint(),
-        ],
-        &[
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    )
+    moto::spawn_aws_controller(cluster, &moto.endpoint(), name, &[])
 }
 
 fn mk_node(name: &str, instance: &str, labels: &[(&str, &str)], taints: &[&str]) -> Node {
@@ -152,16 +66,6 @@ fn targets(state: &Value) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-/// AWS calls the controller made, of one kind (`read` or `write`), from its metrics.
-fn aws_calls(controller: &Process, kind: &str) -> f64 {
-    let (_, body) = portico_tests::cli::http_get(controller.admin, "/metrics").unwrap();
-    let label = format!("kind=\"{kind}\"");
-    body.lines()
-        .filter(|l| l.starts_with("portico_controller_aws_calls_total{") && l.contains(&label))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,8 +204,8 @@ async fn an_nlb_follows_the_service_and_its_nodes_and_is_cleaned_up() {
     )
     .await;
     // It did look (the counter is the one the writes would go to), and changed nothing.
-    assert!(aws_calls(&restarted, "read") > 0.0, "{}", restarted.logs());
-    assert_eq!(aws_calls(&restarted, "write"), 0.0, "{}", restarted.logs());
+    assert!(aws_calls(&restarted, &["kind=\"read\""]) > 0.0, "{}", restarted.logs());
+    assert_eq!(aws_calls(&restarted, &["kind=\"write\""]), 0.0, "{}", restarted.logs());
 
     // Delete: nothing left in moto, and the Events say so.
     services

@@ -3,6 +3,7 @@
 mod allocation;
 mod aws;
 mod bad_input;
+mod conditions;
 mod leader;
 mod logs;
 mod outage;
