@@ -94,7 +94,11 @@ async fn ensure_or_update_hosts(
             .update_hosts(service, nodes)
             .await
             .map(Outcome::HostsUpdated),
-        _ => cloud.provider.ensure(service, nodes).await.map(Outcome::Ensured),
+        _ => cloud
+            .provider
+            .ensure(service, nodes)
+            .await
+            .map(Outcome::Ensured),
     };
     match &outcome {
         Ok(_) => lock(&cloud.ensured).insert(key, (print, nodes.to_vec())),

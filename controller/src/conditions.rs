@@ -70,11 +70,12 @@ impl Readiness {
             ProviderError::Invalid { field, .. } if field == ann::AWS_SUBNETS => {
                 Self::not_ready(WAITING_FOR_SUBNETS, error.to_string())
             }
-            ProviderError::Invalid { .. } => Self::not_ready(INVALID_CONFIGURATION, error.to_string()),
-            ProviderError::Cloud { code, .. } if is_throttling(code) => Self::not_ready(
-                THROTTLED,
-                format!("{error}; retrying with backoff"),
-            ),
+            ProviderError::Invalid { .. } => {
+                Self::not_ready(INVALID_CONFIGURATION, error.to_string())
+            }
+            ProviderError::Cloud { code, .. } if is_throttling(code) => {
+                Self::not_ready(THROTTLED, format!("{error}; retrying with backoff"))
+            }
             ProviderError::Cloud { .. } => Self::not_ready(CLOUD_ERROR, error.to_string()),
         }
     }

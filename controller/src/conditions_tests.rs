@@ -81,5 +81,8 @@ fn an_equal_condition_needs_no_write_and_keeps_its_transition_time() {
     assert_eq!(again.observed_generation, Some(3));
     // Another status: it moves.
     let failed = condition(&service, &Readiness::no_eligible_nodes(), at(300));
-    assert_eq!((failed.status.as_str(), failed.last_transition_time), ("False", at(300)));
+    assert_eq!(
+        (failed.status.as_str(), failed.last_transition_time),
+        ("False", at(300))
+    );
 }

@@ -93,7 +93,11 @@ async fn serve(
     if throttle {
         throttled.fetch_add(1, Ordering::SeqCst);
         let ec2 = String::from_utf8_lossy(&request).contains("Action=DescribeSubnets");
-        let body = if ec2 { ec2_throttling() } else { elb_throttling() };
+        let body = if ec2 {
+            ec2_throttling()
+        } else {
+            elb_throttling()
+        };
         let answer = format!(
             "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
 use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, wait_for};
 use portico_tests::moto::{self, CLUSTER, Moto, aws_calls};
+use portico_tests::throttling_proxy::ThrottlingProxy;
 use serde_json::{Value, json};
 
 /// The controller against moto itself.
@@ -109,6 +111,9 @@ async fn an_nlb_follows_the_service_and_its_nodes_and_is_cleaned_up() {
         },
     )
     .await;
+    let (status, message) = cluster.wait_for_condition("default", "web", "Ready").await;
+    assert_eq!(status, "True");
+    assert!(message.contains(&hostname), "{message}");
     let mut want_targets: Vec<String> = instances[..2].to_vec();
     want_targets.sort();
     let state = wait_for_state(&moto, "the NLB with both nodes", |s| {
@@ -204,8 +209,17 @@ async fn an_nlb_follows_the_service_and_its_nodes_and_is_cleaned_up() {
     )
     .await;
     // It did look (the counter is the one the writes would go to), and changed nothing.
-    assert!(aws_calls(&restarted, &["kind=\"read\""]) > 0.0, "{}", restarted.logs());
-    assert_eq!(aws_calls(&restarted, &["kind=\"write\""]), 0.0, "{}", restarted.logs());
+    assert!(
+        aws_calls(&restarted, &["kind=\"read\""]) > 0.0,
+        "{}",
+        restarted.logs()
+    );
+    assert_eq!(
+        aws_calls(&restarted, &["kind=\"write\""]),
+        0.0,
+        "{}",
+        restarted.logs()
+    );
 
     // Delete: nothing left in moto, and the Events say so.
     services
@@ -359,4 +373,267 @@ async fn on_start_drift_is_repaired_and_load_balancers_of_deleted_services_are_d
         1,
         "{state}"
     );
+}
+
+/// Reconciles the controller finished without an error, from its metrics.
+fn successful_reconciles(controller: &Process) -> f64 {
+    let (_, body) = portico_tests::cli::http_get(controller.admin, "/metrics").unwrap();
+    moto::metric_sum(
+        &body,
+        "portico_controller_reconciles_total{",
+        &["result=\"success\""],
+    )
+}
+
+/// Calls by kind and operation, to compare before and after.
+fn calls_of(controller: &Process, labels: &[&str]) -> f64 {
+    aws_calls(controller, labels)
+}
+
+/// A resync of Services whose load balancers are in place reads twice each and writes nothing,
+/// to AWS or to the API server; a node joining then only registers it (no re-describe of the
+/// load balancers, listeners or target groups).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_resync_reads_twice_and_writes_nothing_and_a_new_node_only_registers_targets() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let instances = moto.setup(3);
+    let cluster = LabCluster::start().await;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    for (i, instance) in instances.iter().take(2).enumerate() {
+        nodes
+            .create(
+                &PostParams::default(),
+                &mk_node(&format!("node-{i}"), instance, &[], &[]),
+            )
+            .await
+            .unwrap();
+    }
+    let controller = spawn_aws_controller(&cluster, &moto, "controller");
+    let mut two_ports = mk_lb_service("two", 80, &[]);
+    two_ports
+        .spec
+        .as_mut()
+        .unwrap()
+        .ports
+        .as_mut()
+        .unwrap()
+        .push(ServicePort {
+            name: Some("dns".into()),
+            port: 53,
+            protocol: Some("UDP".into()),
+            ..Default::default()
+        });
+    cluster.create_service("default", &two_ports).await;
+    cluster
+        .create_service("default", &mk_lb_service("one", 80, &[]))
+        .await;
+    for name in ["one", "two"] {
+        cluster.wait_for_condition("default", name, "Ready").await;
+    }
+    wait_for_state(&moto, "three target groups with both nodes", |s| {
+        let groups: Vec<&Value> = s["load_balancers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|lb| lb["target_groups"].as_array().unwrap())
+            .collect();
+        groups.len() == 3
+            && groups
+                .iter()
+                .all(|g| g["targets"].as_array().is_some_and(|t| t.len() == 2))
+    })
+    .await;
+
+    // A change Portico does not act on (an annotation of someone else's) starts a reconcile of
+    // each Service: the resync path.
+    let reads = calls_of(&controller, &["kind=\"read\""]);
+    let writes = calls_of(&controller, &["kind=\"write\""]);
+    let reconciles = successful_reconciles(&controller);
+    let services = cluster.services("default");
+    let mut versions = Vec::new();
+    for name in ["one", "two"] {
+        let touched = services
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"example.com/touched": "1"}}})),
+            )
+            .await
+            .unwrap();
+        versions.push(touched.metadata.resource_version.unwrap());
+    }
+    wait_for(
+        "both Services reconciled",
+        Duration::from_secs(30),
+        || async { (successful_reconciles(&controller) >= reconciles + 2.0).then_some(()) },
+    )
+    .await;
+    let resyncs = successful_reconciles(&controller) - reconciles;
+    let resync_reads = calls_of(&controller, &["kind=\"read\""]) - reads;
+    assert_eq!(
+        calls_of(&controller, &["kind=\"write\""]) - writes,
+        0.0,
+        "{}",
+        controller.logs()
+    );
+    assert!(
+        resync_reads <= 2.0 * resyncs,
+        "{resync_reads} reads for {resyncs} reconciles"
+    );
+    for (name, version) in ["one", "two"].iter().zip(&versions) {
+        let now = services.get(name).await.unwrap();
+        assert_eq!(
+            now.metadata.resource_version.as_ref(),
+            Some(version),
+            "{name}: no status write"
+        );
+    }
+
+    // A node joins: its instance is registered in each target group, nothing else is read.
+    let describes = |op: &str| calls_of(&controller, &[&format!("operation=\"{op}\"")]);
+    let before: Vec<f64> = [
+        "DescribeLoadBalancers",
+        "DescribeListeners",
+        "DescribeTargetGroups",
+    ]
+    .iter()
+    .map(|op| describes(op))
+    .collect();
+    let registers = describes("RegisterTargets");
+    nodes
+        .create(
+            &PostParams::default(),
+            &mk_node("node-2", &instances[2], &[], &[]),
+        )
+        .await
+        .unwrap();
+    wait_for_state(&moto, "the new node in every target group", |s| {
+        s["load_balancers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|lb| lb["target_groups"].as_array().unwrap())
+            .all(|g| g["targets"].as_array().is_some_and(|t| t.len() == 3))
+    })
+    .await;
+    wait_for(
+        "the registrations counted",
+        Duration::from_secs(10),
+        || async { (describes("RegisterTargets") >= registers + 3.0).then_some(()) },
+    )
+    .await;
+    let after: Vec<f64> = [
+        "DescribeLoadBalancers",
+        "DescribeListeners",
+        "DescribeTargetGroups",
+    ]
+    .iter()
+    .map(|op| describes(op))
+    .collect();
+    assert_eq!(before, after, "{}", controller.logs());
+}
+
+/// A proxy in front of moto answers every third call with `Throttling` (or EC2's
+/// `RequestLimitExceeded`): the load balancer is still built, and the throttled answers are
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_calls_are_retried_with_backoff_and_counted() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let instances = moto.setup(1);
+    let proxy = ThrottlingProxy::start(moto.addr, 3).await;
+    let cluster = LabCluster::start().await;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &mk_node("node-0", &instances[0], &[], &[]),
+        )
+        .await
+        .unwrap();
+    let controller = moto::spawn_aws_controller(&cluster, &proxy.endpoint(), "controller", &[]);
+    cluster
+        .create_service("default", &mk_lb_service("web", 80, &[]))
+        .await;
+    cluster.wait_for_condition("default", "web", "Ready").await;
+    wait_for_state(&moto, "the NLB with its target", |s| {
+        targets(s) == [instances[0].clone()]
+            && s["load_balancers"][0]["listeners"] == json!([["TCP", 80]])
+    })
+    .await;
+    assert!(proxy.throttled() > 0, "the proxy throttled nothing");
+    let counted = aws_calls(&controller, &["result=\"throttled\""]);
+    assert!(
+        counted >= 1.0 && counted <= proxy.throttled() as f64,
+        "{counted} counted, {} throttled",
+        proxy.throttled()
+    );
+}
+
+/// No subnet is tagged for the cluster: the condition says so and a Warning names the
+/// annotation; listing subnets in the annotation makes the load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tagged_subnets_the_service_waits_for_subnets_until_the_annotation_names_them() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    // Subnets tagged for another cluster only.
+    let setup = moto.helper(&["setup", "another-cluster", "1"]);
+    let cluster = LabCluster::start().await;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &mk_node("node-0", setup["instances"][0].as_str().unwrap(), &[], &[]),
+        )
+        .await
+        .unwrap();
+    let _controller = spawn_aws_controller(&cluster, &moto, "controller");
+    cluster
+        .create_service("default", &mk_lb_service("web", 80, &[]))
+        .await;
+    let (status, message) = cluster
+        .wait_for_condition("default", "web", "WaitingForSubnets")
+        .await;
+    assert_eq!(status, "False");
+    assert!(message.contains("kubernetes.io/cluster/lab"), "{message}");
+    cluster
+        .wait_for_warning(
+            "default",
+            "web",
+            reason::SYNC_LOAD_BALANCER_FAILED,
+            &["portico.dev/aws-subnets"],
+        )
+        .await;
+    assert!(
+        moto.state()["load_balancers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let subnets: Vec<&str> = setup["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    cluster
+        .services("default")
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "portico.dev/aws-subnets": subnets.join(","),
+                "portico.dev/aws-internal": "true",
+            }}})),
+        )
+        .await
+        .unwrap();
+    cluster.wait_for_condition("default", "web", "Ready").await;
+    let state = moto.state();
+    assert_eq!(state["load_balancers"][0]["scheme"], "internal", "{state}");
 }

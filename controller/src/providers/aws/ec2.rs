@@ -216,25 +216,24 @@ impl Ec2 {
 
     async fn credentials(&self) -> Result<Credentials, ProviderError> {
         let fresh = |c: &Credentials| {
-            c.expiry().is_none_or(|expiry| {
-                expiry > SystemTime::now() + Duration::from_secs(300)
-            })
+            c.expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + Duration::from_secs(300))
         };
         if let Some(cached) = crate::reconcile::lock(&self.cached).clone()
             && fresh(&cached)
         {
             return Ok(cached);
         }
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| ProviderError::Cloud {
-                operation: OPERATION,
-                code: "NoCredentials".into(),
-                message: aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&e)
-                    .to_string(),
-            })?;
+        let credentials =
+            self.credentials
+                .provide_credentials()
+                .await
+                .map_err(|e| ProviderError::Cloud {
+                    operation: OPERATION,
+                    code: "NoCredentials".into(),
+                    message: aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&e)
+                        .to_string(),
+                })?;
         *crate::reconcile::lock(&self.cached) = Some(credentials.clone());
         Ok(credentials)
     }

@@ -83,7 +83,9 @@ impl AwsProvider {
     ) -> Result<Ensured, ProviderError> {
         let want = desired_lb(&self.cluster, service, self.cluster_check)?;
         let uid = kube::ResourceExt::uid(service).unwrap_or_default();
-        if let Some(known) = self.known(&uid).filter(|k| k.want == want && k.nodes == nodes)
+        if let Some(known) = self
+            .known(&uid)
+            .filter(|k| k.want == want && k.nodes == nodes)
             && self.verify(&uid, known.clone()).await?
         {
             return Ok(Ensured {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
 
+use super::AwsProvider;
 use super::calls::{is_code, sdk_error};
 use super::desired::{DesiredLb, HealthCheck};
 use super::plan::{ObservedListener, ObservedTargetGroup, Targets};
-use super::AwsProvider;
 use crate::providers::ProviderError;
 use portico_api::keys::service as ann;
 

@@ -281,7 +281,10 @@ impl AwsProvider {
                     request.clone().send().await.map_err(|e| sdk_error(OP, e))
                 })
                 .await?;
-            changes.push(format!("registered {:?} on port {node_port}", ids(&register)));
+            changes.push(format!(
+                "registered {:?} on port {node_port}",
+                ids(&register)
+            ));
         }
         if !deregister.is_empty() {
             const OP: &str = "DeregisterTargets";
