@@ -372,7 +372,9 @@ async fn apply(
         "address {} assigned; the agents announce it",
         addresses.join(", ")
     ));
-    sync_status(api, service, ctx, &desired, &readiness).await?;
+    if sync_status(api, service, ctx, &desired, &readiness).await? {
+        tracing::debug!(?ips, "wrote the status");
+    }
     if allocation.changed() {
         ctx.pools_dirty.store(true, Ordering::Relaxed);
         let pools: Vec<String> = allocation
@@ -548,16 +550,17 @@ pub(crate) async fn write_status(
 }
 
 /// Writes the ingress and the `portico.dev/LoadBalancerReady` condition when either differs
-/// from what the Service has (a resync that changes nothing writes nothing).
+/// from what the Service has (a resync that changes nothing writes nothing). Returns whether it
+/// wrote.
 pub(crate) async fn sync_status(
     api: &Api<Service>,
     service: &Service,
     ctx: &Context,
     ingress: &[LoadBalancerIngress],
     readiness: &Readiness,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
     if current_ingress(service) == ingress && conditions::is_current(service, readiness) {
-        return Ok(());
+        return Ok(false);
     }
     let mut predicted = service.clone();
     predicted
@@ -569,7 +572,7 @@ pub(crate) async fn sync_status(
     ctx.own_writes.expect(&predicted);
     let condition = conditions::condition(service, readiness, Time(Timestamp::now()));
     write_status(api, service, ingress, Some(&condition)).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// On a failed reconcile: the condition says why, and the ingress the Service has stays.

@@ -36,13 +36,26 @@ pub struct Known {
     pub verifies: usize,
 }
 
+/// `ingress[].hostname` is the NLB's DNS name; with Elastic IPs, one entry per address carries
+/// it as `ip` too (clients that need a fixed address use those).
 pub fn status(lb: &ObservedLb) -> LoadBalancerStatus {
-    LoadBalancerStatus {
-        ingress: vec![LoadBalancerIngress {
-            hostname: Some(lb.dns_name.clone()),
+    let hostname = Some(lb.dns_name.clone());
+    let ingress = if lb.elastic_ips.is_empty() {
+        vec![LoadBalancerIngress {
+            hostname,
             ..Default::default()
-        }],
-    }
+        }]
+    } else {
+        lb.elastic_ips
+            .iter()
+            .map(|ip| LoadBalancerIngress {
+                hostname: hostname.clone(),
+                ip: Some(ip.clone()),
+                ..Default::default()
+            })
+            .collect()
+    };
+    LoadBalancerStatus { ingress }
 }
 
 /// The instance targets the node set asks for on one node port.
@@ -300,5 +313,66 @@ impl AwsProvider {
             return Ok(Vec::new());
         };
         self.delete_by_arn(&lb.arn, &name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_holds_the_dns_name_and_the_elastic_ips() {
+        let mut lb = ObservedLb {
+            dns_name: "portico-x.elb.amazonaws.com".into(),
+            ..Default::default()
+        };
+        let plain = status(&lb).ingress;
+        assert_eq!(plain.len(), 1);
+        assert_eq!(
+            plain[0].hostname.as_deref(),
+            Some("portico-x.elb.amazonaws.com")
+        );
+        assert_eq!(plain[0].ip, None);
+
+        lb.elastic_ips = vec!["203.0.113.10".into(), "203.0.113.11".into()];
+        let ips: Vec<_> = status(&lb)
+            .ingress
+            .into_iter()
+            .map(|i| (i.hostname.unwrap(), i.ip.unwrap()))
+            .collect();
+        assert_eq!(
+            ips,
+            [
+                (
+                    "portico-x.elb.amazonaws.com".to_string(),
+                    "203.0.113.10".to_string()
+                ),
+                (
+                    "portico-x.elb.amazonaws.com".to_string(),
+                    "203.0.113.11".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_are_the_nodes_with_an_instance_id_and_the_others_are_warned_about() {
+        let nodes = vec![
+            LbNode {
+                name: "a".into(),
+                provider_id: "aws:///us-east-1a/i-0abc".into(),
+            },
+            LbNode {
+                name: "b".into(),
+                provider_id: "kind://docker/b".into(),
+            },
+        ];
+        assert_eq!(
+            wanted_targets(&nodes, 30080),
+            Targets::from([("i-0abc".to_string(), 30080)])
+        );
+        let warned = warnings(&nodes);
+        assert_eq!(warned.len(), 1);
+        assert!(warned[0].contains("node b") && warned[0].contains("spec.providerID"));
     }
 }

@@ -13,11 +13,13 @@ use crate::providers::ProviderError;
 use portico_api::keys::service as ann;
 
 /// The NLB as AWS has it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedLb {
     pub arn: String,
     pub dns_name: String,
     pub vpc_id: String,
+    /// The addresses of the Elastic IPs it was given (`portico.dev/aws-eip-allocations`), by zone.
+    pub elastic_ips: Vec<String>,
 }
 
 pub fn observed_health(group: &TargetGroup) -> HealthCheck {
@@ -53,10 +55,19 @@ pub fn observed_target_group(group: &TargetGroup) -> ObservedTargetGroup {
 }
 
 pub fn observed_lb(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> ObservedLb {
+    // An address with an allocation ID is an Elastic IP; the others are AWS's own.
+    let elastic_ips = lb
+        .availability_zones()
+        .iter()
+        .flat_map(|zone| zone.load_balancer_addresses())
+        .filter(|address| address.allocation_id().is_some())
+        .filter_map(|address| address.ip_address().map(String::from))
+        .collect();
     ObservedLb {
         arn: lb.load_balancer_arn().unwrap_or_default().into(),
         dns_name: lb.dns_name().unwrap_or_default().into(),
         vpc_id: lb.vpc_id().unwrap_or_default().into(),
+        elastic_ips,
     }
 }
 
