@@ -154,8 +154,8 @@ pub async fn apply(
         .await;
     }
     let readiness = if nodes.is_empty() {
-        if !conditions::current(&service).is_some_and(|c| c.reason == conditions::NO_ELIGIBLE_NODES)
-        {
+        // Once per episode, not on every resync.
+        if conditions::current(&service).is_none_or(|c| c.reason != conditions::NO_ELIGIBLE_NODES) {
             ctx.publish(
                 &service,
                 EventType::Warning,

@@ -84,11 +84,11 @@ async fn main() {
     let started = Instant::now();
     let names: Vec<String> = (0..SERVICES).map(|i| format!("svc-{i:03}")).collect();
     for chunk in names.chunks(PARALLEL_CREATES) {
-        futures::future::join_all(
-            chunk
-                .iter()
-                .map(|name| api.create(&PostParams::default(), &mk_lb_service(name, 80, &[]))),
-        )
+        futures::future::join_all(chunk.iter().map(|name| {
+            let api = api.clone();
+            let service = mk_lb_service(name, 80, &[]);
+            async move { api.create(&PostParams::default(), &service).await }
+        }))
         .await
         .into_iter()
         .for_each(|created| {
@@ -107,11 +107,13 @@ async fn main() {
     let before = reconciles(&controller);
     let touch = serde_json::json!({"metadata": {"annotations": {"example.com/touched": "1"}}});
     for chunk in names.chunks(PARALLEL_CREATES) {
-        futures::future::join_all(
-            chunk
-                .iter()
-                .map(|name| api.patch(name, &PatchParams::default(), &Patch::Merge(&touch))),
-        )
+        futures::future::join_all(chunk.iter().map(|name| {
+            let (api, touch) = (api.clone(), touch.clone());
+            async move {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&touch))
+                    .await
+            }
+        }))
         .await;
     }
     while reconciles(&controller) < before + SERVICES as f64 {

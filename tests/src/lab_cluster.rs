@@ -261,7 +261,7 @@ impl LabCluster {
             || async {
                 let service = api.get(name).await.ok()?;
                 let condition = ready_condition(&service)?;
-                (condition.reason == reason).then(|| (condition.status, condition.message))
+                (condition.reason == reason).then_some((condition.status, condition.message))
             },
         )
         .await

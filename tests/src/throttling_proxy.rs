@@ -131,7 +131,12 @@ impl ThrottlingProxy {
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     let n = seen.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(serve(client, upstream, n % every == 0, throttled.clone()));
+                    tokio::spawn(serve(
+                        client,
+                        upstream,
+                        n.is_multiple_of(every),
+                        throttled.clone(),
+                    ));
                 }
             }
         });

@@ -157,6 +157,61 @@ async fn an_nlb_follows_the_service_and_its_nodes_and_is_cleaned_up() {
     })
     .await;
 
+    // A bad annotation on a working Service: a Warning naming it, the condition says so, and
+    // nothing that works is torn down.
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"portico.dev/aws-healthcheck-timeout": "99"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    cluster
+        .wait_for_warning(
+            "default",
+            "web",
+            reason::SYNC_LOAD_BALANCER_FAILED,
+            &["portico.dev/aws-healthcheck-timeout"],
+        )
+        .await;
+    let (status, _) = cluster
+        .wait_for_condition("default", "web", "InvalidConfiguration")
+        .await;
+    assert_eq!(status, "False");
+    let state = moto.state();
+    assert_eq!(
+        state["load_balancers"][0]["listeners"],
+        json!([["TCP", 80]])
+    );
+    assert_eq!(targets(&state).len(), 2, "{state}");
+    let still = services.get("web").await.unwrap();
+    assert_eq!(
+        still
+            .status
+            .unwrap()
+            .load_balancer
+            .unwrap()
+            .ingress
+            .unwrap()[0]
+            .hostname
+            .as_deref(),
+        Some(hostname.as_str())
+    );
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"portico.dev/aws-healthcheck-timeout": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    cluster.wait_for_condition("default", "web", "Ready").await;
+
     // Nodes: one added, one labelled exclude, one tainted for deletion: only the eligible follow.
     nodes
         .create(

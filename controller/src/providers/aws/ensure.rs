@@ -133,7 +133,7 @@ impl AwsProvider {
             else {
                 return Ok(false);
             };
-            let attached = have.load_balancer_arns().iter().any(|a| *a == known.lb.arn);
+            let attached = have.load_balancer_arns().contains(&known.lb.arn);
             if !attached
                 || observed_target_group(have).protocol != want.protocol
                 || observed_health(have) != want.health
