@@ -36,6 +36,9 @@ pub struct Args {
     pub default_class: bool,
 
     #[command(flatten)]
+    pub aws: AwsArgs,
+
+    #[command(flatten)]
     pub leader: LeaderArgs,
 
     #[command(flatten)]
@@ -46,4 +49,40 @@ pub struct Args {
 
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+/// What the AWS provider's health check aims at for `externalTrafficPolicy: Cluster`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClusterHealthCheck {
+    /// HTTP on the agent's node health port 10256, path /healthz: a draining node leaves the
+    /// load balancer before its pods go.
+    Agent,
+    /// TCP on the traffic port (the nodePort), as cloud-provider-aws does.
+    TrafficPort,
+}
+
+/// Flags of the AWS provider (`--provider aws`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct AwsArgs {
+    /// The cluster's name: it names and tags (kubernetes.io/cluster/<name>) every AWS resource
+    /// Portico creates, and finds the subnets tagged for the cluster. Required with --provider aws.
+    #[arg(long, env = "PORTICO_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+
+    /// AWS region; defaults to the SDK's (AWS_REGION, the profile, the instance metadata).
+    #[arg(long, env = "PORTICO_AWS_REGION")]
+    pub aws_region: Option<String>,
+
+    /// Endpoint URL for the ELBv2 and EC2 APIs (e.g. a moto server in tests).
+    #[arg(long, env = "PORTICO_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Health check for Services with externalTrafficPolicy: Cluster.
+    #[arg(
+        long,
+        env = "PORTICO_AWS_CLUSTER_HEALTH_CHECK",
+        value_enum,
+        default_value = "agent"
+    )]
+    pub aws_cluster_health_check: ClusterHealthCheck,
 }

@@ -10,12 +10,16 @@
 
 pub mod args;
 pub mod catch_up;
+pub mod cloud;
+pub mod conditions;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod nodes;
 pub mod own_writes;
 pub mod pool_status;
 pub mod pool_watch;
+pub mod providers;
 pub mod reconcile;
 pub mod run;
 pub mod service_filter;
@@ -38,6 +42,10 @@ pub async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = providers::check(&args) {
+        eprintln!("{BINARY}: {e}");
+        return ExitCode::from(2);
+    }
     let (registry, metrics) = metrics::registry();
     let started = match startup::start(BINARY, &args.log, &args.client, &args.admin, registry).await
     {
@@ -74,15 +82,20 @@ pub async fn run(args: Args) -> ExitCode {
     metrics.leader.set(1);
     started.readiness.set(false);
     tracing::info!(identity = %identity, "leading; starting the controller");
-    if args.provider != Provider::Baremetal {
-        tracing::warn!(provider = ?args.provider, "this provider is not built yet; allocating from AddressPools");
-    }
+    let provider = match providers::build(&args, &metrics).await {
+        Ok(provider) => provider,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the provider");
+            return ExitCode::from(2);
+        }
+    };
     let controller = run::run(
         started.client.clone(),
         args.default_class,
         metrics.clone(),
         identity,
         started.readiness.clone(),
+        provider,
     );
     tokio::pin!(controller);
     let code = loop {

@@ -21,6 +21,16 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudCallLabels {
+    /// The API operation (`DescribeLoadBalancers`, `CreateTargetGroup`, ...).
+    pub operation: &'static str,
+    /// `read` or `write`.
+    pub kind: &'static str,
+    /// `ok`, `throttled` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub pool: String,
     /// `IPv4` or `IPv6`.
@@ -40,6 +50,8 @@ pub struct ControllerMetrics {
     /// 409 answers to writes made from a cached object older than the server's.
     pub api_conflicts: Counter,
     pub pool_addresses: Family<PoolLabels, Gauge>,
+    /// Calls to the cloud's API, by operation, kind and result.
+    pub aws_calls: Family<CloudCallLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -52,6 +64,7 @@ impl Default for ControllerMetrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             api_conflicts: Counter::default(),
             pool_addresses: Family::default(),
+            aws_calls: Family::default(),
         }
     }
 }
@@ -93,6 +106,12 @@ pub fn registry() -> (Registry, ControllerMetrics) {
         "pool_addresses",
         "Addresses of each AddressPool, by family and state (assigned or available)",
         metrics.pool_addresses.clone(),
+    );
+    registry.register(
+        "aws_calls",
+        "Calls to the AWS APIs (ELBv2, EC2), by operation, kind (read or write) and result \
+         (ok, throttled after the SDK's retries, error)",
+        metrics.aws_calls.clone(),
     );
     (registry, metrics)
 }

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -27,6 +29,7 @@ use portico_api::{AddressPool, AddressPoolSpec};
 use tracing::Instrument;
 
 use crate::catch_up::CatchUp;
+use crate::conditions::{self, Readiness};
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
 use crate::own_writes::OwnWrites;
@@ -46,6 +49,8 @@ pub enum ReconcileError {
     Allocation(#[source] IpamError),
     #[error("API request failed: {0}")]
     Api(#[source] kube::Error),
+    #[error("{0}")]
+    Provider(#[source] crate::providers::ProviderError),
 }
 
 impl ReconcileError {
@@ -54,6 +59,7 @@ impl ReconcileError {
             ReconcileError::Allocation(e) => e.label(),
             ReconcileError::Api(e) if is_conflict(e) => "conflict",
             ReconcileError::Api(_) => "api",
+            ReconcileError::Provider(e) => e.label(),
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct Context {
     /// The states this controller's own writes bring Services to: their watch events start no
     /// reconcile.
     pub own_writes: OwnWrites,
+    /// The cloud provider, or None on bare metal (the pools above).
+    pub cloud: Option<crate::cloud::Cloud>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +113,7 @@ impl Context {
         namespaces: Store<Namespace>,
         recorder: Recorder,
         metrics: ControllerMetrics,
+        cloud: Option<crate::cloud::Cloud>,
     ) -> Self {
         Context {
             client,
@@ -121,6 +130,7 @@ impl Context {
             unreadable_pools: Mutex::default(),
             catch_up: Mutex::default(),
             own_writes: OwnWrites::default(),
+            cloud,
         }
     }
 
@@ -215,7 +225,13 @@ impl Context {
         }
     }
 
-    async fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
+    pub(crate) async fn publish(
+        &self,
+        service: &Service,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
@@ -252,7 +268,15 @@ async fn reconcile_service(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let result = if !is_portico_service(&service, ctx.default_class) {
+    let result = if let Some(cloud) = &ctx.cloud {
+        if !is_portico_service(&service, ctx.default_class)
+            || service.meta().deletion_timestamp.is_some()
+        {
+            crate::cloud::delete(&api, &service, &ctx, cloud).await
+        } else {
+            crate::cloud::apply(&api, &service, &ctx, cloud).await
+        }
+    } else if !is_portico_service(&service, ctx.default_class) {
         release_if_ours(&api, &service, &ctx)
             .await
             .map(|()| Action::await_change())
@@ -314,6 +338,7 @@ async fn apply(
         Ok(request) => request,
         Err(e) => {
             // The user must fix the Service; whatever address it has stays.
+            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
             ctx.publish(
                 service,
                 EventType::Warning,
@@ -328,6 +353,7 @@ async fn apply(
     let allocation = match assigned {
         Ok(allocation) => allocation,
         Err(e) => {
+            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
             ctx.publish(
                 service,
                 EventType::Warning,
@@ -341,16 +367,12 @@ async fn apply(
     lock(&ctx.holders).insert(request.key.clone());
     let ips = allocation.ips();
     let desired = desired_ingress(&ips);
-    if current_ingress(service) != desired {
-        let mut predicted = service.clone();
-        predicted
-            .status
-            .get_or_insert_default()
-            .load_balancer
-            .get_or_insert_default()
-            .ingress = Some(desired.clone());
-        ctx.own_writes.expect(&predicted);
-        write_status(api, service, &desired).await?;
+    let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    let readiness = Readiness::ready(format!(
+        "address {} assigned; the agents announce it",
+        addresses.join(", ")
+    ));
+    if sync_status(api, service, ctx, &desired, &readiness).await? {
         tracing::debug!(?ips, "wrote the status");
     }
     if allocation.changed() {
@@ -360,7 +382,6 @@ async fn apply(
             .iter()
             .filter_map(|a| a.pool.clone())
             .collect();
-        let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
         ctx.publish(
             service,
             EventType::Normal,
@@ -408,12 +429,12 @@ async fn cleanup(
     Ok(Action::await_change())
 }
 
-fn has_finalizer(service: &Service) -> bool {
+pub(crate) fn has_finalizer(service: &Service) -> bool {
     service.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Adds the finalizer unless present; returns the Service as the API server now has it.
-async fn ensure_finalizer(
+pub(crate) async fn ensure_finalizer(
     api: &Api<Service>,
     service: &Service,
     ctx: &Context,
@@ -452,7 +473,7 @@ async fn ensure_finalizer(
     Ok(patched)
 }
 
-async fn remove_finalizer(
+pub(crate) async fn remove_finalizer(
     api: &Api<Service>,
     service: &Service,
 ) -> Result<Service, ReconcileError> {
@@ -496,8 +517,8 @@ async fn release_if_ours(
     if !ours {
         return Ok(());
     }
-    if !current_ingress(service).is_empty() {
-        write_status(api, service, &[]).await?;
+    if !current_ingress(service).is_empty() || conditions::current(service).is_some() {
+        write_status(api, service, &[], None).await?;
     }
     remove_finalizer(api, service).await?;
     let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
@@ -511,17 +532,57 @@ async fn release_if_ours(
     Ok(())
 }
 
-async fn write_status(
+/// Sets the ingress and Portico's condition (none: removed) in one server-side apply.
+pub(crate) async fn write_status(
     api: &Api<Service>,
     service: &Service,
-    ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress],
+    ingress: &[LoadBalancerIngress],
+    condition: Option<&Condition>,
 ) -> Result<Service, ReconcileError> {
     let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     api.patch_status(
         &service.name_any(),
         &params,
-        &Patch::Apply(status_apply_body(ingress)),
+        &Patch::Apply(status_apply_body(ingress, condition)),
     )
     .await
     .map_err(ReconcileError::Api)
+}
+
+/// Writes the ingress and the `portico.dev/LoadBalancerReady` condition when either differs
+/// from what the Service has (a resync that changes nothing writes nothing). Returns whether it
+/// wrote.
+pub(crate) async fn sync_status(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    ingress: &[LoadBalancerIngress],
+    readiness: &Readiness,
+) -> Result<bool, ReconcileError> {
+    if current_ingress(service) == ingress && conditions::is_current(service, readiness) {
+        return Ok(false);
+    }
+    let mut predicted = service.clone();
+    predicted
+        .status
+        .get_or_insert_default()
+        .load_balancer
+        .get_or_insert_default()
+        .ingress = Some(ingress.to_vec());
+    ctx.own_writes.expect(&predicted);
+    let condition = conditions::condition(service, readiness, Time(Timestamp::now()));
+    write_status(api, service, ingress, Some(&condition)).await?;
+    Ok(true)
+}
+
+/// On a failed reconcile: the condition says why, and the ingress the Service has stays.
+pub(crate) async fn report_failure(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    readiness: &Readiness,
+) {
+    if let Err(e) = sync_status(api, service, ctx, &current_ingress(service), readiness).await {
+        tracing::warn!(error = %e, reason = readiness.reason, "could not write the condition");
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::catch_up;
+use crate::cloud::Cloud;
 use crate::metrics::ControllerMetrics;
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
@@ -52,6 +53,7 @@ pub async fn run(
     metrics: ControllerMetrics,
     identity: String,
     readiness: Readiness,
+    provider: Option<Arc<dyn crate::providers::LoadBalancerProvider>>,
 ) -> Result<(), RunError> {
     let watches = readiness.watches().clone();
     let watches = &watches;
@@ -70,7 +72,23 @@ pub async fn run(
         None,
         watches,
     );
+    // Only a cloud provider needs the Nodes (the load balancers' node set).
+    let nodes_changed = Arc::new(Notify::new());
+    let cloud = provider.map(|provider| {
+        Cloud::new(
+            provider,
+            reflect_reported(
+                Api::<Node>::all(client.clone()),
+                watcher::Config::default(),
+                Some(nodes_changed.clone()),
+                watches,
+            ),
+        )
+    });
     let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
+    if let Some(cloud) = &cloud {
+        let _ = cloud.nodes.wait_until_ready().await;
+    }
 
     let recorder = Recorder::new(
         client.clone(),
@@ -86,6 +104,7 @@ pub async fn run(
         namespaces,
         recorder,
         metrics,
+        cloud,
     ));
     ctx.refresh_pools();
     restore_all(&client, &ctx).await?;
@@ -117,13 +136,29 @@ pub async fn run(
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_on(UnboundedReceiverStream::new(requeued));
     let store = controller.store();
-    tokio::spawn(crate::pool_watch::run(
-        ctx.clone(),
-        pools_changed,
-        store.clone(),
-        requeue,
-    ));
+    if ctx.cloud.is_some() {
+        tokio::spawn(crate::cloud::follow_nodes(
+            ctx.clone(),
+            nodes_changed,
+            store.clone(),
+            requeue,
+        ));
+    } else {
+        tokio::spawn(crate::pool_watch::run(
+            ctx.clone(),
+            pools_changed,
+            store.clone(),
+            requeue,
+        ));
+    }
     tokio::spawn(release_deleted(store.clone(), ctx.clone()));
+    if ctx.cloud.is_some() {
+        tokio::spawn(crate::cloud::delete_orphans_once_listed(
+            ctx.clone(),
+            store.clone(),
+            listed_rx.clone(),
+        ));
+    }
     let waiter = ctx.clone();
     tokio::spawn(
         async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await },

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// The ingress entries for the addresses, in the order given (the Service's family order).
 pub fn desired_ingress(addresses: &[IpAddr]) -> Vec<LoadBalancerIngress> {
@@ -36,16 +37,24 @@ pub fn current_ips(service: &Service) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The server-side apply body that sets exactly these entries (none clears them).
-pub fn status_apply_body(ingress: &[LoadBalancerIngress]) -> serde_json::Value {
+/// The server-side apply body that sets exactly these entries (none clears them) and Portico's
+/// condition (without one, the condition Portico wrote before is removed: it owns the field).
+pub fn status_apply_body(
+    ingress: &[LoadBalancerIngress],
+    condition: Option<&Condition>,
+) -> serde_json::Value {
+    let mut status = serde_json::json!({ "loadBalancer": if ingress.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "ingress": ingress })
+    } });
+    if let Some(condition) = condition {
+        status["conditions"] = serde_json::json!([condition]);
+    }
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "status": { "loadBalancer": if ingress.is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::json!({ "ingress": ingress })
-        } },
+        "status": status,
     })
 }
 
@@ -86,12 +95,25 @@ mod tests {
 
     #[test]
     fn the_apply_body_sets_or_clears_the_ingress() {
-        let set = status_apply_body(&desired_ingress(&["198.19.0.1".parse().unwrap()]));
+        let set = status_apply_body(&desired_ingress(&["198.19.0.1".parse().unwrap()]), None);
         assert_eq!(
             set["status"]["loadBalancer"]["ingress"][0]["ip"],
             "198.19.0.1"
         );
-        let clear = status_apply_body(&[]);
+        let clear = status_apply_body(&[], None);
         assert_eq!(clear["status"]["loadBalancer"], serde_json::json!({}));
+        assert!(clear["status"].get("conditions").is_none());
+        let condition = Condition {
+            type_: "portico.dev/LoadBalancerReady".into(),
+            status: "True".into(),
+            reason: "Ready".into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        };
+        let with = status_apply_body(&[], Some(&condition));
+        assert_eq!(with["status"]["conditions"][0]["reason"], "Ready");
     }
 }

@@ -10,6 +10,8 @@ pub const FINALIZER: &str = "portico.dev/load-balancer-cleanup";
 /// Field manager for every server-side apply Portico makes.
 pub const CONTROLLER_FIELD_MANAGER: &str = "portico-controller";
 pub const AGENT_FIELD_MANAGER: &str = "portico-agent";
+/// The type of the condition Portico keeps in every Service's `status.conditions`.
+pub const LOAD_BALANCER_READY_CONDITION: &str = "portico.dev/LoadBalancerReady";
 
 /// Service annotations.
 pub mod service {
@@ -19,6 +21,34 @@ pub mod service {
     pub const LOAD_BALANCER_IPS: &str = "portico.dev/load-balancer-ips";
     /// Sharing key: Services with the same key may share an address when their ports do not clash.
     pub const ALLOW_SHARED_IP: &str = "portico.dev/allow-shared-ip";
+
+    /// `"true"`: an internal NLB instead of an internet-facing one.
+    pub const AWS_INTERNAL: &str = "portico.dev/aws-internal";
+    /// Subnet IDs for the NLB, comma separated; without it, the subnets tagged
+    /// `kubernetes.io/cluster/<cluster>` (one per availability zone).
+    pub const AWS_SUBNETS: &str = "portico.dev/aws-subnets";
+    /// Elastic IP allocation IDs, comma separated, one per subnet.
+    pub const AWS_EIP_ALLOCATIONS: &str = "portico.dev/aws-eip-allocations";
+    /// Health check interval in seconds.
+    pub const AWS_HEALTHCHECK_INTERVAL: &str = "portico.dev/aws-healthcheck-interval";
+    /// Health check timeout in seconds.
+    pub const AWS_HEALTHCHECK_TIMEOUT: &str = "portico.dev/aws-healthcheck-timeout";
+    /// Consecutive successes before a target is healthy.
+    pub const AWS_HEALTHCHECK_HEALTHY_THRESHOLD: &str =
+        "portico.dev/aws-healthcheck-healthy-threshold";
+    /// Consecutive failures before a target is unhealthy.
+    pub const AWS_HEALTHCHECK_UNHEALTHY_THRESHOLD: &str =
+        "portico.dev/aws-healthcheck-unhealthy-threshold";
+}
+
+/// Tags on every AWS resource Portico creates (the first two are the cloud controllers').
+pub mod aws_tag {
+    /// `kubernetes.io/cluster/<cluster>` = `owned`; also the subnet discovery tag.
+    pub const CLUSTER_PREFIX: &str = "kubernetes.io/cluster/";
+    /// `<namespace>/<name>` of the Service.
+    pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
+    /// The Service's UID (a Service deleted and created again is another load balancer).
+    pub const SERVICE_UID: &str = "portico.dev/service-uid";
 }
 
 /// Node labels and taints that keep a node out of load balancers (KEP-3458).

@@ -111,6 +111,18 @@ impl LabCluster {
         kubeconfig: &Path,
         extra_args: &[&str],
     ) -> Process {
+        self.spawn_controller_env(name, kubeconfig, extra_args, &[])
+    }
+
+    /// Starts the real controller binary with extra environment variables (for example the
+    /// AWS SDK's credentials for a moto server).
+    pub fn spawn_controller_env(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
         let binary =
             crate::workspace_binary("portico-controller").expect("portico-controller is built");
         let admin = free_port();
@@ -121,6 +133,7 @@ impl LabCluster {
             .arg(kubeconfig)
             .args(["--admin-addr", &admin.to_string()])
             .args(extra_args)
+            .envs(env.iter().copied())
             // An environment default, so a test can still pass its own --log-level.
             .env("PORTICO_LOG_LEVEL", "info,portico_controller=debug")
             .env_remove("KUBECONFIG")
@@ -230,6 +243,43 @@ impl LabCluster {
         )
         .await
     }
+}
+
+impl LabCluster {
+    /// Waits until the Service's `portico.dev/LoadBalancerReady` condition has `reason`; returns
+    /// (status, message).
+    pub async fn wait_for_condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> (String, String) {
+        let api = self.services(namespace);
+        wait_for(
+            &format!("condition reason {reason} on {namespace}/{name}"),
+            Duration::from_secs(30),
+            || async {
+                let service = api.get(name).await.ok()?;
+                let condition = ready_condition(&service)?;
+                (condition.reason == reason).then_some((condition.status, condition.message))
+            },
+        )
+        .await
+    }
+}
+
+/// The Service's `portico.dev/LoadBalancerReady` condition.
+pub fn ready_condition(
+    service: &Service,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    service
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == portico_api::keys::LOAD_BALANCER_READY_CONDITION)
+        .cloned()
 }
 
 /// The ingress IPs in a Service's status.

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod cuttable_proxy;
 pub mod lab_cluster;
 pub mod manifests;
+pub mod moto;
+pub mod throttling_proxy;
 
 use std::path::{Path, PathBuf};
 

@@ -172,6 +172,13 @@ fn rbac_grants_no_wildcards_and_the_agent_writes_only_events() {
     }
     let controller = grants(find(&objects, "ClusterRole", "portico-controller"));
     assert!(controller.contains(&("".into(), "services/status".into(), "patch".into())));
+    // Nodes: read for the cloud providers' node set, never written, never fetched one by one.
+    let node_verbs: Vec<&str> = controller
+        .iter()
+        .filter(|(g, r, _)| g.is_empty() && r == "nodes")
+        .map(|(_, _, v)| v.as_str())
+        .collect();
+    assert_eq!(node_verbs, ["list", "watch"]);
     assert!(
         !controller
             .iter()
@@ -223,6 +230,13 @@ fn the_real_binaries_accept_the_arguments_the_manifests_pass() {
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&output.stderr);
+            if overlay == "gcp" && binary == "portico-controller" {
+                // Not built yet: a start-up error naming the flag, never a silent fallback to
+                // pool addresses that no cloud routes.
+                assert_eq!(output.status.code(), Some(2), "{stderr}");
+                assert!(stderr.contains("--provider gcp: not built yet"), "{stderr}");
+                continue;
+            }
             assert_eq!(
                 output.status.code(),
                 Some(1),

@@ -1,7 +1,9 @@
 //! portico-controller end to end: the real binary against the lab API server.
 
 mod allocation;
+mod aws;
 mod bad_input;
+mod conditions;
 mod leader;
 mod logs;
 mod outage;

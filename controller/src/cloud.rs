@@ -1,0 +1,306 @@
+//! The reconcile of a Service when a cloud provider makes its load balancer, and the Node watch
+//! that requeues Services when the load balancers' node set changes.
+//!
+//! ```text
+//!   Service ──not Portico's──▶ ensure_deleted, clear status, drop finalizer (if it was ours)
+//!           ──being deleted─▶ DeletingLoadBalancer ─▶ ensure_deleted ─▶ DeletedLoadBalancer ─▶ finalizer off
+//!           ──Portico's─────▶ finalizer ─▶ node set ─▶ only the node set changed? provider.update_hosts
+//!                                                     else provider.ensure
+//!                                         ─▶ status + LoadBalancerReady condition (on a difference)
+//!                                                                     └▶ Events: EnsuredLoadBalancer
+//!                                                                        (when something changed),
+//!                                                                        SyncLoadBalancerFailed
+//!   Nodes ─watch─▶ node set changed? ─yes─▶ requeue every Portico Service
+//! ```
+//! A failed ensure leaves whatever already works in place: the plan only creates, modifies and
+//! deletes what differs, and an error stops it before anything else is touched.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use portico_api::keys::reason;
+use tokio::sync::{Notify, mpsc};
+
+use crate::conditions::{self, Readiness};
+use crate::ipam::ServiceKey;
+use crate::nodes::{LbNode, load_balancer_nodes};
+use crate::providers::{Ensured, LoadBalancerProvider, ProviderError};
+use crate::reconcile::{
+    Context, RESYNC_PERIOD, ReconcileError, ensure_finalizer, has_finalizer, lock,
+    remove_finalizer, report_failure, service_key, sync_status, write_status,
+};
+use crate::service_filter::is_portico_service;
+use crate::status::current_ingress;
+
+/// A cloud provider and the nodes it sends traffic to.
+pub struct Cloud {
+    pub provider: Arc<dyn LoadBalancerProvider>,
+    pub nodes: Store<Node>,
+    /// What each Service's last successful ensure was given: a fingerprint of the Service and the
+    /// node set. A later reconcile with the same Service and another node set is an update of
+    /// the hosts only.
+    ensured: Mutex<HashMap<ServiceKey, (u64, Vec<LbNode>)>>,
+}
+
+impl Cloud {
+    pub fn new(provider: Arc<dyn LoadBalancerProvider>, nodes: Store<Node>) -> Self {
+        Cloud {
+            provider,
+            nodes,
+            ensured: Mutex::default(),
+        }
+    }
+
+    pub fn node_set(&self) -> Vec<LbNode> {
+        let nodes = self.nodes.state();
+        load_balancer_nodes(nodes.iter().map(|n| n.as_ref()))
+    }
+}
+
+/// What of a Service a provider reads (its identity, annotations and spec), hashed.
+fn fingerprint(service: &Service) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut annotations = service.annotations().clone();
+    annotations.remove(crate::run::LAST_APPLIED);
+    let state = serde_json::json!([service.uid(), annotations, service.spec]);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    state.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a cloud reconcile decided: the Service's status, and what changed for the Event.
+enum Outcome {
+    Ensured(Ensured),
+    HostsUpdated(Vec<String>),
+}
+
+async fn ensure_or_update_hosts(
+    service: &Service,
+    cloud: &Cloud,
+    nodes: &[LbNode],
+) -> Result<Outcome, ProviderError> {
+    let key = service_key(service);
+    let print = fingerprint(service);
+    let last = lock(&cloud.ensured).get(&key).cloned();
+    let outcome = match last {
+        Some((last_print, last_nodes)) if last_print == print && last_nodes != nodes => cloud
+            .provider
+            .update_hosts(service, nodes)
+            .await
+            .map(Outcome::HostsUpdated),
+        _ => cloud
+            .provider
+            .ensure(service, nodes)
+            .await
+            .map(Outcome::Ensured),
+    };
+    match &outcome {
+        Ok(_) => lock(&cloud.ensured).insert(key, (print, nodes.to_vec())),
+        Err(_) => lock(&cloud.ensured).remove(&key),
+    };
+    outcome
+}
+
+/// A Portico Service: make its load balancer match, write its status and condition.
+pub async fn apply(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    cloud: &Cloud,
+) -> Result<Action, ReconcileError> {
+    let service = ensure_finalizer(api, service, ctx).await?;
+    let nodes = cloud.node_set();
+    let first = current_ingress(&service).is_empty();
+    if first {
+        ctx.publish(
+            &service,
+            EventType::Normal,
+            reason::ENSURING_LOAD_BALANCER,
+            "Ensuring load balancer".into(),
+        )
+        .await;
+    }
+    let outcome = match ensure_or_update_hosts(&service, cloud, &nodes).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            report_failure(api, &service, ctx, &Readiness::from_provider_error(&e)).await;
+            ctx.publish(
+                &service,
+                EventType::Warning,
+                reason::SYNC_LOAD_BALANCER_FAILED,
+                format!("Error syncing load balancer: {e}"),
+            )
+            .await;
+            return Err(ReconcileError::Provider(e));
+        }
+    };
+    let (ingress, changes, warnings) = match outcome {
+        Outcome::Ensured(ensured) => (ensured.status.ingress, ensured.changes, ensured.warnings),
+        Outcome::HostsUpdated(changes) => (current_ingress(&service), changes, Vec::new()),
+    };
+    for warning in &warnings {
+        ctx.publish(
+            &service,
+            EventType::Warning,
+            reason::UPDATE_LOAD_BALANCER_FAILED,
+            warning.clone(),
+        )
+        .await;
+    }
+    let readiness = if nodes.is_empty() {
+        // Once per episode, not on every resync.
+        if conditions::current(&service).is_none_or(|c| c.reason != conditions::NO_ELIGIBLE_NODES) {
+            ctx.publish(
+                &service,
+                EventType::Warning,
+                reason::UNAVAILABLE_LOAD_BALANCER,
+                "There are no available nodes for LoadBalancer (every node is excluded, being deleted or tainted ToBeDeletedByClusterAutoscaler)".into(),
+            )
+            .await;
+        }
+        Readiness::no_eligible_nodes()
+    } else {
+        let names: Vec<&str> = ingress
+            .iter()
+            .filter_map(|i| i.hostname.as_deref().or(i.ip.as_deref()))
+            .collect();
+        Readiness::ready(format!(
+            "load balancer {} ready ({} provider)",
+            names.join(", "),
+            cloud.provider.name()
+        ))
+    };
+    sync_status(api, &service, ctx, &ingress, &readiness).await?;
+    if first || !changes.is_empty() {
+        let reason = if first {
+            reason::ENSURED_LOAD_BALANCER
+        } else {
+            reason::UPDATED_LOAD_BALANCER
+        };
+        let note = if changes.is_empty() {
+            "Ensured load balancer".to_string()
+        } else {
+            changes.join("; ")
+        };
+        ctx.publish(&service, EventType::Normal, reason, note).await;
+    }
+    Ok(Action::requeue(RESYNC_PERIOD))
+}
+
+/// A Portico Service being deleted, or one that is no longer Portico's but still carries the
+/// finalizer: delete its load balancer, then let go.
+pub async fn delete(
+    api: &Api<Service>,
+    service: &Service,
+    ctx: &Context,
+    cloud: &Cloud,
+) -> Result<Action, ReconcileError> {
+    if !has_finalizer(service) {
+        return Ok(Action::await_change());
+    }
+    ctx.publish(
+        service,
+        EventType::Normal,
+        reason::DELETING_LOAD_BALANCER,
+        "Deleting load balancer".into(),
+    )
+    .await;
+    lock(&cloud.ensured).remove(&service_key(service));
+    let deleted = match cloud.provider.ensure_deleted(service).await {
+        Ok(deleted) => deleted,
+        Err(e) => {
+            ctx.publish(
+                service,
+                EventType::Warning,
+                reason::SYNC_LOAD_BALANCER_FAILED,
+                format!("Error deleting load balancer: {e}"),
+            )
+            .await;
+            return Err(ReconcileError::Provider(e));
+        }
+    };
+    if service.meta().deletion_timestamp.is_none()
+        && (!current_ingress(service).is_empty() || conditions::current(service).is_some())
+    {
+        write_status(api, service, &[], None).await?;
+    }
+    remove_finalizer(api, service).await?;
+    ctx.publish(
+        service,
+        EventType::Normal,
+        reason::DELETED_LOAD_BALANCER,
+        format!("Deleted load balancer: {}", deleted.join(", ")),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Requeues every Portico Service when the node set changes (not on every Node heartbeat).
+pub async fn follow_nodes(
+    ctx: Arc<Context>,
+    nodes_changed: Arc<Notify>,
+    services: Store<Service>,
+    requeue: mpsc::UnboundedSender<ObjectRef<Service>>,
+) {
+    let Some(cloud) = ctx.cloud.as_ref() else {
+        return;
+    };
+    let mut last = cloud.node_set();
+    loop {
+        nodes_changed.notified().await;
+        let now = cloud.node_set();
+        if now == last {
+            continue;
+        }
+        last = now;
+        let affected: Vec<_> = services
+            .state()
+            .into_iter()
+            .filter(|s| is_portico_service(s, ctx.default_class))
+            .collect();
+        tracing::debug!(
+            services = affected.len(),
+            "the load balancers' node set changed"
+        );
+        for service in affected {
+            let reference = ObjectRef::new(&service.name_any())
+                .within(&service.namespace().unwrap_or_default());
+            if requeue.send(reference).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Once the Services are listed, deletes the load balancers of Services that are gone (deleted
+/// while the controller was down). Failures are logged; the next start tries again.
+pub async fn delete_orphans_once_listed(
+    ctx: Arc<Context>,
+    services: Store<Service>,
+    mut listed: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(cloud) = ctx.cloud.as_ref() else {
+        return;
+    };
+    if listed.wait_for(|listed| *listed).await.is_err() {
+        return;
+    }
+    let live: std::collections::HashSet<String> =
+        services.state().iter().filter_map(|s| s.uid()).collect();
+    match cloud.provider.delete_orphans(&live).await {
+        Ok(deleted) if deleted.is_empty() => {}
+        Ok(deleted) => tracing::info!(
+            ?deleted,
+            "deleted the load balancers of Services that are gone"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for the load balancers of deleted Services")
+        }
+    }
+}

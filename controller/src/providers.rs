@@ -1,0 +1,165 @@
+//! The provider seam, shaped like the cloud-provider `LoadBalancer` interface: get, ensure
+//! (create or update to match), update hosts (the node set changed), ensure deleted. It hands
+//! back a load-balancer status that holds IPs or a hostname; the reconcile knows no provider.
+//!
+//! ```text
+//!   --provider ─▶ build() ─▶ baremetal: the pools and the allocator (reconcile.rs)
+//!                         └▶ aws: Arc<dyn LoadBalancerProvider> ─▶ cloud.rs reconciles with it
+//!   Nodes ─▶ nodes::load_balancer_nodes (once, for every provider) ─▶ ensure / update_hosts
+//! ```
+
+pub mod aws;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+
+use crate::args::{Args, Provider};
+use crate::nodes::LbNode;
+
+/// What a load balancer gives a Service: `status.loadBalancer.ingress`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadBalancerStatus {
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+/// The outcome of an ensure: the status, and what had to change (empty when nothing drifted).
+#[derive(Clone, Debug, Default)]
+pub struct Ensured {
+    pub status: LoadBalancerStatus,
+    /// One line per created, modified or deleted resource, for the Event.
+    pub changes: Vec<String>,
+    /// Problems the user can fix that did not stop the rest (a node without a usable
+    /// providerID), each naming what to fix.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Something on the Service or the cluster the user must fix; names the annotation or field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The cloud refused or failed a call; names the operation and the cloud's error code.
+    #[error("{operation} failed with {code}: {message}")]
+    Cloud {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+}
+
+impl ProviderError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderError::Invalid { .. } => "invalid_input",
+            ProviderError::Cloud { code, .. } if is_throttling(code) => "throttled",
+            ProviderError::Cloud { .. } => "cloud",
+        }
+    }
+}
+
+/// The error codes clouds use for "slow down" (retried with backoff, never a user error).
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests" | "429"
+    )
+}
+
+/// A cloud load balancer implementation. Futures are boxed so the reconcile can hold any
+/// provider behind one `Arc<dyn ...>`.
+pub trait LoadBalancerProvider: Send + Sync {
+    /// The `--provider` value, for logs.
+    fn name(&self) -> &'static str;
+
+    /// The load balancer's status if it exists.
+    fn get<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> BoxFuture<'a, Result<Option<LoadBalancerStatus>, ProviderError>>;
+
+    /// Creates the load balancer or brings it in line with the Service and the node set.
+    fn ensure<'a>(
+        &'a self,
+        service: &'a Service,
+        nodes: &'a [LbNode],
+    ) -> BoxFuture<'a, Result<Ensured, ProviderError>>;
+
+    /// Only the node set changed: updates the targets. Returns what changed.
+    fn update_hosts<'a>(
+        &'a self,
+        service: &'a Service,
+        nodes: &'a [LbNode],
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>>;
+
+    /// Deletes everything the Service's load balancer owns; returns what was deleted (nothing
+    /// when it was already gone).
+    fn ensure_deleted<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>>;
+
+    /// Deletes the load balancers of Services that no longer exist (`live_uids`: the UIDs of
+    /// every Service in the cluster). Returns what was deleted.
+    fn delete_orphans<'a>(
+        &'a self,
+        live_uids: &'a HashSet<String>,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>>;
+}
+
+/// A start-up error: a provider that does not exist in this build or lacks a flag it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("--provider {0}: not built yet in this version; use baremetal or aws")]
+    NotBuilt(&'static str),
+    #[error("--provider aws needs --cluster-name (it names and tags every AWS resource)")]
+    NoClusterName,
+    #[error(
+        "--provider aws: no AWS region; set --aws-region (or AWS_REGION, or a profile's region)"
+    )]
+    NoRegion,
+    #[error(
+        "--provider aws: no AWS credentials provider (environment, profile, web identity or instance role)"
+    )]
+    NoCredentials,
+}
+
+/// Checks the flags before anything starts (a usage error exits at once).
+pub fn check(args: &Args) -> Result<(), BuildError> {
+    match args.provider {
+        Provider::Baremetal => Ok(()),
+        Provider::Gcp => Err(BuildError::NotBuilt("gcp")),
+        Provider::Aws => {
+            if args.aws.cluster_name.as_deref().unwrap_or("").is_empty() {
+                Err(BuildError::NoClusterName)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The cloud provider the flags choose, or None for bare metal (the pools).
+pub async fn build(
+    args: &Args,
+    metrics: &crate::metrics::ControllerMetrics,
+) -> Result<Option<Arc<dyn LoadBalancerProvider>>, BuildError> {
+    check(args)?;
+    match args.provider {
+        Provider::Baremetal => Ok(None),
+        Provider::Gcp => Err(BuildError::NotBuilt("gcp")),
+        Provider::Aws => Ok(Some(Arc::new(
+            aws::AwsProvider::new(&args.aws, metrics.aws_calls.clone()).await?,
+        ))),
+    }
+}

@@ -1,0 +1,58 @@
+"""Test helper for the AWS provider tests: talks to a moto server with boto3.
+
+  moto_state.py <endpoint> setup <cluster> <instances>   -> {"instances": [...], "subnets": [...]}
+  moto_state.py <endpoint> state                          -> every NLB with its target groups
+  moto_state.py <endpoint> break <lb-name>                -> deletes the NLB's listeners and target groups
+"""
+import json
+import sys
+
+import boto3
+
+endpoint, command = sys.argv[1], sys.argv[2]
+kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+ec2 = boto3.client("ec2", **kw)
+elb = boto3.client("elbv2", **kw)
+
+if command == "setup":
+    cluster, count = sys.argv[3], int(sys.argv[4])
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = []
+    for i, zone in enumerate(["us-east-1a", "us-east-1b"]):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)
+        subnet_id = subnet["Subnet"]["SubnetId"]
+        ec2.create_tags(Resources=[subnet_id], Tags=[{"Key": f"kubernetes.io/cluster/{cluster}", "Value": "owned"}])
+        subnets.append(subnet_id)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    reservation = ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, SubnetId=subnets[0])
+    print(json.dumps({"instances": [i["InstanceId"] for i in reservation["Instances"]], "subnets": subnets}))
+elif command == "state":
+    out = []
+    for lb in elb.describe_load_balancers()["LoadBalancers"]:
+        arn = lb["LoadBalancerArn"]
+        tags = elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+        groups = []
+        for tg in elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]:
+            targets = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+            groups.append({
+                "name": tg["TargetGroupName"], "protocol": tg["Protocol"], "port": tg["Port"],
+                "health": [tg.get("HealthCheckProtocol"), tg.get("HealthCheckPort"), tg.get("HealthCheckPath"),
+                           tg.get("HealthCheckIntervalSeconds"), tg.get("HealthCheckTimeoutSeconds"),
+                           tg.get("HealthyThresholdCount"), tg.get("UnhealthyThresholdCount")],
+                "targets": sorted([t["Target"]["Id"], t["Target"]["Port"]] for t in targets),
+            })
+        listeners = [[l["Protocol"], l["Port"]] for l in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]]
+        out.append({"name": lb["LoadBalancerName"], "dns": lb["DNSName"], "scheme": lb["Scheme"],
+                    "tags": {t["Key"]: t["Value"] for t in tags}, "target_groups": groups,
+                    "listeners": sorted(listeners)})
+    all_groups = [tg["TargetGroupName"] for tg in elb.describe_target_groups()["TargetGroups"]]
+    print(json.dumps({"load_balancers": out, "all_target_groups": all_groups}))
+elif command == "break":
+    arn = elb.describe_load_balancers(Names=[sys.argv[3]])["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]
+    for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+        elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    for tg in groups:
+        elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    print(json.dumps({"deleted": len(groups)}))
