@@ -20,6 +20,7 @@ pub mod proxier;
 pub mod required_programs;
 pub mod run;
 pub mod slice_warnings;
+pub mod stores;
 pub mod sync_schedule;
 pub mod trim;
 

@@ -1,5 +1,6 @@
-//! The announcer as an agent component: its own watches and change channel (never the
-//! proxier's), the membership, and one responder per interface it announces on.
+//! The announcer as an agent component: the agent's shared Service and EndpointSlice stores,
+//! its own watches of the rest, its own change channel (never the proxier's), the membership,
+//! and one responder per interface it announces on.
 //!
 //! ```text
 //!   reflectors ──changed (own Notify)──┐
@@ -30,6 +31,7 @@ use super::plan::{Inputs, Outcome, VipPlan, plan};
 use super::report;
 use super::responder::Responder;
 use crate::node_info::node_ips;
+use crate::stores::ServiceStores;
 
 /// How the agent runs its announcer.
 #[derive(Clone, Debug)]
@@ -68,26 +70,19 @@ struct Stores {
     announcements: Store<L2Announcement>,
 }
 
-/// Starts the announcer's watches and its task.
+/// Starts the announcer's own watches (Nodes, pools, announcements) and its task, over the
+/// agent's shared Service and EndpointSlice stores. `changed` is the announcer's own wake-up:
+/// the shared stores must have been started with it among their consumers.
 pub fn spawn(
     config: AnnouncerConfig,
     client: kube::Client,
     watches: &WatchHealth,
+    shared: ServiceStores,
+    changed: Arc<Notify>,
 ) -> AnnouncerHandle {
-    let changed = Arc::new(Notify::new());
     let stores = Stores {
-        services: reflect_reported(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            Some(changed.clone()),
-            watches,
-        ),
-        slices: reflect_reported(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            Some(changed.clone()),
-            watches,
-        ),
+        services: shared.services,
+        slices: shared.slices,
         nodes: reflect_reported(
             Api::all(client.clone()),
             watcher::Config::default(),
