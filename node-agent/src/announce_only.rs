@@ -20,7 +20,8 @@ pub async fn run(
     tracing::info!(node = %node_name, "--proxy-mode off: announcing VIPs only (no rules, no health check listeners)");
     let changed = std::sync::Arc::new(tokio::sync::Notify::new());
     let watches = readiness.watches();
-    let shared = crate::stores::ServiceStores::spawn(&client, watches, &[changed.clone()]);
+    let shared =
+        crate::stores::ServiceStores::spawn(&client, watches, std::slice::from_ref(&changed));
     let announcer = crate::announcer::spawn(args, node_name, client, watches, shared, changed);
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);

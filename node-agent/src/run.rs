@@ -96,7 +96,7 @@ pub async fn run(
         shared.clone(),
         announcer_changed,
     );
-    let ServiceStores { services, slices } = shared;
+    let (services, slices) = (shared.services.clone(), shared.slices.clone());
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
     let nodes = reflect_reported(
         Api::<Node>::all(client.clone()),
@@ -104,13 +104,7 @@ pub async fn run(
         Some(changed.clone()),
         watches,
     );
-    let listed = async {
-        tokio::join!(
-            services.wait_until_ready(),
-            slices.wait_until_ready(),
-            nodes.wait_until_ready()
-        )
-    };
+    let listed = async { tokio::join!(shared.wait_until_ready(), nodes.wait_until_ready()) };
     tokio::select! {
         _ = listed => {}
         _ = &mut shutdown => return ExitCode::SUCCESS,

@@ -14,8 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -63,8 +62,8 @@ impl AnnouncerHandle {
 }
 
 struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
+    /// The agent's shared Services and EndpointSlices.
+    shared: ServiceStores,
     nodes: Store<Node>,
     pools: Store<AddressPool>,
     announcements: Store<L2Announcement>,
@@ -81,8 +80,7 @@ pub fn spawn(
     changed: Arc<Notify>,
 ) -> AnnouncerHandle {
     let stores = Stores {
-        services: shared.services,
-        slices: shared.slices,
+        shared,
         nodes: reflect_reported(
             Api::all(client.clone()),
             watcher::Config::default(),
@@ -126,8 +124,7 @@ async fn run(
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
-        stores.services.wait_until_ready(),
-        stores.slices.wait_until_ready(),
+        stores.shared.wait_until_ready(),
         stores.nodes.wait_until_ready(),
         stores.pools.wait_until_ready(),
         stores.announcements.wait_until_ready(),
@@ -196,8 +193,8 @@ async fn run(
         // Until the membership has settled, this node announces nothing (the others do).
         let plans = match &alive {
             Some(alive) => plan(&Inputs {
-                services: &stores.services.state(),
-                slices: &stores.slices.state(),
+                services: &stores.shared.services.state(),
+                slices: &stores.shared.slices.state(),
                 nodes: &nodes,
                 pools: &stores.pools.state(),
                 announcements: &stores.announcements.state(),
@@ -215,7 +212,7 @@ async fn run(
                 &me,
                 reporter,
                 &recorder,
-                &stores.services,
+                &stores.shared.services,
             )
             .await;
         }
