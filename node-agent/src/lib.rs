@@ -14,6 +14,7 @@ pub mod args;
 pub mod dataplane;
 pub mod health;
 pub mod iptables;
+pub mod memory;
 pub mod metrics;
 pub mod node_info;
 pub mod proxier;
