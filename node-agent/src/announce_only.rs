@@ -18,7 +18,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     tracing::info!(node = %node_name, "--proxy-mode off: announcing VIPs only (no rules, no health check listeners)");
-    let announcer = crate::announcer::spawn(args, node_name, client, readiness.watches());
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let watches = readiness.watches();
+    let shared =
+        crate::stores::ServiceStores::spawn(&client, watches, std::slice::from_ref(&changed));
+    let announcer = crate::announcer::spawn(args, node_name, client, watches, shared, changed);
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);
     shutdown.await;

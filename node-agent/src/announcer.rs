@@ -21,12 +21,15 @@ pub mod schedule;
 
 pub use component::{AnnouncerConfig, AnnouncerHandle};
 
-/// Starts the announcer beside the proxier, with its own watches and change channel.
+/// Starts the announcer beside the proxier, over the agent's shared Service and EndpointSlice
+/// stores, with its own change channel (`changed`, one of the shared stores' consumers).
 pub fn spawn(
     args: &crate::Args,
     node_name: &str,
     client: kube::Client,
     watches: &portico_runtime::WatchHealth,
+    shared: crate::stores::ServiceStores,
+    changed: std::sync::Arc<tokio::sync::Notify>,
 ) -> AnnouncerHandle {
     let config = AnnouncerConfig {
         node_name: node_name.to_owned(),
@@ -34,5 +37,5 @@ pub fn spawn(
         memberlist_port: args.memberlist_port,
         refresh: (!args.l2_refresh_period.is_zero()).then_some(args.l2_refresh_period),
     };
-    component::spawn(config, client, watches)
+    component::spawn(config, client, watches, shared, changed)
 }

@@ -14,12 +14,14 @@ pub mod args;
 pub mod dataplane;
 pub mod health;
 pub mod iptables;
+pub mod memory;
 pub mod metrics;
 pub mod node_info;
 pub mod proxier;
 pub mod required_programs;
 pub mod run;
 pub mod slice_warnings;
+pub mod stores;
 pub mod sync_schedule;
 pub mod trim;
 

@@ -107,6 +107,10 @@ impl Proxier {
         state.ports.retain(|key, _| key.protocol == Protocol::Udp);
         self.last_state = state;
         self.sync_health.updated();
+        if request == SyncRequest::Full {
+            // The first sync is the agent's memory peak; give back what it freed (`memory`).
+            crate::memory::release_free_memory();
+        }
         Ok(())
     }
 

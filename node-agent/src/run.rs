@@ -1,8 +1,8 @@
 //! The agent's main loop, once it has a client:
 //!
 //! ```text
-//!   Services ───────┐ reflectors ──change──▶ SyncSchedule (min, check, full period) ──due──▶ Proxier::sync
-//!   EndpointSlices ─┤                                                          └─▶ SyncHealth
+//!   Services ───────┐ shared stores ──change──▶ SyncSchedule (min, check, full period) ──due──▶ Proxier::sync
+//!   EndpointSlices ─┤  └──(own change)──▶ L2 announcer                          └─▶ SyncHealth
 //!   own Node ───────┘──▶ node addresses, eligibility ─▶ :10256 /healthz
 //! ```
 
@@ -10,13 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use portico_runtime::Readiness;
-use portico_runtime::reflect::{reflect_reported, reflect_reported_trimmed};
+use portico_runtime::reflect::reflect_reported;
 use tokio::sync::Notify;
 
 use crate::Args;
@@ -26,8 +25,8 @@ use crate::health::{ServiceHealthServers, SyncHealth, node_eligible};
 use crate::metrics::AgentMetrics;
 use crate::node_info::{node_ips, nodeport_addresses};
 use crate::proxier::Proxier;
+use crate::stores::ServiceStores;
 use crate::sync_schedule::SyncSchedule;
-use crate::trim::{trim_endpoint_slice, trim_service};
 
 fn node_context(args: &Args, node_name: &str, node: Option<&Node>) -> NodeContext {
     let ips = if args.node_ip.is_empty() {
@@ -80,23 +79,24 @@ pub async fn run(
     tokio::spawn(node_health.serve());
 
     let changed = Arc::new(Notify::new());
+    let announcer_changed = Arc::new(Notify::new());
     let watches = readiness.watches();
-    let announcer = crate::announcer::spawn(args, node_name, client.clone(), watches);
-    // The stores keep only what the dataplane and the health servers read (see `trim`).
-    let services = reflect_reported_trimmed(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        Some(changed.clone()),
+    // One set of Service and EndpointSlice stores (trimmed, see `trim`) for the proxier and the
+    // announcer, each woken by its own Notify.
+    let shared = ServiceStores::spawn(
+        &client,
         watches,
-        trim_service,
+        &[changed.clone(), announcer_changed.clone()],
     );
-    let slices = reflect_reported_trimmed(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-        Some(changed.clone()),
+    let announcer = crate::announcer::spawn(
+        args,
+        node_name,
+        client.clone(),
         watches,
-        trim_endpoint_slice,
+        shared.clone(),
+        announcer_changed,
     );
+    let (services, slices) = (shared.services.clone(), shared.slices.clone());
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
     let nodes = reflect_reported(
         Api::<Node>::all(client.clone()),
@@ -104,13 +104,7 @@ pub async fn run(
         Some(changed.clone()),
         watches,
     );
-    let listed = async {
-        tokio::join!(
-            services.wait_until_ready(),
-            slices.wait_until_ready(),
-            nodes.wait_until_ready()
-        )
-    };
+    let listed = async { tokio::join!(shared.wait_until_ready(), nodes.wait_until_ready()) };
     tokio::select! {
         _ = listed => {}
         _ = &mut shutdown => return ExitCode::SUCCESS,

@@ -31,13 +31,13 @@ pub fn watch_name<K: kube::Resource<DynamicType = ()>>(config: &watcher::Config)
     }
 }
 
-/// Starts the watch in the background and returns its store; `changed` (if any) is notified on
-/// every event. Watch errors are retried with backoff, never fatal, and reported to `watches`:
+/// Starts the watch in the background and returns its store; each of `changed` (none, one, or
+/// one per consumer, as an `Option` or a `Vec`) is notified on every event. Watch errors are retried with backoff, never fatal, and reported to `watches`:
 /// logged (rate-limited), and `/readyz` answers 503 naming the watch until it works again.
 pub fn reflect_reported<K>(
     api: Api<K>,
     config: watcher::Config,
-    changed: Option<Arc<Notify>>,
+    changed: impl IntoIterator<Item = Arc<Notify>>,
     watches: &WatchHealth,
 ) -> Store<K>
 where
@@ -58,7 +58,7 @@ where
 pub fn reflect_reported_trimmed<K>(
     api: Api<K>,
     config: watcher::Config,
-    changed: Option<Arc<Notify>>,
+    changed: impl IntoIterator<Item = Arc<Notify>>,
     watches: &WatchHealth,
     trim: fn(&mut K),
 ) -> Store<K>
@@ -71,6 +71,7 @@ where
         + Sync
         + 'static,
 {
+    let changed: Vec<Arc<Notify>> = changed.into_iter().collect();
     let (store, writer) = reflector::store();
     let reporter = watches.reporter(watch_name::<K>(&config));
     let stream = watcher(api.clone(), config)
@@ -82,10 +83,10 @@ where
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
-            if item.is_ok()
-                && let Some(changed) = &changed
-            {
-                changed.notify_one();
+            if item.is_ok() {
+                for consumer in &changed {
+                    consumer.notify_one();
+                }
             }
         }
     });

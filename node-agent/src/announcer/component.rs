@@ -1,5 +1,6 @@
-//! The announcer as an agent component: its own watches and change channel (never the
-//! proxier's), the membership, and one responder per interface it announces on.
+//! The announcer as an agent component: the agent's shared Service and EndpointSlice stores,
+//! its own watches of the rest, its own change channel (never the proxier's), the membership,
+//! and one responder per interface it announces on.
 //!
 //! ```text
 //!   reflectors ──changed (own Notify)──┐
@@ -13,8 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -30,6 +30,7 @@ use super::plan::{Inputs, Outcome, VipPlan, plan};
 use super::report;
 use super::responder::Responder;
 use crate::node_info::node_ips;
+use crate::stores::ServiceStores;
 
 /// How the agent runs its announcer.
 #[derive(Clone, Debug)]
@@ -61,33 +62,25 @@ impl AnnouncerHandle {
 }
 
 struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
+    /// The agent's shared Services and EndpointSlices.
+    shared: ServiceStores,
     nodes: Store<Node>,
     pools: Store<AddressPool>,
     announcements: Store<L2Announcement>,
 }
 
-/// Starts the announcer's watches and its task.
+/// Starts the announcer's own watches (Nodes, pools, announcements) and its task, over the
+/// agent's shared Service and EndpointSlice stores. `changed` is the announcer's own wake-up:
+/// the shared stores must have been started with it among their consumers.
 pub fn spawn(
     config: AnnouncerConfig,
     client: kube::Client,
     watches: &WatchHealth,
+    shared: ServiceStores,
+    changed: Arc<Notify>,
 ) -> AnnouncerHandle {
-    let changed = Arc::new(Notify::new());
     let stores = Stores {
-        services: reflect_reported(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            Some(changed.clone()),
-            watches,
-        ),
-        slices: reflect_reported(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            Some(changed.clone()),
-            watches,
-        ),
+        shared,
         nodes: reflect_reported(
             Api::all(client.clone()),
             watcher::Config::default(),
@@ -131,8 +124,7 @@ async fn run(
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
-        stores.services.wait_until_ready(),
-        stores.slices.wait_until_ready(),
+        stores.shared.wait_until_ready(),
         stores.nodes.wait_until_ready(),
         stores.pools.wait_until_ready(),
         stores.announcements.wait_until_ready(),
@@ -201,8 +193,8 @@ async fn run(
         // Until the membership has settled, this node announces nothing (the others do).
         let plans = match &alive {
             Some(alive) => plan(&Inputs {
-                services: &stores.services.state(),
-                slices: &stores.slices.state(),
+                services: &stores.shared.services.state(),
+                slices: &stores.shared.slices.state(),
                 nodes: &nodes,
                 pools: &stores.pools.state(),
                 announcements: &stores.announcements.state(),
@@ -220,7 +212,7 @@ async fn run(
                 &me,
                 reporter,
                 &recorder,
-                &stores.services,
+                &stores.shared.services,
             )
             .await;
         }

@@ -108,3 +108,57 @@ fn trimming_drops_managed_fields_annotations_and_unread_labels() {
     let after = serde_json::to_string(&slice).unwrap().len();
     assert!(after < before, "{after} of {before} bytes kept");
 }
+
+/// The announcer reads the same shared, trimmed stores as the proxier (`stores`): trimming must
+/// keep what its decision reads (type, ingress IPs, traffic policy, the slice's Service label,
+/// endpoint nodes and readiness).
+#[test]
+fn trimmed_objects_give_the_announcer_the_same_plan() {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::Node;
+    use portico_api::{AddressPool, AddressPoolSpec, L2Announcement, L2AnnouncementSpec};
+
+    use crate::announcer::plan::{Inputs, plan};
+
+    let node = |name: &str| {
+        let mut node = Node::default();
+        node.metadata.name = Some(name.into());
+        Arc::new(node)
+    };
+    let nodes = vec![node("node-a"), node("node-b")];
+    let pools = vec![Arc::new(AddressPool::new(
+        "vips",
+        AddressPoolSpec {
+            addresses: vec!["198.19.0.0/24".into()],
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            service_allocation: None,
+        },
+    ))];
+    let announcements = vec![Arc::new(L2Announcement::new(
+        "all",
+        L2AnnouncementSpec::default(),
+    ))];
+    let alive: BTreeSet<String> = ["node-a".into(), "node-b".into()].into();
+    let plan_of = |service: Service, slice: EndpointSlice| {
+        plan(&Inputs {
+            services: &[Arc::new(service)],
+            slices: &[Arc::new(slice)],
+            nodes: &nodes,
+            pools: &pools,
+            announcements: &announcements,
+            alive: &alive,
+        })
+    };
+    let full = plan_of(real_service(), real_slice());
+    let (mut service, mut slice) = (real_service(), real_slice());
+    trim_service(&mut service);
+    trim_endpoint_slice(&mut slice);
+    let trimmed = plan_of(service, slice);
+    assert_eq!(trimmed, full);
+    // Both VIPs are Portico's and have an owner (not "no eligible node" for want of endpoints).
+    assert_eq!(full.len(), 2);
+    assert!(full.iter().all(|vip| vip.owner().is_some()), "{full:?}");
+}
