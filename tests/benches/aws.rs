@@ -151,7 +151,7 @@ async fn main() {
         "5 converge 100 Services against moto (wall)",
         format!("{:.1} s", converge.as_secs_f64()),
     );
-    rows.insert("6 throttled answers", format!("{throttled}"));
+    rows.insert("6 throttled answers", format!("{}", throttled as u64));
     println!("\nAWS provider, {SERVICES} Services x 1 port, {NODES} nodes, moto on loopback");
     println!("| measure | value |\n| --- | --- |");
     for (name, value) in rows {

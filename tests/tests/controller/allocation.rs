@@ -38,13 +38,17 @@ async fn a_pool_and_a_service_get_an_external_ip_that_kubectl_shows() {
         .unwrap()[0];
     assert_eq!(ingress.ip_mode.as_deref(), Some("VIP"));
 
-    let events = cluster.events_for("default", "echo").await;
-    assert!(
-        events.iter().any(|(t, r, note)| t == "Normal"
-            && r == reason::IP_ALLOCATED
-            && note.contains(&ips[0])),
-        "{events:?}"
-    );
+    // The Event is published after the status write: wait for it rather than read once.
+    wait_for("the IPAllocated Event", Duration::from_secs(10), || async {
+        let events = cluster.events_for("default", "echo").await;
+        events
+            .iter()
+            .any(|(t, r, note)| {
+                t == "Normal" && r == reason::IP_ALLOCATED && note.contains(&ips[0])
+            })
+            .then_some(())
+    })
+    .await;
 
     if let Some(kubectl) = portico_tests::tool("kubectl") {
         let output = Command::new(kubectl)
