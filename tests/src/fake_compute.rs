@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use self::state::{Answer, State, error};
 pub use self::state::{PROJECT, REGION};
+use crate::lab_cluster::{LabCluster, Process};
 
 /// One request the fake answered: method, path, and whether it was throttled.
 #[derive(Clone, Debug)]
@@ -183,4 +184,28 @@ fn route(state: &mut State, method: &Method, path: &str, body: &[u8]) -> Answer 
             &format!("{method} {path} is not served by the fake"),
         ),
     }
+}
+
+/// The real controller with `--provider gcp` against the fake (cluster `lab`, node tag
+/// `portico-node`).
+pub fn spawn_gcp_controller(cluster: &LabCluster, endpoint: &str, name: &str) -> Process {
+    cluster.spawn_controller_env(
+        name,
+        cluster.kubeconfig(),
+        &[
+            "--provider",
+            "gcp",
+            "--cluster-name",
+            "lab",
+            "--gcp-project",
+            PROJECT,
+            "--gcp-region",
+            REGION,
+            "--gcp-node-tags",
+            "portico-node",
+            "--gcp-endpoint-url",
+            endpoint,
+        ],
+        &[],
+    )
 }

@@ -15,6 +15,7 @@ pub mod desired;
 #[cfg(test)]
 mod desired_tests;
 mod ensure;
+mod pool;
 
 use std::collections::HashSet;
 

@@ -10,32 +10,13 @@ use k8s_openapi::api::core::v1::{Node, NodeSpec, ServicePort, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
-use portico_tests::fake_compute::{FakeCompute, PROJECT, REGION};
+use portico_tests::fake_compute::{self, FakeCompute, PROJECT, REGION};
 use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, wait_for};
 use portico_tests::moto::metric_sum;
 use serde_json::{Value, json};
 
 fn spawn_gcp_controller(cluster: &LabCluster, fake: &FakeCompute, name: &str) -> Process {
-    let endpoint = fake.endpoint();
-    cluster.spawn_controller_env(
-        name,
-        cluster.kubeconfig(),
-        &[
-            "--provider",
-            "gcp",
-            "--cluster-name",
-            "lab",
-            "--gcp-project",
-            PROJECT,
-            "--gcp-region",
-            REGION,
-            "--gcp-node-tags",
-            "portico-node",
-            "--gcp-endpoint-url",
-            &endpoint,
-        ],
-        &[],
-    )
+    fake_compute::spawn_gcp_controller(cluster, &fake.endpoint(), name)
 }
 
 fn mk_node(name: &str, labels: &[(&str, &str)], taints: &[&str]) -> Node {
