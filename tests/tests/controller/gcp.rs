@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use google_cloud_compute_v1::model;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, ServicePort, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
@@ -294,11 +294,22 @@ async fn a_target_pool_lb_follows_the_service_and_its_nodes_and_is_cleaned_up() 
         .unwrap();
     wait_fake("everything of the Service deleted", || fake.count() == 1).await;
     assert!(fake.get("httpHealthChecks", "k8s-lab-node").is_some());
-    let events = cluster.events_for("default", "web").await;
+    // The Event is written after the last delete: waited for, not read at once.
+    let events = wait_for(
+        "the DeletedLoadBalancer Event",
+        Duration::from_secs(30),
+        || async {
+            let events = cluster.events_for("default", "web").await;
+            events
+                .iter()
+                .any(|(_, r, _)| r == reason::DELETED_LOAD_BALANCER)
+                .then_some(events)
+        },
+    )
+    .await;
     for wanted in [
         reason::ENSURING_LOAD_BALANCER,
         reason::ENSURED_LOAD_BALANCER,
-        reason::DELETED_LOAD_BALANCER,
     ] {
         assert!(
             events.iter().any(|(_, r, _)| r == wanted),
