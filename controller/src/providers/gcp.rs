@@ -3,11 +3,11 @@
 //!
 //! ```text
 //!   desired.rs (pure: Service + nodes ─▶ DesiredLb) ─▶ ensure.rs: address ─▶ firewall rules
-//!       ─▶ HTTP health check ─▶ target pool (instances, health check) ─▶ forwarding rule
+//!       ─▶ HTTP health check ─▶ target pool (pool.rs: instances, health check) ─▶ forwarding rule
 //!   delete.rs: forwarding rule ─▶ pool ─▶ own health check ─▶ firewall rules ─▶ address; orphans
 //!   every call ─▶ compute.rs (count, retry 429 with jitter, wait on the Operation)
 //! ```
-//! A resync where nothing drifted makes reads only (six, seven for a Cluster Service).
+//! A resync where nothing drifted makes six reads (one per resource) and no write.
 
 pub mod compute;
 mod delete;

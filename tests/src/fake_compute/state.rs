@@ -259,10 +259,8 @@ impl State {
                 body["status"] = json!("RESERVED");
                 body["addressType"] = json!("EXTERNAL");
             }
-            "targetPools" => {
-                if body["sessionAffinity"].is_null() {
-                    body["sessionAffinity"] = json!("NONE");
-                }
+            "targetPools" if body["sessionAffinity"].is_null() => {
+                body["sessionAffinity"] = json!("NONE");
             }
             _ => {}
         }
