@@ -354,6 +354,7 @@ async fn throttling_is_survived_and_a_no_op_resync_makes_no_write() {
 
     let writes = fake.writes();
     let metric_writes = gcp_calls(&controller, &["kind=\"write\""]);
+    let reads = gcp_calls(&controller, &["kind=\"read\""]);
     let reconciles = successful_reconciles(&controller);
     cluster
         .services("default")
@@ -370,6 +371,13 @@ async fn throttling_is_survived_and_a_no_op_resync_makes_no_write() {
     .await;
     assert_eq!(fake.writes(), writes, "{:?}", fake.calls());
     assert_eq!(gcp_calls(&controller, &["kind=\"write\""]), metric_writes);
+    // One get per resource (address, two firewall rules, check, pool, rule) per reconcile.
+    let resyncs = successful_reconciles(&controller) - reconciles;
+    let resync_reads = gcp_calls(&controller, &["kind=\"read\""]) - reads;
+    assert!(
+        resync_reads <= 6.0 * resyncs,
+        "{resync_reads} reads for {resyncs} reconciles"
+    );
 }
 
 /// A mutation whose Operation ends in an error: a Warning names the resource and the code, and
