@@ -149,9 +149,10 @@ async fn main() {
         "5 converge 100 Services against the fake (wall)",
         format!("{:.1} s", converge.as_secs_f64()),
     );
-    rows.insert("6 throttled answers", format!("{throttled}"));
+    // + 0.0: an empty float sum is -0.0.
+    rows.insert("6 throttled answers", format!("{}", throttled + 0.0));
     println!(
-        "\nGCP provider, {SERVICES} Services x 1 port, {NODES} nodes, fake Compute on loopback \\
+        "\nGCP provider, {SERVICES} Services x 1 port, {NODES} nodes, fake Compute on loopback \
          (operation polls count as reads; writes are also counted by the fake: {})",
         fake.writes()
     );
