@@ -85,7 +85,7 @@ fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
     let Update::Partial(text) = cache.update(&many(Some(42)), &node()) else {
         panic!("a partial update");
     };
-    assert!(text.contains("/ns/svc42/tcp/http"), "{text}");
+    assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
     for line in text.lines() {
         assert!(
             line.contains("svc42") || line.contains(names::HAIRPIN),
