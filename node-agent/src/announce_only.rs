@@ -15,10 +15,11 @@ pub async fn run(
     node_name: &str,
     client: kube::Client,
     readiness: Readiness,
+    metrics: crate::metrics::AnnouncerMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     tracing::info!(node = %node_name, "--proxy-mode off: announcing VIPs only (no rules, no health check listeners)");
-    let announcer = crate::announcer::spawn(args, node_name, client, readiness.watches());
+    let announcer = crate::announcer::spawn(args, node_name, client, readiness.watches(), metrics);
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);
     shutdown.await;

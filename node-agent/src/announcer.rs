@@ -10,6 +10,7 @@
 
 pub mod component;
 pub mod frames;
+pub mod guard;
 pub mod link;
 pub mod membership;
 pub mod owner;
@@ -18,6 +19,7 @@ pub mod plan;
 pub mod report;
 pub mod responder;
 pub mod schedule;
+pub mod status;
 
 pub use component::{AnnouncerConfig, AnnouncerHandle};
 
@@ -27,6 +29,7 @@ pub fn spawn(
     node_name: &str,
     client: kube::Client,
     watches: &portico_runtime::WatchHealth,
+    metrics: crate::metrics::AnnouncerMetrics,
 ) -> AnnouncerHandle {
     let config = AnnouncerConfig {
         node_name: node_name.to_owned(),
@@ -34,5 +37,5 @@ pub fn spawn(
         memberlist_port: args.memberlist_port,
         refresh: (!args.l2_refresh_period.is_zero()).then_some(args.l2_refresh_period),
     };
-    component::spawn(config, client, watches)
+    component::spawn(config, client, watches, metrics)
 }

@@ -81,7 +81,8 @@ pub async fn run(
 
     let changed = Arc::new(Notify::new());
     let watches = readiness.watches();
-    let announcer = crate::announcer::spawn(args, node_name, client.clone(), watches);
+    let announcer =
+        crate::announcer::spawn(args, node_name, client.clone(), watches, metrics.l2.clone());
     // The stores keep only what the dataplane and the health servers read (see `trim`).
     let services = reflect_reported_trimmed(
         Api::<Service>::all(client.clone()),
