@@ -29,7 +29,7 @@ use super::state::LabState;
 use super::up::{agent_command, sock, spawn_detached, wait_for_vip};
 use crate::netns::cmd;
 use crate::netns::echo::echo_field;
-use crate::netns::sampler::{Sampler, failed, outage_after};
+use crate::netns::sampler::{Outage, Sampler, failed, outage_after};
 
 const SERVICE: &str = "failover";
 /// Nodes whose pod runs an echo server (`up` starts them on node-0 and node-1).
@@ -50,18 +50,51 @@ pub const FAILOVER_HEADERS: [&str; 6] = [
 ];
 
 /// The ways the owner fails.
-#[derive(Clone, Copy, Debug)]
-enum Failure {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
     AgentKilled,
     LinkDown,
+    /// SIGTERM, then started again at once (a rolling update): a planned handover and back.
+    AgentRestarted,
 }
 
 impl Failure {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Failure::AgentKilled => "agent SIGKILL",
             Failure::LinkDown => "link down",
+            Failure::AgentRestarted => "agent restart (SIGTERM)",
         }
+    }
+}
+
+/// One failure of the VIP's owner, as the client saw it.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub failure: Failure,
+    pub old_owner: String,
+    /// The node the client's neighbour entry moved to.
+    pub new_owner: Option<String>,
+    /// None when no request was answered through another node within the wait.
+    pub outage: Option<Outage>,
+    /// Requests that failed over the whole sampling (for a restart: leaving and coming back).
+    pub failed: usize,
+    pub sent: usize,
+}
+
+impl Run {
+    pub fn row(&self) -> Vec<String> {
+        vec![
+            self.failure.label().to_owned(),
+            self.old_owner.clone(),
+            self.new_owner.clone().unwrap_or_else(|| "none".into()),
+            match &self.outage {
+                Some(outage) => format!("{} ms", outage.interrupted.as_millis()),
+                None => format!("> {} s", GIVE_UP.as_secs()),
+            },
+            self.failed.to_string(),
+            self.sent.to_string(),
+        ]
     }
 }
 
@@ -116,6 +149,19 @@ fn fail(state: &LabState, owner: &str, failure: Failure) -> anyhow::Result<Vec<S
             cmd::run_args(&["kill", "-KILL", &record.pid.to_string()])?;
             Ok(Vec::new())
         }
+        Failure::AgentRestarted => {
+            let name = format!("agent-{owner}");
+            let record = state
+                .processes
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| anyhow::anyhow!("no {name} in the state file"))?;
+            // It leaves the membership and hands over before it exits.
+            if record.stop(Duration::from_secs(10)) {
+                anyhow::bail!("{name} did not stop within 10 s of SIGTERM");
+            }
+            Ok(Vec::new())
+        }
         Failure::LinkDown => {
             // Taking the link down drops its routes: keep them to put back.
             let routes = cmd::run_args(&["ip", "-n", &node.ns, "-4", "route", "show"])?;
@@ -135,7 +181,7 @@ fn recover(
 ) -> anyhow::Result<()> {
     let node = state.node(owner)?.clone();
     match failure {
-        Failure::AgentKilled => {
+        Failure::AgentKilled | Failure::AgentRestarted => {
             let agent = std::env::current_exe()?
                 .parent()
                 .map(|dir| dir.join("portico-agent"))
@@ -157,14 +203,31 @@ fn recover(
     Ok(())
 }
 
-/// One failure of the owner: the table row.
-async fn measure(
+/// The Service the failures are measured on: created if missing; its VIP.
+pub async fn prepare(state: &LabState) -> anyhow::Result<(Api<EndpointSlice>, Ipv4Addr)> {
+    let client = super::client(&state.kubeconfig).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    if services.get_opt(SERVICE).await?.is_none() {
+        services
+            .create(
+                &PostParams::default(),
+                &objects::echo_service(SERVICE, "Cluster"),
+            )
+            .await?;
+    }
+    let service = wait_for_vip(&services, SERVICE).await?;
+    let vip = objects::ingress_ip(&service).expect("waited");
+    Ok((Api::namespaced(client, NAMESPACE), vip))
+}
+
+/// Fails the VIP's owner once as `failure` says, undoes it, and waits until the owner is back.
+pub async fn measure(
     dir: &Path,
     state: &mut LabState,
     slices: &Api<EndpointSlice>,
     vip: Ipv4Addr,
     failure: Failure,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Run> {
     let owner = current_owner(state, vip).await?;
     endpoint_away_from(slices, state, &owner).await?;
     let owner_ip = state.node(&owner)?.ip.to_string();
@@ -195,59 +258,64 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mark = Instant::now();
     let routes = fail(state, &owner, failure)?;
-    let moved =
-        |body: &str| echo_field(body, "client_address").is_some_and(|seen| seen != owner_ip);
-    // Sample until the new owner has answered for a while (or give up).
-    let deadline = mark + GIVE_UP;
-    let new_owner = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let seen = l2::owner_seen_by_client(state, vip).filter(|o| *o != owner);
-        if seen.is_some() || Instant::now() > deadline {
-            break seen;
-        }
-    };
+    let new_owner = moved_from(state, vip, &owner, mark + GIVE_UP).await;
+    if failure == Failure::AgentRestarted {
+        // The restart is measured whole: handing over, and taking the VIP back.
+        recover(dir, state, &owner, failure, &routes)?;
+        moved_from(
+            state,
+            vip,
+            new_owner.as_deref().unwrap_or(""),
+            mark + GIVE_UP * 2,
+        )
+        .await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let samples = sampler.stop().await;
-    recover(dir, state, &owner, failure, &routes)?;
-    let outage = outage_after(&samples, mark, moved);
-    let row = match outage {
-        Some(outage) => vec![
-            failure.label().to_owned(),
-            owner.clone(),
-            new_owner.unwrap_or_else(|| "?".into()),
-            format!("{} ms", outage.interrupted.as_millis()),
-            outage.failed.to_string(),
-            outage.sent.to_string(),
-        ],
-        None => vec![
-            failure.label().to_owned(),
-            owner.clone(),
-            "none".into(),
-            format!("> {} s", GIVE_UP.as_secs()),
-            failed(&samples).to_string(),
-            samples.len().to_string(),
-        ],
-    };
-    // Let the recovered node rejoin before the next failure.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    Ok(row)
+    if failure != Failure::AgentRestarted {
+        recover(dir, state, &owner, failure, &routes)?;
+    }
+    let outage = outage_after(&samples, mark, |body: &str| {
+        echo_field(body, "client_address").is_some_and(|seen| seen != owner_ip)
+    });
+    // Back to the start: the recovered node owns the VIP again (it wins the hash).
+    moved_from(
+        state,
+        vip,
+        new_owner.as_deref().unwrap_or(""),
+        Instant::now() + GIVE_UP,
+    )
+    .await;
+    Ok(Run {
+        failure,
+        old_owner: owner,
+        new_owner,
+        outage,
+        failed: failed(&samples),
+        sent: samples.len(),
+    })
+}
+
+/// Waits (until `deadline`) for the client's neighbour entry for `vip` to name another node
+/// than `owner`; that node.
+async fn moved_from(
+    state: &LabState,
+    vip: Ipv4Addr,
+    owner: &str,
+    deadline: Instant,
+) -> Option<String> {
+    loop {
+        let seen = l2::owner_seen_by_client(state, vip).filter(|o| o != owner);
+        if seen.is_some() || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub async fn failover(dir: &Path) -> anyhow::Result<()> {
     let mut state = super::running_lab(dir)?;
-    let client = super::client(&state.kubeconfig).await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    let slices: Api<EndpointSlice> = Api::namespaced(client, NAMESPACE);
-    if services.get_opt(SERVICE).await?.is_none() {
-        services
-            .create(
-                &PostParams::default(),
-                &objects::echo_service(SERVICE, "Cluster"),
-            )
-            .await?;
-    }
-    let service = wait_for_vip(&services, SERVICE).await?;
-    let vip = objects::ingress_ip(&service).expect("waited");
+    let (slices, vip) = prepare(&state).await?;
     say(&format!(
         "Service {SERVICE} ({vip}, Cluster): its endpoint on another node than the VIP's owner; \
          a request every {} ms from the client",
@@ -256,7 +324,7 @@ pub async fn failover(dir: &Path) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for failure in [Failure::AgentKilled, Failure::LinkDown] {
         say(&format!("{}: the owner of {vip} fails", failure.label()));
-        let row = measure(dir, &mut state, &slices, vip, failure).await?;
+        let row = measure(dir, &mut state, &slices, vip, failure).await?.row();
         println!("{}", row.join("  "));
         rows.push(row);
     }

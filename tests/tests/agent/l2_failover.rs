@@ -2,7 +2,7 @@
 //! a Local Service's VIP follows its only endpoint to another node, and a graceful restart
 //! (SIGTERM) of the owner's agent hands the VIP over without one failed request.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
