@@ -114,9 +114,11 @@ impl Keepalived {
     /// SIGKILL to keepalived and its VRRP child: the VIP stays on the interface, as after a
     /// crash, and the node goes on answering until the backup's gratuitous ARP.
     fn kill(&mut self) {
-        for pid in pids_named(&self.ns, "keepalived") {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        }
+        // The VRRP child first: killed after its parent, it would be told (parent-death signal)
+        // and hand over gracefully (priority 0 advert), which is not a crash.
+        let mut pids = pids_named(&self.ns, "keepalived");
+        pids.sort_by_key(|pid| std::cmp::Reverse(pid.parse::<u32>().unwrap_or(0)));
+        let _ = Command::new("kill").arg("-KILL").args(&pids).status();
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
@@ -362,7 +364,12 @@ async fn main() {
                 .1
                 .add(portico.outage.map(|o| (o.interrupted, portico.failed)));
             let keepalived = keepalived_run(&state, &mut master, &ns1, failure).await;
-            eprintln!("run {run}: keepalived {}: {keepalived:?}", failure.label());
+            let what = if failure == Failure::LinkDown {
+                "link down"
+            } else {
+                "SIGKILL"
+            };
+            eprintln!("run {run}: keepalived {what}: {keepalived:?}");
             series[index * 2 + 1].1.add(keepalived);
         }
     }
