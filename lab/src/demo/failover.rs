@@ -182,10 +182,15 @@ fn recover(
     let node = state.node(owner)?.clone();
     match failure {
         Failure::AgentKilled | Failure::AgentRestarted => {
-            let agent = std::env::current_exe()?
+            // `up` found the agent beside portico-lab (a bench runs from elsewhere).
+            let agent = state
+                .lab_binary
                 .parent()
                 .map(|dir| dir.join("portico-agent"))
-                .ok_or_else(|| anyhow::anyhow!("no directory for portico-agent"))?;
+                .filter(|path| path.is_file())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no portico-agent beside {}", state.lab_binary.display())
+                })?;
             let name = format!("agent-{owner}");
             state.processes.retain(|p| p.name != name);
             let command = agent_command(&agent, state, &node);
