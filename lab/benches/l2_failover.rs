@@ -118,7 +118,9 @@ impl Keepalived {
         // and hand over gracefully (priority 0 advert), which is not a crash.
         let mut pids = pids_named(&self.ns, "keepalived");
         pids.sort_by_key(|pid| std::cmp::Reverse(pid.parse::<u32>().unwrap_or(0)));
-        let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
