@@ -88,6 +88,8 @@ pub mod reason {
     pub const ADDRESS_OUTSIDE_POOL: &str = "AddressOutsidePool";
     /// An AddressPool whose spec cannot be used; its addresses are not handed out.
     pub const INVALID_ADDRESS_POOL: &str = "InvalidAddressPool";
+    /// An L2Announcement the agents cannot read; they announce as if it did not exist.
+    pub const INVALID_L2_ANNOUNCEMENT: &str = "InvalidL2Announcement";
     /// An AddressPool that shares addresses with another (each address is still given out once).
     pub const OVERLAPPING_ADDRESS_POOL: &str = "OverlappingAddressPool";
     /// kube-proxy's reason when a health check node port cannot be bound.

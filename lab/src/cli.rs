@@ -150,6 +150,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             crate::demo::Scenario::SourceIp => {
                 crate::demo::scenario::source_ip(&a.state.state_dir).await
             }
+            crate::demo::Scenario::Failover => {
+                crate::demo::failover::failover(&a.state.state_dir).await
+            }
         },
         Command::Kubectl(a) => crate::demo::kubectl(a),
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args as ClapArgs, Subcommand};
 use ipnet::Ipv4Net;
 
+pub mod failover;
 pub mod l2;
 pub mod objects;
 pub mod report;
@@ -62,6 +63,9 @@ pub struct UpArgs {
 pub enum Scenario {
     /// The "Using Source IP" tutorial: Cluster, then Local, with real traffic.
     SourceIp,
+    /// Kills the agent of the node that owns a VIP (then, separately, takes that node's link
+    /// down) and prints how long the client's traffic to the VIP was interrupted.
+    Failover,
 }
 
 /// Flags of `portico-lab scenario`.

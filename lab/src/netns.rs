@@ -37,6 +37,7 @@ pub mod leftovers;
 pub mod names;
 pub mod probe;
 pub mod process;
+pub mod sampler;
 pub mod topology;
 
 pub use layout::{LabSpec, Layout, NodeLayout, PodLayout};

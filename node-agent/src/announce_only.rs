@@ -15,6 +15,7 @@ pub async fn run(
     node_name: &str,
     client: kube::Client,
     readiness: Readiness,
+    metrics: crate::metrics::AnnouncerMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     tracing::info!(node = %node_name, "--proxy-mode off: announcing VIPs only (no rules, no health check listeners)");
@@ -22,7 +23,8 @@ pub async fn run(
     let watches = readiness.watches();
     let shared =
         crate::stores::ServiceStores::spawn(&client, watches, std::slice::from_ref(&changed));
-    let announcer = crate::announcer::spawn(args, node_name, client, watches, shared, changed);
+    let announcer =
+        crate::announcer::spawn(args, node_name, client, watches, shared, changed, metrics);
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);
     shutdown.await;

@@ -10,6 +10,7 @@
 
 pub mod component;
 pub mod frames;
+pub mod guard;
 pub mod link;
 pub mod membership;
 pub mod owner;
@@ -18,6 +19,7 @@ pub mod plan;
 pub mod report;
 pub mod responder;
 pub mod schedule;
+pub mod status;
 
 pub use component::{AnnouncerConfig, AnnouncerHandle};
 
@@ -30,6 +32,7 @@ pub fn spawn(
     watches: &portico_runtime::WatchHealth,
     shared: crate::stores::ServiceStores,
     changed: std::sync::Arc<tokio::sync::Notify>,
+    metrics: crate::metrics::AnnouncerMetrics,
 ) -> AnnouncerHandle {
     let config = AnnouncerConfig {
         node_name: node_name.to_owned(),
@@ -37,5 +40,5 @@ pub fn spawn(
         memberlist_port: args.memberlist_port,
         refresh: (!args.l2_refresh_period.is_zero()).then_some(args.l2_refresh_period),
     };
-    component::spawn(config, client, watches, shared, changed)
+    component::spawn(config, client, watches, shared, changed, metrics)
 }

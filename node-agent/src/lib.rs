@@ -93,6 +93,7 @@ pub async fn run(args: Args) -> ExitCode {
             &node_name,
             started.client,
             started.readiness,
+            metrics.l2.clone(),
             shutdown::signal(),
         )
         .await;

@@ -24,6 +24,18 @@ pub struct ProblemLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OwnershipLabels {
+    /// `first_owner`, `owner_left`, `eligibility`, `not_covered`, `no_eligible_node`.
+    pub reason: &'static str,
+}
+
+/// The L2 announcer's metrics, under `portico_agent_l2_`.
+#[derive(Clone, Debug, Default)]
+pub struct AnnouncerMetrics {
+    pub ownership_changes: Family<OwnershipLabels, Counter>,
+}
+
 fn sync_histogram() -> Histogram {
     // 1 ms to ~16 s: a partial restore is milliseconds, a full one at scale is seconds.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -36,6 +48,7 @@ pub struct AgentMetrics {
     pub sync_errors: Family<ErrorLabels, Counter>,
     pub restores: Family<SyncLabels, Counter>,
     pub endpoint_slice_problems: Family<ProblemLabels, Counter>,
+    pub l2: AnnouncerMetrics,
 }
 
 impl Default for AgentMetrics {
@@ -45,6 +58,7 @@ impl Default for AgentMetrics {
             sync_errors: Family::default(),
             restores: Family::default(),
             endpoint_slice_problems: Family::default(),
+            l2: AnnouncerMetrics::default(),
         }
     }
 }
@@ -79,6 +93,11 @@ pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
         "endpoint_slice_problems",
         "EndpointSlice data left out of the dataplane (counted once per slice version), by reason",
         metrics.endpoint_slice_problems.clone(),
+    );
+    registry.sub_registry_with_prefix("l2").register(
+        "ownership_changes",
+        "VIP ownership changes this node saw, by reason (first_owner, owner_left, eligibility, not_covered, no_eligible_node)",
+        metrics.l2.ownership_changes.clone(),
     );
     (registry, metrics)
 }

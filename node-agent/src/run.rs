@@ -95,6 +95,7 @@ pub async fn run(
         watches,
         shared.clone(),
         announcer_changed,
+        metrics.l2.clone(),
     );
     let (services, slices) = (shared.services.clone(), shared.slices.clone());
     let own_node = watcher::Config::default().fields(&format!("metadata.name={node_name}"));

@@ -70,12 +70,18 @@ pub fn trim_service(service: &mut Service) {
         }),
         ..ServiceSpec::default()
     });
-    let ingress = service
-        .status
-        .take()
-        .and_then(|status| status.load_balancer?.ingress);
-    service.status = ingress.map(|ingress| ServiceStatus {
-        load_balancer: Some(LoadBalancerStatus {
+    let status = service.status.take().unwrap_or_default();
+    // The announcer reads its own condition back to write it only when it changes.
+    let conditions: Vec<_> = (status.conditions.into_iter().flatten())
+        .filter(|condition| condition.type_ == crate::announcer::status::L2_ANNOUNCED)
+        .collect();
+    let ingress = status.load_balancer.and_then(|lb| lb.ingress);
+    if ingress.is_none() && conditions.is_empty() {
+        return;
+    }
+    service.status = Some(ServiceStatus {
+        conditions: (!conditions.is_empty()).then_some(conditions),
+        load_balancer: ingress.map(|ingress| LoadBalancerStatus {
             ingress: Some(
                 ingress
                     .into_iter()
@@ -87,7 +93,6 @@ pub fn trim_service(service: &mut Service) {
                     .collect(),
             ),
         }),
-        ..ServiceStatus::default()
     });
 }
 

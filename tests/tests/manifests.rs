@@ -145,7 +145,7 @@ fn grants(role: &Value) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn rbac_grants_no_wildcards_and_the_agent_writes_only_events() {
+fn rbac_grants_no_wildcards_and_the_agent_writes_only_events_and_its_service_condition() {
     let Some(yaml) = render("baremetal") else {
         return;
     };
@@ -165,11 +165,14 @@ fn rbac_grants_no_wildcards_and_the_agent_writes_only_events() {
     let agent = grants(find(&objects, "ClusterRole", "portico-agent"));
     for (group, resource, verb) in &agent {
         let reads = ["get", "list", "watch"].contains(&verb.as_str());
+        // Its L2Announced condition, by server-side apply (a patch): nothing else of a Service.
+        let condition = group.is_empty() && resource == "services/status" && verb == "patch";
         assert!(
-            reads || resource == "events",
+            reads || resource == "events" || condition,
             "agent may {verb} {group}/{resource}"
         );
     }
+    assert!(agent.contains(&("".into(), "services/status".into(), "patch".into())));
     let controller = grants(find(&objects, "ClusterRole", "portico-controller"));
     assert!(controller.contains(&("".into(), "services/status".into(), "patch".into())));
     // Nodes: read for the cloud providers' node set, never written, never fetched one by one.
@@ -273,4 +276,61 @@ fn every_overlay_names_the_images_at_the_workspace_version() {
             );
         }
     }
+}
+
+/// The MetalLB-replacement install: the controller hands out pool addresses (baremetal) and the
+/// agent runs beside kube-proxy in `--proxy-mode off`, without kube-proxy's port or the
+/// iptables lock; the overlay validates, and the real agent accepts its arguments.
+#[test]
+fn the_l2_only_overlay_runs_the_agent_as_an_announcer_beside_kube_proxy() {
+    let Some(yaml) = render("l2-only") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("l2-only.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    if let Some((valid, report)) = validate_offline(&file) {
+        assert!(valid, "l2-only does not validate:\n{report}");
+    }
+    let objects = objects(&yaml);
+    let controller = find(&objects, "Deployment", "portico-controller");
+    let controller_args = controller["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    assert!(controller_args.contains(&Value::from("--provider=baremetal")));
+    let agent = &find(&objects, "DaemonSet", "portico-agent")["spec"]["template"]["spec"];
+    let container = &agent["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--proxy-mode=off"), "{args:?}");
+    let ports: Vec<&Value> = container["ports"].as_array().unwrap().iter().collect();
+    assert!(
+        ports.iter().all(|p| p["containerPort"] != 10256),
+        "kube-proxy's health port stays kube-proxy's: {ports:?}"
+    );
+    assert!(container.get("volumeMounts").is_none() && agent.get("volumes").is_none());
+    assert_eq!(
+        workload_image(&objects, "DaemonSet", "portico-agent"),
+        format!("ghcr.io/portico-dev/portico-agent:{}", workspace_version())
+    );
+    let Some(binary) = workspace_binary("portico-agent") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let output = cli::isolated(&binary, home.path())
+        .env("NODE_NAME", "node-a")
+        .args(&args)
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains("no Kubernetes configuration found"),
+        "{stderr}"
+    );
 }

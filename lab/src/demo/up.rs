@@ -67,7 +67,7 @@ fn default_pool(node_subnet: ipnet::Ipv4Net) -> ipnet::Ipv4Net {
 
 /// Starts `command` detached (its own process group, stdin closed, stdout to `<name>.out`
 /// and stderr to `<name>.log`) and records it in the state file at once.
-fn spawn_detached(
+pub(super) fn spawn_detached(
     dir: &Path,
     state: &mut LabState,
     name: &str,
@@ -340,14 +340,7 @@ async fn start(
         .env_remove("KUBECONFIG");
     spawn_detached(dir, state, "controller", &binaries.controller, controller)?;
     for node in state.nodes.clone() {
-        let mut agent = command_in(&node.ns, &binaries.agent);
-        agent
-            .args(["--node-name", &node.name, "--kubeconfig"])
-            .arg(&state.kubeconfig)
-            .args(["--cluster-cidr", "10.244.0.0/16"])
-            .args(["--healthz-bind-address", &format!("{}:10256", node.ip)])
-            .args(["--admin-addr", "127.0.0.1:9473"])
-            .env_remove("KUBECONFIG");
+        let agent = agent_command(&binaries.agent, state, &node);
         let name = format!("agent-{}", node.name);
         spawn_detached(dir, state, &name, &binaries.agent, agent)?;
     }
@@ -450,6 +443,23 @@ async fn start(
     println!("try: portico-lab scenario source-ip; portico-lab kubectl get svc; portico-lab down");
     println!("export KUBECONFIG={}", state.kubeconfig.display());
     Ok(())
+}
+
+/// How `up` starts a node's agent (and `scenario failover` restarts it).
+pub(super) fn agent_command(
+    agent: &Path,
+    state: &LabState,
+    node: &super::state::NodeState,
+) -> Command {
+    let mut command = command_in(&node.ns, agent);
+    command
+        .args(["--node-name", &node.name, "--kubeconfig"])
+        .arg(&state.kubeconfig)
+        .args(["--cluster-cidr", "10.244.0.0/16"])
+        .args(["--healthz-bind-address", &format!("{}:10256", node.ip)])
+        .args(["--admin-addr", "127.0.0.1:9473"])
+        .env_remove("KUBECONFIG");
+    command
 }
 
 pub fn sock(ip: Ipv4Addr, port: u16) -> SocketAddr {

@@ -78,3 +78,40 @@ fn lab_install_step_without_the_tools_names_each_program_and_package() {
         );
     }
 }
+
+/// `scripts/install bench` asks for keepalived (the L2 failover bench's VRRP anchor) besides the
+/// lab's tools, and names it when it is missing.
+#[test]
+fn bench_install_step_names_keepalived() {
+    let sandbox = tempfile::tempdir().unwrap();
+    std::fs::create_dir(sandbox.path().join("scripts")).unwrap();
+    let script = sandbox.path().join("scripts/install");
+    std::fs::copy(repo_root().join("scripts/install"), &script).unwrap();
+    let bin = sandbox.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for name in ["bash", "dirname", "id", "env", "cat", "sha256sum", "cut"] {
+        std::os::unix::fs::symlink(system_program(name), bin.join(name)).unwrap();
+    }
+    let apt_get = sandbox.path().join("apt-get");
+    std::fs::write(
+        &apt_get,
+        format!("#!{}\nexit 0\n", system_program("bash").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&apt_get, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(bin.join("bash"))
+        .arg(&script)
+        .arg("bench")
+        .env_clear()
+        .env("PATH", &bin)
+        .env("PORTICO_APT_GET", &apt_get)
+        .env("PORTICO_INSTALL_SBIN_DIRS", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("missing: keepalived (Debian package keepalived) is not on PATH"),
+        "{stderr}"
+    );
+}

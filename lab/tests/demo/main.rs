@@ -284,6 +284,39 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         ["503", "200", "503"]
     );
 
+    // `scenario failover`: the owner's agent killed, then its link down; each time another
+    // node took the VIP over and the interruption is printed (its length is the bench's).
+    let (_, failover) = run_lab(&["scenario", "failover"], &state_dir);
+    println!("{failover}");
+    let table = section(&failover, "how long the client's traffic");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|line| line.starts_with("agent SIGKILL") || line.starts_with("link down"))
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for row in &rows {
+        let (old, new, interrupted) = (row[1], row[2], row[3]);
+        assert!(
+            old.starts_with("node-") && new.starts_with("node-"),
+            "{row:?}"
+        );
+        assert_ne!(old, new, "another node took the VIP over: {row:?}");
+        assert!(
+            interrupted
+                .strip_suffix(" ms")
+                .is_some_and(|ms| ms.parse::<u64>().is_ok()),
+            "{row:?}"
+        );
+    }
+    // The scenario restarted the killed agent: its new PID is in the state file.
+    let state = LabState::load(&state_dir).unwrap().expect("state.json");
+
     // Failover: the Cluster VIP's owner's agent dies (SIGKILL, no goodbye); another node
     // answers ARP for it and the client's TCP flows through the new owner.
     let agent = state

@@ -5,7 +5,8 @@
 //! ```text
 //!   reflectors ──changed (own Notify)──┐
 //!   membership ──alive (watch)─────────┴─▶ plan::plan ─▶ owned VIPs per interface
-//!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, Event on the Service
+//!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, metric, Event on
+//!           the Service ; the owner (or the reporter) ─▶ the Service's L2Announced condition
 //!   stop(): leave the membership first (peers take over), then fall silent
 //! ```
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -24,11 +26,14 @@ use portico_runtime::WatchHealth;
 use portico_runtime::reflect::reflect_reported;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::guard::{self, Reported};
 use super::link;
 use super::membership::Membership;
 use super::plan::{Inputs, Outcome, VipPlan, plan};
-use super::report;
+use super::report::{self, Reporting};
 use super::responder::Responder;
+use super::status::{self, Writer};
+use crate::metrics::AnnouncerMetrics;
 use crate::node_info::node_ips;
 use crate::stores::ServiceStores;
 
@@ -65,8 +70,9 @@ struct Stores {
     /// The agent's shared Services and EndpointSlices.
     shared: ServiceStores,
     nodes: Store<Node>,
-    pools: Store<AddressPool>,
-    announcements: Store<L2Announcement>,
+    // Guarded: one object the type cannot read is skipped and reported, not fatal to the list.
+    pools: Store<DeserializeGuard<AddressPool>>,
+    announcements: Store<DeserializeGuard<L2Announcement>>,
 }
 
 /// Starts the announcer's own watches (Nodes, pools, announcements) and its task, over the
@@ -78,6 +84,7 @@ pub fn spawn(
     watches: &WatchHealth,
     shared: ServiceStores,
     changed: Arc<Notify>,
+    metrics: AnnouncerMetrics,
 ) -> AnnouncerHandle {
     let stores = Stores {
         shared,
@@ -101,15 +108,27 @@ pub fn spawn(
         ),
     };
     let recorder = Recorder::new(
-        client,
+        client.clone(),
         Reporter {
             controller: "portico-agent".into(),
             instance: Some(config.node_name.clone()),
         },
     );
     let (stop, stop_rx) = mpsc::channel(1);
-    tokio::spawn(run(config, stores, changed, recorder, stop_rx));
+    let outputs = Outputs {
+        client,
+        recorder,
+        metrics,
+    };
+    tokio::spawn(run(config, stores, changed, outputs, stop_rx));
     AnnouncerHandle { stop }
+}
+
+/// Where the announcer tells what it does: Events, the Services' condition, metrics.
+struct Outputs {
+    client: kube::Client,
+    recorder: Recorder,
+    metrics: AnnouncerMetrics,
 }
 
 struct Running {
@@ -120,7 +139,7 @@ async fn run(
     config: AnnouncerConfig,
     stores: Stores,
     changed: Arc<Notify>,
-    recorder: Recorder,
+    outputs: Outputs,
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
@@ -172,6 +191,8 @@ async fn run(
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
     let mut uncovered: BTreeSet<IpAddr> = BTreeSet::new();
     let mut peers: Vec<(String, SocketAddr)> = Vec::new();
+    let mut reported_pools = Reported::default();
+    let mut reported_announcements = Reported::default();
     loop {
         let nodes = stores.nodes.state();
         if let Some(membership) = &membership {
@@ -190,38 +211,58 @@ async fn run(
                     .collect(),
             ),
         };
+        // One node (the first alive by name) writes the Warnings, not every node.
+        let reporter = alive
+            .as_ref()
+            .is_some_and(|alive| alive.first().map(String::as_str) == Some(me.as_str()));
+        let (pools, bad_pools) = guard::split(&stores.pools);
+        let (announcements, bad_announcements) = guard::split(&stores.announcements);
+        for pool in reported_pools.due(&bad_pools) {
+            // The controller raises the Warning on the pool; the agent only skips it.
+            tracing::warn!(pool = ?pool.metadata.name, error = %pool.error,
+                "cannot read AddressPool; its VIPs are not announced");
+        }
+        let bad = reported_announcements.due(&bad_announcements);
+        guard::report_unreadable_announcements(&bad, reporter, &outputs.recorder).await;
         // Until the membership has settled, this node announces nothing (the others do).
+        let services = stores.shared.services.state();
         let plans = match &alive {
             Some(alive) => plan(&Inputs {
-                services: &stores.shared.services.state(),
+                services: &services,
                 slices: &stores.shared.slices.state(),
                 nodes: &nodes,
-                pools: &stores.pools.state(),
-                announcements: &stores.announcements.state(),
+                pools: &pools,
+                announcements: &announcements,
                 alive,
             }),
             None => Vec::new(),
         };
-        if let Some(alive) = &alive {
-            // One node (the first alive by name) writes the Warnings, not every node.
-            let reporter = alive.first().map(String::as_str) == Some(me.as_str());
-            report::report_changes(
-                &plans,
-                &mut owners,
-                &mut uncovered,
-                &me,
-                reporter,
-                &recorder,
-                &stores.shared.services,
-            )
-            .await;
-        }
         let default_interface = link::holding(&own_ips()).ok().flatten();
+        let mut status_failed = false;
+        if let Some(alive) = &alive {
+            let reporting = Reporting {
+                me: &me,
+                reporter,
+                alive,
+                recorder: &outputs.recorder,
+                services: &stores.shared.services,
+                metrics: &outputs.metrics,
+            };
+            report::report_changes(&plans, &mut owners, &mut uncovered, &reporting).await;
+            let writer = Writer {
+                me: &me,
+                reporter,
+                default_interface: default_interface.as_deref(),
+            };
+            status_failed =
+                !status::write_conditions(&plans, &writer, &services, &outputs.client).await;
+        }
         let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
-        let retry = apply(&wanted, &mut responders, config.refresh);
+        let retry = apply(&wanted, &mut responders, config.refresh) || status_failed;
         tokio::select! {
             _ = changed.notified() => {}
             _ = alive_changed(&mut alive_rx) => {}
+            // A responder that could not start or a condition that could not be written.
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
             done = stop.recv() => {
                 if let Some(membership) = &membership {

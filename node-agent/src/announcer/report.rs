@@ -1,6 +1,7 @@
 //! What the announcer tells people: a log line for every ownership change with its reason, a
 //! `NodeAnnouncing` Event on the Services from the node that takes a VIP over, and a
-//! `NotAnnounced` Warning when no `L2Announcement` covers a VIP's pool.
+//! `NotAnnounced` Warning when no `L2Announcement` covers a VIP's pool; and
+//! `portico_agent_l2_ownership_changes_total{reason}` counts every change this node saw.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -12,6 +13,34 @@ use kube::runtime::reflector::Store;
 use portico_api::keys::reason::{NODE_ANNOUNCING, NOT_ANNOUNCED};
 
 use super::plan::{Outcome, VipPlan};
+use crate::metrics::{AnnouncerMetrics, OwnershipLabels};
+
+/// What the report needs besides the plans.
+pub struct Reporting<'a> {
+    pub me: &'a str,
+    /// Whether this node writes the Warnings (one node does, not every node).
+    pub reporter: bool,
+    /// The nodes the membership holds alive (a previous owner missing from it left).
+    pub alive: &'a BTreeSet<String>,
+    pub recorder: &'a Recorder,
+    pub services: &'a Store<Service>,
+    pub metrics: &'a AnnouncerMetrics,
+}
+
+/// Why a VIP's owner changed, as the metric's `reason` label.
+pub fn change_reason(
+    outcome: &Outcome,
+    from: Option<&str>,
+    alive: &BTreeSet<String>,
+) -> &'static str {
+    match (outcome, from) {
+        (Outcome::NotCovered, _) => "not_covered",
+        (Outcome::NoEligibleNode, _) => "no_eligible_node",
+        (Outcome::Owner { .. }, None) => "first_owner",
+        (Outcome::Owner { .. }, Some(previous)) if !alive.contains(previous) => "owner_left",
+        (Outcome::Owner { .. }, Some(_)) => "eligibility",
+    }
+}
 
 /// A log line for every ownership change, with its reason, and an Event on the Services from
 /// the node that takes a VIP over; a Warning for a VIP no `L2Announcement` covers.
@@ -19,11 +48,9 @@ pub async fn report_changes(
     plans: &[VipPlan],
     owners: &mut BTreeMap<IpAddr, Option<String>>,
     uncovered: &mut BTreeSet<IpAddr>,
-    me: &str,
-    reporter: bool,
-    recorder: &Recorder,
-    services: &Store<Service>,
+    ctx: &Reporting<'_>,
 ) {
+    let (me, reporter, recorder, services) = (ctx.me, ctx.reporter, ctx.recorder, ctx.services);
     let current: BTreeSet<IpAddr> = plans.iter().map(|p| p.ip).collect();
     owners.retain(|ip, _| current.contains(ip));
     uncovered.retain(|ip| current.contains(ip));
@@ -34,11 +61,17 @@ pub async fn report_changes(
             continue;
         }
         let from = previous.flatten();
-        let reason = match (&vip.outcome, &from) {
-            (Outcome::NotCovered, _) => "no L2Announcement covers the pool",
-            (Outcome::NoEligibleNode, _) => "no eligible node is alive",
-            (Outcome::Owner { .. }, None) => "first owner",
-            (Outcome::Owner { .. }, Some(_)) => "the owner changed (membership or eligibility)",
+        let label = change_reason(&vip.outcome, from.as_deref(), ctx.alive);
+        ctx.metrics
+            .ownership_changes
+            .get_or_create(&OwnershipLabels { reason: label })
+            .inc();
+        let reason = match label {
+            "not_covered" => "no L2Announcement covers the pool",
+            "no_eligible_node" => "no eligible node is alive",
+            "first_owner" => "first owner",
+            "owner_left" => "the owner left the membership (stopped or unreachable)",
+            _ => "eligibility changed (node selection, readiness, local endpoints or preference)",
         };
         tracing::info!(vip = %vip.ip, pool = %vip.pool, from = ?from, to = ?owner, reason, "VIP owner");
         let note = match &vip.outcome {
@@ -77,5 +110,31 @@ pub async fn report_changes(
                 tracing::warn!(error = %e, "could not publish an Event");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_names_why_the_owner_moved() {
+        let alive = BTreeSet::from(["node-b".to_string()]);
+        let owner = Outcome::Owner {
+            node: "node-b".into(),
+            interfaces: Default::default(),
+        };
+        assert_eq!(change_reason(&owner, None, &alive), "first_owner");
+        assert_eq!(change_reason(&owner, Some("node-a"), &alive), "owner_left");
+        let alive = BTreeSet::from(["node-a".to_string(), "node-b".to_string()]);
+        assert_eq!(change_reason(&owner, Some("node-a"), &alive), "eligibility");
+        assert_eq!(
+            change_reason(&Outcome::NotCovered, Some("node-a"), &alive),
+            "not_covered"
+        );
+        assert_eq!(
+            change_reason(&Outcome::NoEligibleNode, None, &alive),
+            "no_eligible_node"
+        );
     }
 }

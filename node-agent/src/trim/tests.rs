@@ -162,3 +162,29 @@ fn trimmed_objects_give_the_announcer_the_same_plan() {
     assert_eq!(full.len(), 2);
     assert!(full.iter().all(|vip| vip.owner().is_some()), "{full:?}");
 }
+
+#[test]
+fn trimming_keeps_the_announcers_own_condition_and_drops_the_others() {
+    let mut service = real_service();
+    let announced: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+        serde_json::from_value(json!({
+            "type": crate::announcer::status::L2_ANNOUNCED, "status": "True",
+            "reason": "NodeAnnouncing", "message": "198.19.0.1 by node node-a on eth0",
+            "lastTransitionTime": "2026-11-30T00:00:00Z",
+        }))
+        .unwrap();
+    let status = service.status.as_mut().unwrap();
+    status.conditions.as_mut().unwrap().push(announced.clone());
+    // A Service whose VIP was released keeps the condition (the announcer removes it).
+    let mut released = service.clone();
+    released.status.as_mut().unwrap().load_balancer = None;
+
+    trim_service(&mut service);
+    trim_service(&mut released);
+    let status = service.status.unwrap();
+    assert_eq!(status.conditions, Some(vec![announced.clone()]));
+    assert!(status.load_balancer.is_some());
+    let released = released.status.unwrap();
+    assert_eq!(released.conditions, Some(vec![announced]));
+    assert_eq!(released.load_balancer, None);
+}

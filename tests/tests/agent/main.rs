@@ -6,6 +6,7 @@ mod announce;
 mod drift;
 mod hairpin;
 mod health;
+mod l2_failover;
 mod nodes;
 mod source_ip;
 mod telling;

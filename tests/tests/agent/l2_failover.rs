@@ -1,0 +1,304 @@
+//! The L2 announcer between nodes, with the client on the lab's LAN reaching the VIPs by ARP:
+//! a Local Service's VIP follows its only endpoint to another node, and a graceful restart
+//! (SIGTERM) of the owner's agent hands the VIP over without one failed request.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, PostParams};
+use portico_lab::demo::l2;
+use portico_lab::demo::objects::{self, ECHO_PORT};
+use portico_lab::netns::echo::echo_field;
+use portico_lab::netns::process::NsChild;
+use portico_lab::netns::sampler::{Sampler, failed};
+use portico_lab::netns::{LabTopology, NodeLayout};
+use portico_tests::lab_cluster::{ingress_ips, wait_for};
+
+use crate::two_nodes::{TwoNodeLab, two_node_lab};
+
+/// The real agent in `node`'s namespace, its log in `dir`.
+fn start_agent(lab: &LabTopology, node: &NodeLayout, kubeconfig: &Path, dir: &Path) -> NsChild {
+    let binary = portico_tests::workspace_binary("portico-agent").expect("portico-agent is built");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("agent-{}.log", node.name)))
+        .unwrap();
+    let mut command = lab.command_in(&node.ns, binary);
+    command
+        .args(["--node-name", &node.name, "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--cluster-cidr", "10.244.0.0/16"])
+        .args(["--healthz-bind-address", &format!("{}:10256", node.ip)])
+        .args(["--admin-addr", "127.0.0.1:9473"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    NsChild::spawn(&node.ns, command).expect("agent starts")
+}
+
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        out += &format!("--- {}\n", entry.path().display());
+        out += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+    }
+    out
+}
+
+/// The lab with echo servers in both nodes' pods, the controller, an L2Announcement for every
+/// pool, the pool on-link for the client, and an agent on each node.
+struct L2Lab {
+    lab: TwoNodeLab,
+    _echo: Vec<NsChild>,
+    _controller: portico_tests::lab_cluster::Process,
+    agents: Vec<Option<NsChild>>,
+    logs: tempfile::TempDir,
+}
+
+async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
+    let lab = two_node_lab(node_subnet).await;
+    let echo = lab
+        .lab
+        .nodes()
+        .iter()
+        .map(|node| {
+            lab.lab
+                .spawn_echo_server(
+                    &node.pods[0].ns,
+                    SocketAddr::from(([0, 0, 0, 0], ECHO_PORT)),
+                )
+                .unwrap()
+        })
+        .collect();
+    lab.cluster.create_pool("vips", &[pool], true).await;
+    l2::create_l2_announcement(&lab.cluster.client, "all")
+        .await
+        .unwrap();
+    l2::route_pool_on_link(lab.lab.client_ns(), pool.parse().unwrap()).unwrap();
+    let controller = lab.cluster.spawn_controller("controller", &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let agents = lab
+        .lab
+        .nodes()
+        .iter()
+        .map(|node| Some(start_agent(&lab.lab, node, &lab.kubeconfig, logs.path())))
+        .collect();
+    L2Lab {
+        lab,
+        _echo: echo,
+        _controller: controller,
+        agents,
+        logs,
+    }
+}
+
+impl L2Lab {
+    async fn service(&self, name: &str, policy: &str, endpoint_node: usize) -> Ipv4Addr {
+        let cluster = &self.lab.cluster;
+        cluster
+            .create_service("default", &objects::echo_service(name, policy))
+            .await;
+        self.put_endpoint(name, endpoint_node).await;
+        let services = cluster.services("default");
+        wait_for(
+            &format!("a VIP for {name}"),
+            Duration::from_secs(20),
+            || async {
+                ingress_ips(&services.get(name).await.ok()?)
+                    .first()?
+                    .parse()
+                    .ok()
+            },
+        )
+        .await
+    }
+
+    /// The Service's one endpoint: the pod on node `index`.
+    async fn put_endpoint(&self, name: &str, index: usize) {
+        let node = &self.lab.lab.nodes()[index];
+        let slices: Api<EndpointSlice> =
+            Api::namespaced(self.lab.cluster.client.clone(), "default");
+        let slice = objects::echo_slice(name, &node.name, node.pods[0].ip);
+        let slice_name = slice.metadata.name.clone().unwrap();
+        let _ = slices.delete(&slice_name, &DeleteParams::default()).await;
+        wait_for("the EndpointSlice", Duration::from_secs(10), || async {
+            slices.create(&PostParams::default(), &slice).await.ok()
+        })
+        .await;
+    }
+
+    /// The index of the node whose MAC answers ARP for `vip` from the client, once all the
+    /// answers (two requests) come from that one node.
+    async fn owner(&self, vip: Ipv4Addr, not: Option<usize>) -> usize {
+        let lab = &self.lab.lab;
+        wait_for(
+            &format!("one node other than {not:?} to answer ARP for {vip}"),
+            Duration::from_secs(30),
+            || async {
+                let macs = l2::arping_reply_macs(lab.client_ns(), vip, 2).ok()?;
+                let first = macs.first()?;
+                if macs.iter().any(|m| m != first) {
+                    return None;
+                }
+                let index = lab.nodes().iter().position(|n| {
+                    l2::mac_of(&n.ns, l2::LAN_INTERFACE).ok().as_ref() == Some(first)
+                })?;
+                (Some(index) != not).then_some(index)
+            },
+        )
+        .await
+    }
+
+    /// The address the echo server saw for a request from the client to `vip`.
+    async fn seen(&self, vip: Ipv4Addr) -> Option<String> {
+        let body = self
+            .lab
+            .lab
+            .tcp_request_from(self.lab.lab.client_ns(), SocketAddr::from((vip, 80)))
+            .await
+            .ok()?;
+        echo_field(&body, "client_address").map(str::to_owned)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_services_vip_moves_with_its_only_endpoint() {
+    if !portico_tests::require_root() {
+        return;
+    }
+    let l2lab = l2_lab("198.18.33.0/24", "198.19.33.0/28").await;
+    let vip = l2lab.service("local-move", "Local", 0).await;
+    assert_eq!(
+        l2lab.owner(vip, None).await,
+        0,
+        "{}",
+        logs(l2lab.logs.path())
+    );
+    let client_ip = l2lab.lab.lab.client_ip().to_string();
+    let seen = wait_for("the Local VIP to answer", Duration::from_secs(30), || {
+        l2lab.seen(vip)
+    })
+    .await;
+    assert_eq!(seen, client_ip, "Local keeps the client's address");
+
+    // The endpoint moves to node-1: only node-1 may announce the VIP now.
+    l2lab.put_endpoint("local-move", 1).await;
+    assert_eq!(
+        l2lab.owner(vip, Some(0)).await,
+        1,
+        "{}",
+        logs(l2lab.logs.path())
+    );
+    let seen = wait_for(
+        "the Local VIP to answer through node-1",
+        Duration::from_secs(30),
+        || async {
+            let body = l2lab
+                .lab
+                .lab
+                .tcp_request_from(l2lab.lab.lab.client_ns(), SocketAddr::from((vip, 80)))
+                .await
+                .ok()?;
+            (echo_field(&body, "namespace")? == l2lab.lab.lab.nodes()[1].pods[0].ns)
+                .then(|| echo_field(&body, "client_address").map(str::to_owned))
+                .flatten()
+        },
+    )
+    .await;
+    assert_eq!(seen, client_ip);
+    let L2Lab { lab, agents, .. } = l2lab;
+    drop(agents);
+    tokio::task::spawn_blocking(move || lab.lab.teardown())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_restart_of_the_owners_agent_fails_no_request() {
+    if !portico_tests::require_root() {
+        return;
+    }
+    let mut l2lab = l2_lab("198.18.34.0/24", "198.19.34.0/28").await;
+    // Cluster, with the endpoint on each node in turn below: the owner's restart is only about
+    // the announcement. Endpoint on node-0; the VIP's owner is whichever node the hash picks.
+    let vip = l2lab.service("restart", "Cluster", 0).await;
+    let owner = l2lab.owner(vip, None).await;
+    // The address the pod sees through the owner (its node's, or its pod gateway's when the
+    // endpoint is on the owner): the client resolved the VIP to the owner.
+    let owner_ip = wait_for(
+        "the VIP to answer through its owner",
+        Duration::from_secs(30),
+        || l2lab.seen(vip),
+    )
+    .await;
+    let lab = &l2lab.lab.lab;
+    let sampler = Sampler::start(
+        lab.lab_binary().to_path_buf(),
+        lab.client_ns().to_owned(),
+        SocketAddr::from((vip, 80)),
+        Duration::from_millis(25),
+        Duration::from_secs(2),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM: the agent leaves the membership, the other node takes over, then it stops.
+    let agent = l2lab.agents[owner].take().unwrap();
+    let mut child = agent;
+    let stopped = Instant::now();
+    let status = {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let child = child.child_mut();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(10),
+                "agent did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(status.success(), "{}", logs(l2lab.logs.path()));
+    let other = 1 - owner;
+    assert_eq!(l2lab.owner(vip, Some(owner)).await, other);
+    // ... and starts again: the VIP comes back to it (it wins the hash again).
+    let node = l2lab.lab.lab.nodes()[owner].clone();
+    l2lab.agents[owner] = Some(start_agent(
+        &l2lab.lab.lab,
+        &node,
+        &l2lab.lab.kubeconfig,
+        l2lab.logs.path(),
+    ));
+    assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let samples = sampler.stop().await;
+    let through: std::collections::BTreeSet<String> = samples
+        .iter()
+        .filter_map(|s| echo_field(s.answer.as_deref()?, "client_address").map(str::to_owned))
+        .collect();
+    // Cluster SNATs to the forwarding node's address (to its pod gateway when the endpoint is
+    // its own): another address than the owner's is the other node.
+    assert!(
+        through.iter().any(|seen| *seen != owner_ip),
+        "the other node carried traffic while the owner restarted: {through:?}"
+    );
+    assert_eq!(
+        failed(&samples),
+        0,
+        "requests failed during the handovers ({} sent)\n{}",
+        samples.len(),
+        logs(l2lab.logs.path())
+    );
+    let L2Lab { lab, agents, .. } = l2lab;
+    drop(agents);
+    tokio::task::spawn_blocking(move || lab.lab.teardown())
+        .await
+        .unwrap();
+}
