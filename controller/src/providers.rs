@@ -9,6 +9,7 @@
 //! ```
 
 pub mod aws;
+pub mod baremetal;
 
 use std::collections::HashSet;
 use std::sync::Arc;

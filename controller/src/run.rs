@@ -100,13 +100,12 @@ pub async fn run(
     let ctx = Arc::new(Context::new(
         client.clone(),
         default_class,
-        pools,
-        namespaces,
+        Arc::new(crate::providers::baremetal::Ipam::new(pools, namespaces)),
         recorder,
         metrics,
         cloud,
     ));
-    ctx.refresh_pools();
+    ctx.ipam.refresh_pools();
     restore_all(&client, &ctx).await?;
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
@@ -196,7 +195,7 @@ async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunErro
             .iter()
             .filter(|s| is_portico_service(s, ctx.default_class) && !current_ips(s).is_empty())
         {
-            match ctx.restore(service) {
+            match ctx.ipam.restore(service) {
                 Ok(()) => restored += 1,
                 // The reconcile reports it on the Service with an Event.
                 Err(e) => {
@@ -225,6 +224,6 @@ async fn release_deleted(store: Store<Service>, ctx: Arc<Context>) {
             .iter()
             .map(|s| reconcile::service_key(s))
             .collect();
-        ctx.release_missing(&existing);
+        ctx.ipam.release_missing(&existing);
     }
 }
