@@ -31,6 +31,8 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::catch_up;
 use crate::cloud::Cloud;
 use crate::metrics::ControllerMetrics;
+use crate::providers::LoadBalancerProvider;
+use crate::providers::baremetal::{BareMetal, Ipam};
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
 use crate::status::current_ips;
@@ -72,23 +74,27 @@ pub async fn run(
         None,
         watches,
     );
-    // Only a cloud provider needs the Nodes (the load balancers' node set).
+    let ipam = Arc::new(Ipam::new(pools, namespaces));
+    let provider: Arc<dyn LoadBalancerProvider> =
+        provider.unwrap_or_else(|| Arc::new(BareMetal::new(ipam.clone())));
+    // Only a provider that sends traffic to the nodes needs the Nodes (the node set).
     let nodes_changed = Arc::new(Notify::new());
-    let cloud = provider.map(|provider| {
-        Cloud::new(
-            provider,
-            reflect_reported(
-                Api::<Node>::all(client.clone()),
-                watcher::Config::default(),
-                Some(nodes_changed.clone()),
-                watches,
-            ),
+    let nodes = provider.uses_nodes().then(|| {
+        reflect_reported(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            Some(nodes_changed.clone()),
+            watches,
         )
     });
-    let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
-    if let Some(cloud) = &cloud {
-        let _ = cloud.nodes.wait_until_ready().await;
+    let (_, _) = tokio::join!(
+        ipam.pools.wait_until_ready(),
+        ipam.namespaces.wait_until_ready()
+    );
+    if let Some(nodes) = &nodes {
+        let _ = nodes.wait_until_ready().await;
     }
+    let cloud = Cloud::new(provider, nodes);
 
     let recorder = Recorder::new(
         client.clone(),
@@ -100,7 +106,7 @@ pub async fn run(
     let ctx = Arc::new(Context::new(
         client.clone(),
         default_class,
-        Arc::new(crate::providers::baremetal::Ipam::new(pools, namespaces)),
+        ipam,
         recorder,
         metrics,
         cloud,
@@ -135,7 +141,7 @@ pub async fn run(
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_on(UnboundedReceiverStream::new(requeued));
     let store = controller.store();
-    if ctx.cloud.is_some() {
+    if ctx.cloud.provider.uses_nodes() {
         tokio::spawn(crate::cloud::follow_nodes(
             ctx.clone(),
             nodes_changed,
@@ -151,13 +157,11 @@ pub async fn run(
         ));
     }
     tokio::spawn(release_deleted(store.clone(), ctx.clone()));
-    if ctx.cloud.is_some() {
-        tokio::spawn(crate::cloud::delete_orphans_once_listed(
-            ctx.clone(),
-            store.clone(),
-            listed_rx.clone(),
-        ));
-    }
+    tokio::spawn(crate::cloud::delete_orphans_once_listed(
+        ctx.clone(),
+        store.clone(),
+        listed_rx.clone(),
+    ));
     let waiter = ctx.clone();
     tokio::spawn(
         async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await },
@@ -195,7 +199,7 @@ async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunErro
             .iter()
             .filter(|s| is_portico_service(s, ctx.default_class) && !current_ips(s).is_empty())
         {
-            match ctx.ipam.restore(service) {
+            match ctx.cloud.provider.restore(service) {
                 Ok(()) => restored += 1,
                 // The reconcile reports it on the Service with an Event.
                 Err(e) => {

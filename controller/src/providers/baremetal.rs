@@ -8,18 +8,25 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
+use portico_api::keys::reason;
 use portico_api::{AddressPool, AddressPoolSpec};
 
 use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
+use crate::nodes::LbNode;
+use crate::providers::{
+    Ensured, LoadBalancerProvider, LoadBalancerStatus, ProviderError, ProviderEvent,
+};
 use crate::reconcile::{lock, service_key};
-use crate::status::current_ips;
+use crate::status::{current_ips, desired_ingress};
 
 /// The pools, the allocator and who holds what.
 pub struct Ipam {
@@ -141,3 +148,148 @@ impl Ipam {
         lock(&self.holders).insert(key);
     }
 }
+
+/// The bare-metal implementation of the seam: ensure assigns from the pools, ensure deleted
+/// releases. No node set (the agents announce) and no cloud lifecycle Events: its own Events
+/// say which address from which pool.
+pub struct BareMetal {
+    ipam: Arc<Ipam>,
+}
+
+impl BareMetal {
+    pub fn new(ipam: Arc<Ipam>) -> Self {
+        BareMetal { ipam }
+    }
+
+    fn assign(&self, service: &Service) -> Result<Ensured, IpamError> {
+        let request = self.ipam.request_for(service)?;
+        let allocation = lock(&self.ipam.allocator).assign(&request)?;
+        self.ipam.hold(request.key.clone());
+        let ips = allocation.ips();
+        let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
+        let mut events = Vec::new();
+        if allocation.changed() {
+            self.ipam.pools_dirty.store(true, Ordering::Relaxed);
+            let pools: Vec<String> = allocation
+                .addresses
+                .iter()
+                .filter_map(|a| a.pool.clone())
+                .collect();
+            events.push(ProviderEvent {
+                type_: EventType::Normal,
+                reason: reason::IP_ALLOCATED,
+                note: format!("Assigned IP {addresses:?} from pool {}", pools.join(", ")),
+            });
+        }
+        for ip in allocation.outside_pools() {
+            events.push(ProviderEvent {
+                type_: EventType::Warning,
+                reason: reason::ADDRESS_OUTSIDE_POOL,
+                note: format!(
+                    "IP {ip} is no longer in any AddressPool this Service may use; it keeps the \
+                     address until the pool is restored or the Service is changed or deleted"
+                ),
+            });
+        }
+        Ok(Ensured {
+            status: LoadBalancerStatus {
+                ingress: desired_ingress(&ips),
+            },
+            ready_message: Some(format!(
+                "address {} assigned; the agents announce it",
+                addresses.join(", ")
+            )),
+            events,
+            ..Ensured::default()
+        })
+    }
+
+    fn release(&self, service: &Service) -> Vec<String> {
+        let released = self.ipam.release(&service_key(service));
+        released.iter().map(ToString::to_string).collect()
+    }
+}
+
+impl LoadBalancerProvider for BareMetal {
+    fn name(&self) -> &'static str {
+        "baremetal"
+    }
+
+    fn get<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> BoxFuture<'a, Result<Option<LoadBalancerStatus>, ProviderError>> {
+        let ips = lock(&self.ipam.allocator).addresses_of(&service_key(service));
+        let status = (!ips.is_empty()).then(|| LoadBalancerStatus {
+            ingress: desired_ingress(&ips),
+        });
+        Box::pin(async move { Ok(status) })
+    }
+
+    fn ensure<'a>(
+        &'a self,
+        service: &'a Service,
+        _nodes: &'a [LbNode],
+    ) -> BoxFuture<'a, Result<Ensured, ProviderError>> {
+        let ensured = self.assign(service).map_err(ProviderError::Allocation);
+        Box::pin(async move { ensured })
+    }
+
+    fn update_hosts<'a>(
+        &'a self,
+        _service: &'a Service,
+        _nodes: &'a [LbNode],
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+
+    fn ensure_deleted<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        let released = self.release(service);
+        Box::pin(async move { Ok(released) })
+    }
+
+    /// Services gone behind the controller's back are released by `Ipam::release_missing` on
+    /// every resync; nothing outside the controller's memory needs deleting.
+    fn delete_orphans<'a>(
+        &'a self,
+        _live_uids: &'a HashSet<String>,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+
+    fn uses_nodes(&self) -> bool {
+        false
+    }
+
+    fn lifecycle_events(&self) -> bool {
+        false
+    }
+
+    fn restore(&self, service: &Service) -> Result<(), ProviderError> {
+        self.ipam
+            .restore(service)
+            .map_err(ProviderError::Allocation)
+    }
+
+    fn forget(&self, service: &Service) {
+        self.release(service);
+    }
+
+    fn deleted_note(&self, released: &[String], stays: bool) -> Option<String> {
+        if stays {
+            Some(format!(
+                "No longer a Portico load balancer; released IP {released:?}"
+            ))
+        } else if released.is_empty() {
+            None
+        } else {
+            Some(format!("Released IP {released:?}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
