@@ -39,6 +39,9 @@ pub struct Args {
     pub aws: AwsArgs,
 
     #[command(flatten)]
+    pub gcp: GcpArgs,
+
+    #[command(flatten)]
     pub leader: LeaderArgs,
 
     #[command(flatten)]
@@ -85,4 +88,32 @@ pub struct AwsArgs {
         default_value = "agent"
     )]
     pub aws_cluster_health_check: ClusterHealthCheck,
+}
+
+/// Flags of the GCP provider (`--provider gcp`); `--cluster-name` is required too (it names the
+/// shared health check and is written into every description).
+#[derive(clap::Args, Clone, Debug)]
+pub struct GcpArgs {
+    /// The GCP project the load balancers live in. Required with --provider gcp.
+    #[arg(long, env = "PORTICO_GCP_PROJECT")]
+    pub gcp_project: Option<String>,
+
+    /// The region of the addresses, target pools and forwarding rules (the nodes' region).
+    /// Required with --provider gcp.
+    #[arg(long, env = "PORTICO_GCP_REGION")]
+    pub gcp_region: Option<String>,
+
+    /// The VPC network the firewall rules apply to.
+    #[arg(long, env = "PORTICO_GCP_NETWORK", default_value = "default")]
+    pub gcp_network: String,
+
+    /// The nodes' network tags (comma-separated): the firewall rules' targets. Required with
+    /// --provider gcp (without them a rule would open the ports on every VM of the network).
+    #[arg(long, env = "PORTICO_GCP_NODE_TAGS", value_delimiter = ',')]
+    pub gcp_node_tags: Vec<String>,
+
+    /// Endpoint URL of the Compute Engine API (a fake server in tests; a plain-http URL is
+    /// called without credentials).
+    #[arg(long, env = "PORTICO_GCP_ENDPOINT_URL")]
+    pub gcp_endpoint_url: Option<String>,
 }

@@ -204,7 +204,16 @@ pub async fn apply(
         ))
     };
     if sync_status(api, &service, ctx, &ingress, &readiness).await? {
-        tracing::debug!(?ingress, "wrote the status");
+        // `ips=[198.19.8.7]`, as operators (and the logs test) read it; hostnames are named too.
+        let ips: Vec<std::net::IpAddr> = ingress
+            .iter()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        let hostnames: Vec<&str> = ingress
+            .iter()
+            .filter_map(|i| i.hostname.as_deref())
+            .collect();
+        tracing::debug!(?ips, ?hostnames, "wrote the status");
     }
     for event in events {
         ctx.publish(&service, event.type_, event.reason, event.note)

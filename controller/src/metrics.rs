@@ -52,6 +52,8 @@ pub struct ControllerMetrics {
     pub pool_addresses: Family<PoolLabels, Gauge>,
     /// Calls to the cloud's API, by operation, kind and result.
     pub aws_calls: Family<CloudCallLabels, Counter>,
+    /// Calls to the Compute Engine API (the GCP provider), by operation, kind and result.
+    pub gcp_calls: Family<CloudCallLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -65,6 +67,7 @@ impl Default for ControllerMetrics {
             api_conflicts: Counter::default(),
             pool_addresses: Family::default(),
             aws_calls: Family::default(),
+            gcp_calls: Family::default(),
         }
     }
 }
@@ -112,6 +115,12 @@ pub fn registry() -> (Registry, ControllerMetrics) {
         "Calls to the AWS APIs (ELBv2, EC2), by operation, kind (read or write) and result \
          (ok, throttled after the SDK's retries, error)",
         metrics.aws_calls.clone(),
+    );
+    registry.register(
+        "gcp_calls",
+        "Calls to the Compute Engine API (GCP provider), by operation, kind (read or write) and \
+         result (ok, throttled, error); operation polls count as reads",
+        metrics.gcp_calls.clone(),
     );
     (registry, metrics)
 }

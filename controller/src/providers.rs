@@ -3,13 +3,14 @@
 //! back a load-balancer status that holds IPs or a hostname; the reconcile knows no provider.
 //!
 //! ```text
-//!   --provider ─▶ build() ─▶ aws: Arc<dyn LoadBalancerProvider> ─┐
-//!                 (None) ─▶ run() ─▶ baremetal::BareMetal (pools) ─┴▶ cloud.rs reconciles with it
+//!   --provider ─▶ build() ─▶ aws | gcp: Arc<dyn LoadBalancerProvider> ─┐
+//!                 (None) ─▶ run() ─▶ baremetal::BareMetal (pools) ───────┴▶ cloud.rs reconciles with it
 //!   Nodes ─▶ nodes::load_balancer_nodes (once, for providers that use nodes) ─▶ ensure / update_hosts
 //! ```
 
 pub mod aws;
 pub mod baremetal;
+pub mod gcp;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -105,7 +106,13 @@ impl ProviderError {
 pub fn is_throttling(code: &str) -> bool {
     matches!(
         code,
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests" | "429"
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequests"
+            | "429"
+            | "rateLimitExceeded"
+            | "userRateLimitExceeded"
     )
 }
 
@@ -183,8 +190,10 @@ pub trait LoadBalancerProvider: Send + Sync {
 /// A start-up error: a provider that does not exist in this build or lacks a flag it needs.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("--provider {0}: not built yet in this version; use baremetal or aws")]
-    NotBuilt(&'static str),
+    #[error("--provider gcp needs {0}")]
+    GcpFlag(&'static str),
+    #[error("--provider gcp: the Compute Engine client: {0}")]
+    GcpClient(String),
     #[error("--provider aws needs --cluster-name (it names and tags every AWS resource)")]
     NoClusterName,
     #[error(
@@ -201,7 +210,24 @@ pub enum BuildError {
 pub fn check(args: &Args) -> Result<(), BuildError> {
     match args.provider {
         Provider::Baremetal => Ok(()),
-        Provider::Gcp => Err(BuildError::NotBuilt("gcp")),
+        Provider::Gcp => {
+            let empty = |value: &Option<String>| value.as_deref().unwrap_or("").is_empty();
+            if empty(&args.aws.cluster_name) {
+                Err(BuildError::GcpFlag(
+                    "--cluster-name (it names the shared health check and is in every description)",
+                ))
+            } else if empty(&args.gcp.gcp_project) {
+                Err(BuildError::GcpFlag("--gcp-project"))
+            } else if empty(&args.gcp.gcp_region) {
+                Err(BuildError::GcpFlag("--gcp-region"))
+            } else if args.gcp.gcp_node_tags.iter().all(|t| t.trim().is_empty()) {
+                Err(BuildError::GcpFlag(
+                    "--gcp-node-tags (the firewall rules' targets: the nodes' network tags)",
+                ))
+            } else {
+                Ok(())
+            }
+        }
         Provider::Aws => {
             if args.aws.cluster_name.as_deref().unwrap_or("").is_empty() {
                 Err(BuildError::NoClusterName)
@@ -220,7 +246,14 @@ pub async fn build(
     check(args)?;
     match args.provider {
         Provider::Baremetal => Ok(None),
-        Provider::Gcp => Err(BuildError::NotBuilt("gcp")),
+        Provider::Gcp => Ok(Some(Arc::new(
+            gcp::GcpProvider::new(
+                &args.gcp,
+                args.aws.cluster_name.as_deref().unwrap_or_default(),
+                metrics.gcp_calls.clone(),
+            )
+            .await?,
+        ))),
         Provider::Aws => Ok(Some(Arc::new(
             aws::AwsProvider::new(&args.aws, metrics.aws_calls.clone()).await?,
         ))),

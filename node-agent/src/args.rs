@@ -12,6 +12,9 @@ use portico_runtime::{AdminArgs, ClientArgs, LogArgs};
 pub enum ProxyMode {
     /// Portico's iptables rules and health check servers.
     Iptables,
+    /// Portico's nftables tables (`ip portico`, `ip6 portico`): maps instead of chains, so a
+    /// change costs a few elements whatever the cluster's size.
+    Nftables,
     /// No dataplane: another service proxy (kube-proxy) carries the traffic and serves the
     /// health check node ports; Portico only announces the VIPs.
     Off,
@@ -27,8 +30,9 @@ pub struct Args {
     #[arg(long, env = "NODE_NAME", required_unless_present = "cleanup")]
     pub node_name: Option<String>,
 
-    /// Remove every rule and chain Portico installed on this node, then exit (no API server
-    /// needed). Other programs' rules are left alone.
+    /// Remove every rule, chain and table Portico installed on this node (iptables and
+    /// nftables modes alike), then exit (no API server needed). Other programs' rules are left
+    /// alone.
     #[arg(long)]
     pub cleanup: bool,
 
@@ -72,8 +76,9 @@ pub struct Args {
     #[arg(long, env = "PORTICO_MIN_SYNC_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]
     pub min_sync_period: Duration,
 
-    /// Which dataplane carries Service traffic (kube-proxy's flag): `iptables`, or `off` to run
-    /// beside kube-proxy as an L2 announcer only (no rules, no health check listeners).
+    /// Which dataplane carries Service traffic (kube-proxy's flag): `iptables`, `nftables`, or
+    /// `off` to run beside kube-proxy as an L2 announcer only (no rules, no health check
+    /// listeners). Switching removes the other mode's rules at the first sync.
     #[arg(long, env = "PORTICO_PROXY_MODE", value_enum, default_value_t = ProxyMode::Iptables)]
     pub proxy_mode: ProxyMode,
 

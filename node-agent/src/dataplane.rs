@@ -12,6 +12,7 @@
 //!
 //! Everything here but `conntrack::delete_stale_udp_flows` is pure.
 
+pub mod backend;
 pub mod build;
 pub mod conntrack;
 pub mod endpoints;

@@ -16,6 +16,7 @@
 //! rules of other programs in the same tables survive every sync and the cleanup.
 
 pub mod apply;
+pub mod backend;
 pub mod drift;
 pub mod incremental;
 pub mod names;
@@ -25,6 +26,7 @@ pub mod service;
 pub mod syncer;
 
 pub use apply::{Backend, Iptables, IptablesError, detect_backend};
+pub use backend::IptablesBackend;
 pub use incremental::{Changes, RenderCache};
 pub use render::{BUILTIN_JUMPS, render};
 pub use ruleset::{RuleSet, Table};

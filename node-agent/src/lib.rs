@@ -16,6 +16,7 @@ pub mod health;
 pub mod iptables;
 pub mod memory;
 pub mod metrics;
+pub mod nftables;
 pub mod node_info;
 pub mod proxier;
 pub mod required_programs;
@@ -59,9 +60,13 @@ pub async fn run(args: Args) -> ExitCode {
     }
     let announce_only = args.proxy_mode == args::ProxyMode::Off;
     // Checked before anything starts, so a node without the tools gets one line naming them.
+    let dataplane_programs = match args.proxy_mode {
+        args::ProxyMode::Nftables => required_programs::NFT,
+        _ => required_programs::IPTABLES,
+    };
     if !announce_only
         && let Some(missing) =
-            required_programs::check(&[required_programs::IPTABLES, required_programs::CONNTRACK])
+            required_programs::check(&[dataplane_programs, required_programs::CONNTRACK])
     {
         eprintln!("{BINARY}: {missing}");
         return ExitCode::FAILURE;
@@ -103,20 +108,17 @@ pub async fn run(args: Args) -> ExitCode {
     .await
 }
 
-/// `--cleanup`: removes Portico's chains and jumps of both families.
+/// `--cleanup`: removes Portico's iptables chains and jumps and its nftables tables, of both
+/// families, whichever mode ran.
 async fn cleanup() -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
-    for (family, name) in [
-        (dataplane::IpFamily::V4, "IPv4"),
-        (dataplane::IpFamily::V6, "IPv6"),
-    ] {
-        match iptables::Iptables::new(family).cleanup().await {
-            Ok(()) => println!("{BINARY}: removed Portico's {name} rules"),
-            Err(e) => {
-                eprintln!("{BINARY}: cleanup of {name} rules failed: {e}");
-                code = ExitCode::FAILURE;
-            }
-        }
+    let failures = dataplane::backend::cleanup_all(None).await;
+    for (mode, e) in &failures {
+        eprintln!("{BINARY}: cleanup of the {mode} rules failed: {e}");
     }
-    code
+    if failures.is_empty() {
+        println!("{BINARY}: removed Portico's iptables and nftables rules");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

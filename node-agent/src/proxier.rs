@@ -1,9 +1,9 @@
 //! One dataplane sync: the cluster's Services and EndpointSlices, seen from this node, become
-//! iptables rules (one `Syncer` per IP family), health check listeners with their local
+//! rules (through the `--proxy-mode` backend), health check listeners with their local
 //! endpoint counts, and deleted conntrack entries for UDP endpoints that went away.
 //!
 //! ```text
-//!   Services, EndpointSlices ─▶ dataplane::desired_state ─▶ Syncer (v4, v6) ─▶ iptables-restore
+//!   Services, EndpointSlices ─▶ dataplane::desired_state ─▶ dyn Backend (iptables | nftables)
 //!                                        │                 ─▶ local_ready_endpoints ─▶ health servers
 //!                                        └─ old vs new ───▶ stale_udp_flows ─▶ conntrack -D
 //! ```
@@ -18,19 +18,17 @@ use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 use portico_api::keys::reason::FAILED_TO_START_SERVICE_HEALTHCHECK;
 
+use crate::dataplane::backend::{Backend, BackendError};
 use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
-use crate::dataplane::{
-    DesiredState, IpFamily, NodeContext, Protocol, desired_state, local_ready_endpoints,
-};
+use crate::dataplane::{DesiredState, NodeContext, Protocol, desired_state, local_ready_endpoints};
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
-use crate::iptables::{Iptables, IptablesError, SyncKind, Syncer};
 use crate::metrics::{AgentMetrics, SyncLabels};
 use crate::slice_warnings::SliceWarnings;
 use crate::sync_schedule::SyncRequest;
 
 pub struct Proxier {
     node: NodeContext,
-    syncers: BTreeMap<IpFamily, Syncer>,
+    backend: Box<dyn Backend>,
     last_state: DesiredState,
     health_servers: ServiceHealthServers,
     sync_health: SyncHealth,
@@ -42,6 +40,7 @@ pub struct Proxier {
 impl Proxier {
     pub fn new(
         node: NodeContext,
+        backend: Box<dyn Backend>,
         health_servers: ServiceHealthServers,
         sync_health: SyncHealth,
         recorder: Option<Recorder>,
@@ -49,7 +48,7 @@ impl Proxier {
     ) -> Self {
         Proxier {
             node,
-            syncers: BTreeMap::new(),
+            backend,
             last_state: DesiredState::default(),
             health_servers,
             sync_health,
@@ -71,7 +70,7 @@ impl Proxier {
         services: &[Arc<Service>],
         slices: &[Arc<EndpointSlice>],
         request: SyncRequest,
-    ) -> Result<(), IptablesError> {
+    ) -> Result<(), BackendError> {
         let started = Instant::now();
         self.slice_warnings
             .observe(slices, &self.metrics.endpoint_slice_problems);
@@ -118,35 +117,17 @@ impl Proxier {
         &mut self,
         state: &DesiredState,
         request: SyncRequest,
-    ) -> Result<(), IptablesError> {
-        for family in [IpFamily::V4, IpFamily::V6] {
-            let wanted = state.ports_of(family).next().is_some();
-            // IPv6 rules are written only once an IPv6 Service appears (and then kept in sync).
-            if !wanted && family == IpFamily::V6 && !self.syncers.contains_key(&family) {
-                continue;
-            }
-            let syncer = self
-                .syncers
-                .entry(family)
-                .or_insert_with(|| Syncer::new(Iptables::new(family), &self.node));
-            let outcome = match request {
-                SyncRequest::Full => syncer.sync_full(state, &self.node).await?,
-                SyncRequest::Check => syncer.check(state, &self.node).await?,
-                SyncRequest::Changes => syncer.sync(state, &self.node).await?,
-            };
-            let restore = match outcome.kind {
-                SyncKind::Full => Some("full"),
-                SyncKind::Partial => Some("partial"),
-                SyncKind::Repair => Some("repair"),
-                SyncKind::Unchanged => None,
-            };
-            if let Some(kind) = restore {
-                self.metrics
-                    .restores
-                    .get_or_create(&SyncLabels { kind })
-                    .inc();
-                tracing::debug!(?family, kind = ?outcome.kind, chains = outcome.chains_written, rules = outcome.rules_written, restore = ?outcome.restore, "iptables synced");
-            }
+    ) -> Result<(), BackendError> {
+        let writes = match request {
+            SyncRequest::Full => self.backend.sync_full(state, &self.node).await?,
+            SyncRequest::Check => self.backend.check(state, &self.node).await?,
+            SyncRequest::Changes => self.backend.sync(state, &self.node).await?,
+        };
+        for kind in writes {
+            self.metrics
+                .restores
+                .get_or_create(&SyncLabels { kind })
+                .inc();
         }
         Ok(())
     }

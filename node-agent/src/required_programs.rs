@@ -27,6 +27,9 @@ pub const IPTABLES: &[Program] = &[
     program("ip6tables-restore", "iptables"),
 ];
 
+/// What the nftables dataplane runs.
+pub const NFT: &[Program] = &[program("nft", "nftables")];
+
 /// What drops stale UDP flows after an endpoint goes (kube-proxy needs it too).
 pub const CONNTRACK: &[Program] = &[program("conntrack", "conntrack")];
 

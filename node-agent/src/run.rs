@@ -125,8 +125,13 @@ pub async fn run(
         },
     );
     let health_servers = ServiceHealthServers::new(listen_on, sync_health.clone());
+    let Some(backend) = crate::dataplane::backend::for_mode(args.proxy_mode, None, &context) else {
+        // `off` never reaches here (lib.rs runs the announcer alone).
+        return ExitCode::FAILURE;
+    };
     let mut proxier = Proxier::new(
         context.clone(),
+        backend,
         health_servers,
         sync_health.clone(),
         Some(recorder),

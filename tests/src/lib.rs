@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod cuttable_proxy;
+pub mod fake_compute;
 pub mod lab_cluster;
 pub mod manifests;
 pub mod moto;

@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Service;
 use portico_agent::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
 
 use crate::helper::send_udp_from;
-use crate::services::{mk_service, mk_slice, node_context, state, syncer};
-use crate::topology::{NODE_NAME, POD_A_IP, Topology, output_in_ns, root_or_skip};
+use crate::services::{mk_service, mk_slice, node_context, state};
+use crate::topology::{NODE_NAME, POD_A_IP, Topology, output_in_ns};
 
 fn udp_service() -> Service {
     let mut service = mk_service("dns", "10.96.0.53", "ClusterIP", None);
@@ -29,15 +29,12 @@ fn entries_to(node: &str, endpoint: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn udp_entries_of_a_removed_endpoint_are_deleted() {
-    if !root_or_skip("udp_entries_of_a_removed_endpoint_are_deleted") {
-        return;
-    }
-    let topology = Topology::new("udp");
+crate::in_both_modes!(udp_entries_of_a_removed_endpoint_are_deleted);
+async fn udp_entries_of_a_removed_endpoint_are_deleted(mode: portico_agent::args::ProxyMode) {
+    let topology = Topology::new(&crate::services::tag(mode, "udp"));
     let services = [udp_service()];
     let before = state(&services, &[udp_slice()]);
-    let mut syncer = syncer(&topology.node);
+    let mut syncer = crate::services::backend(mode, &topology.node);
     syncer.sync(&before, &node_context()).await.expect("sync");
     send_udp_from(&topology.pod_b, "10.96.0.53:80");
     assert_eq!(

@@ -11,14 +11,13 @@ use crate::topology::{
     ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, Topology, root_or_skip,
 };
 
-#[tokio::test]
-async fn a_pod_reaching_itself_through_a_service_is_masqueraded() {
-    if !root_or_skip("a_pod_reaching_itself_through_a_service_is_masqueraded") {
-        return;
-    }
-    let topology = Topology::new("hp");
+crate::in_both_modes!(a_pod_reaching_itself_through_a_service_is_masqueraded);
+async fn a_pod_reaching_itself_through_a_service_is_masqueraded(
+    mode: portico_agent::args::ProxyMode,
+) {
+    let topology = Topology::new(&crate::services::tag(mode, "hp"));
     let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
-    let mut syncer = syncer(&topology.node);
+    let mut syncer = crate::services::backend(mode, &topology.node);
     let mut failures = Vec::new();
     for local_policy in [false, true] {
         // "node-b": the pod counts as another node's endpoint, DNATed from the SVC chain in place

@@ -16,6 +16,7 @@ mod comments;
 mod conntrack;
 mod hairpin;
 mod helper;
+mod nftables;
 mod packets;
 mod services;
 mod survival;

@@ -1,29 +1,28 @@
 //! What the pods and clients see through the rules: the kube-proxy behaviour table of
-//! DESIGN.md, with real TCP.
+//! DESIGN.md, with real TCP, on both backends.
+
+use portico_agent::args::ProxyMode;
 
 use crate::helper::{Answer, EchoServer, connect_from};
+use crate::in_both_modes;
 use crate::services::{
-    mk_service, mk_slice, node_context, state, syncer, with_lb_ip, with_local_policy,
+    backend, mk_service, mk_slice, node_context, state, tag, with_lb_ip, with_local_policy,
 };
 use crate::topology::{
-    CLIENT_IP, ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, POD_B_IP,
-    Topology, root_or_skip,
+    CLIENT_IP, ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, POD_B_IP, Topology,
 };
 
 fn echo_on_pod_a(topology: &Topology) -> EchoServer {
     EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"))
 }
 
-#[tokio::test]
-async fn cluster_ip_from_a_pod_keeps_the_pod_ip() {
-    if !root_or_skip("cluster_ip_from_a_pod_keeps_the_pod_ip") {
-        return;
-    }
-    let topology = Topology::new("cip");
+in_both_modes!(cluster_ip_from_a_pod_keeps_the_pod_ip);
+async fn cluster_ip_from_a_pod_keeps_the_pod_ip(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "cip"));
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "ClusterIP", None)];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node)
+    backend(mode, &topology.node)
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
@@ -34,16 +33,13 @@ async fn cluster_ip_from_a_pod_keeps_the_pod_ip() {
     );
 }
 
-#[tokio::test]
-async fn node_port_under_cluster_policy_masquerades_to_the_node() {
-    if !root_or_skip("node_port_under_cluster_policy_masquerades_to_the_node") {
-        return;
-    }
-    let topology = Topology::new("npc");
+in_both_modes!(node_port_under_cluster_policy_masquerades_to_the_node);
+async fn node_port_under_cluster_policy_masquerades_to_the_node(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "npc"));
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node)
+    backend(mode, &topology.node)
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
@@ -54,19 +50,16 @@ async fn node_port_under_cluster_policy_masquerades_to_the_node() {
     );
 }
 
-#[tokio::test]
-async fn local_policy_keeps_the_client_ip_on_node_port_and_lb_ip() {
-    if !root_or_skip("local_policy_keeps_the_client_ip_on_node_port_and_lb_ip") {
-        return;
-    }
-    let topology = Topology::new("npl");
+in_both_modes!(local_policy_keeps_the_client_ip_on_node_port_and_lb_ip);
+async fn local_policy_keeps_the_client_ip_on_node_port_and_lb_ip(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "npl"));
     let _echo = echo_on_pod_a(&topology);
     let services = [with_lb_ip(
         with_local_policy(mk_service("web", "10.96.0.10", "LoadBalancer", Some(30080))),
         LB_IP,
     )];
     let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
-    syncer(&topology.node)
+    backend(mode, &topology.node)
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
@@ -86,12 +79,9 @@ async fn local_policy_keeps_the_client_ip_on_node_port_and_lb_ip() {
     );
 }
 
-#[tokio::test]
-async fn local_policy_without_a_local_endpoint_drops_external_traffic() {
-    if !root_or_skip("local_policy_without_a_local_endpoint_drops_external_traffic") {
-        return;
-    }
-    let topology = Topology::new("npd");
+in_both_modes!(local_policy_without_a_local_endpoint_drops_external_traffic);
+async fn local_policy_without_a_local_endpoint_drops_external_traffic(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "npd"));
     let _echo = echo_on_pod_a(&topology);
     // The only endpoint is on another node: this node must not forward external traffic to it.
     let services = [with_local_policy(mk_service(
@@ -101,7 +91,7 @@ async fn local_policy_without_a_local_endpoint_drops_external_traffic() {
         Some(30080),
     ))];
     let slices = [mk_slice("web", &[(POD_A_IP, "node-b")])];
-    syncer(&topology.node)
+    backend(mode, &topology.node)
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
@@ -117,15 +107,12 @@ async fn local_policy_without_a_local_endpoint_drops_external_traffic() {
     );
 }
 
-#[tokio::test]
-async fn service_without_endpoints_refuses_connections() {
-    if !root_or_skip("service_without_endpoints_refuses_connections") {
-        return;
-    }
-    let topology = Topology::new("rej");
+in_both_modes!(service_without_endpoints_refuses_connections);
+async fn service_without_endpoints_refuses_connections(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "rej"));
     let _echo = echo_on_pod_a(&topology);
     let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
-    syncer(&topology.node)
+    backend(mode, &topology.node)
         .sync(&state(&services, &[]), &node_context())
         .await
         .expect("sync");

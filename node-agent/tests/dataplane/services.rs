@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use portico_agent::args::ProxyMode;
 use portico_agent::dataplane::IpFamily;
+use portico_agent::dataplane::backend::{Backend, for_mode};
 use portico_agent::dataplane::{self, DesiredState, NodeContext};
 use portico_agent::iptables::{Iptables, Syncer};
 
@@ -113,4 +115,43 @@ pub fn syncer(node_ns: &str) -> Syncer {
         Iptables::new(IpFamily::V4).in_netns(node_ns),
         &node_context(),
     )
+}
+
+/// The dataplane backend of `mode` for the node namespace.
+pub fn backend(mode: ProxyMode, node_ns: &str) -> Box<dyn Backend> {
+    for_mode(mode, Some(node_ns), &node_context()).expect("a mode with a dataplane")
+}
+
+/// A namespace tag unique to the test and the mode.
+pub fn tag(mode: ProxyMode, test: &str) -> String {
+    match mode {
+        ProxyMode::Iptables => format!("{test}i"),
+        ProxyMode::Nftables => format!("{test}n"),
+        ProxyMode::Off => format!("{test}o"),
+    }
+}
+
+/// Runs `$case(mode)` as two tests, `$case::iptables` and `$case::nftables`: the same rows
+/// proven on both backends.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($case:ident) => {
+        mod $case {
+            use portico_agent::args::ProxyMode;
+
+            #[tokio::test]
+            async fn iptables() {
+                if $crate::topology::root_or_skip(concat!(stringify!($case), " (iptables)")) {
+                    super::$case(ProxyMode::Iptables).await;
+                }
+            }
+
+            #[tokio::test]
+            async fn nftables() {
+                if $crate::topology::root_or_skip(concat!(stringify!($case), " (nftables)")) {
+                    super::$case(ProxyMode::Nftables).await;
+                }
+            }
+        }
+    };
 }

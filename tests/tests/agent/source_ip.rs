@@ -3,6 +3,10 @@
 //! running an echo server that replies with the address it saw), portico-agent in each node
 //! namespace and portico-controller allocating the LoadBalancer VIPs, all against the lab API
 //! server. The client reaches each VIP through a static route to one node (no L2 announcer yet).
+//!
+//! The rows run twice on the same lab: with `--proxy-mode iptables`, then with the agents
+//! restarted in `--proxy-mode nftables` (which also proves that switching removes the other
+//! mode's rules), and `--cleanup` at the end removes both.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -59,148 +63,190 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
             .unwrap();
     }
     let agent = portico_tests::workspace_binary("portico-agent").unwrap();
-    let mut agents = Vec::new();
-    for node in [&node0, &node1] {
-        let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
-        let args = [
-            "--node-name",
-            &node.name,
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--cluster-cidr",
-            "10.244.0.0/16",
-            "--healthz-bind-address",
-            &health,
-            "--admin-addr",
-            "127.0.0.1:9473",
-        ];
-        agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
-    }
-
-    let services = cluster.services("default");
-    let cluster_svc = services.get("echo-cluster").await.unwrap();
-    let local_svc = services.get("echo-local").await.unwrap();
-    let cluster_ip: Ipv4Addr = cluster_svc
-        .spec
-        .as_ref()
-        .unwrap()
-        .cluster_ip
-        .as_ref()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let node_port = |s: &Service| {
-        u16::try_from(
-            s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
-                .node_port
-                .unwrap(),
-        )
-        .unwrap()
-    };
-    let at = |ip: Ipv4Addr, port: u16| SocketAddr::new(IpAddr::V4(ip), port);
-    let client = lab.client_ns().to_owned();
-    let client_ip = lab.client_ip().to_string();
-
-    // pod → ClusterIP: the server sees the client pod's own IP (no SNAT).
-    let pod1 = &node1.pods[0];
-    let seen = wait_seen(&lab, &pod1.ns, at(cluster_ip, 80), "pod → ClusterIP").await;
-    assert_eq!(
-        seen,
-        pod1.ip.to_string(),
-        "pod → ClusterIP keeps the pod's IP"
-    );
-
-    // NodePort, Cluster, through the node without the endpoint: SNAT to that node's IP.
-    let seen = wait_seen(
-        &lab,
-        &client,
-        at(node1.ip, node_port(&cluster_svc)),
-        "NodePort Cluster via node-1",
-    )
-    .await;
-    assert_eq!(
-        seen,
-        node1.ip.to_string(),
-        "Cluster policy masquerades to the forwarding node"
-    );
-
-    // NodePort, Local: the client's IP through the endpoint's node; no answer from the other.
-    let seen = wait_seen(
-        &lab,
-        &client,
-        at(node0.ip, node_port(&local_svc)),
-        "NodePort Local via node-0",
-    )
-    .await;
-    assert_eq!(seen, client_ip, "Local policy keeps the client's IP");
-    assert_eq!(
-        seen_from(&lab, &client, at(node1.ip, node_port(&local_svc))).await,
-        None,
-        "node-1 has no local endpoint"
-    );
-
-    // LoadBalancer VIPs from the controller, routed to a node: the same two behaviours.
-    let vip = |name: &'static str| {
-        let services = cluster.services("default");
-        async move {
-            wait_for(
-                &format!("a VIP for {name}"),
-                Duration::from_secs(20),
-                || async {
-                    ingress_ips(&services.get(name).await.ok()?)
-                        .first()?
-                        .parse::<Ipv4Addr>()
-                        .ok()
-                },
-            )
-            .await
+    for mode in ["iptables", "nftables"] {
+        let mut agents = Vec::new();
+        for node in [&node0, &node1] {
+            let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
+            let args = [
+                "--node-name",
+                &node.name,
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--cluster-cidr",
+                "10.244.0.0/16",
+                "--healthz-bind-address",
+                &health,
+                "--admin-addr",
+                "127.0.0.1:9473",
+                "--proxy-mode",
+                mode,
+            ];
+            agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
         }
-    };
-    let (cluster_vip, local_vip) = (vip("echo-cluster").await, vip("echo-local").await);
-    lab.route_vip_via(cluster_vip, &node1.name).unwrap();
-    let seen = wait_seen(
-        &lab,
-        &client,
-        at(cluster_vip, 80),
-        "LB VIP Cluster via node-1",
-    )
-    .await;
-    assert_eq!(
-        seen,
-        node1.ip.to_string(),
-        "Cluster VIP: the pod sees the node's IP"
-    );
-    lab.route_vip_via(local_vip, &node0.name).unwrap();
-    let seen = wait_seen(&lab, &client, at(local_vip, 80), "LB VIP Local via node-0").await;
-    assert_eq!(seen, client_ip, "Local VIP: the pod sees the client's IP");
-    lab.route_vip_via(local_vip, &node1.name).unwrap();
-    assert_eq!(
-        seen_from(&lab, &client, at(local_vip, 80)).await,
-        None,
-        "Local VIP through a node without endpoint is dropped"
-    );
 
-    // The health check node port, asked from the client as a cloud load balancer would.
-    let hc = u16::try_from(
-        local_svc
+        let services = cluster.services("default");
+        let cluster_svc = services.get("echo-cluster").await.unwrap();
+        let local_svc = services.get("echo-local").await.unwrap();
+        let cluster_ip: Ipv4Addr = cluster_svc
             .spec
             .as_ref()
             .unwrap()
-            .health_check_node_port
-            .unwrap(),
-    )
-    .unwrap();
-    let on0 = lab
-        .http_get_from(&client, at(node0.ip, hc), "/healthz")
-        .await
+            .cluster_ip
+            .as_ref()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let node_port = |s: &Service| {
+            u16::try_from(
+                s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+                    .node_port
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let at = |ip: Ipv4Addr, port: u16| SocketAddr::new(IpAddr::V4(ip), port);
+        let client = lab.client_ns().to_owned();
+        let client_ip = lab.client_ip().to_string();
+
+        // pod → ClusterIP: the server sees the client pod's own IP (no SNAT).
+        let pod1 = &node1.pods[0];
+        let seen = wait_seen(&lab, &pod1.ns, at(cluster_ip, 80), "pod → ClusterIP").await;
+        assert_eq!(
+            seen,
+            pod1.ip.to_string(),
+            "pod → ClusterIP keeps the pod's IP"
+        );
+
+        // NodePort, Cluster, through the node without the endpoint: SNAT to that node's IP.
+        let seen = wait_seen(
+            &lab,
+            &client,
+            at(node1.ip, node_port(&cluster_svc)),
+            "NodePort Cluster via node-1",
+        )
+        .await;
+        assert_eq!(
+            seen,
+            node1.ip.to_string(),
+            "Cluster policy masquerades to the forwarding node"
+        );
+
+        // NodePort, Local: the client's IP through the endpoint's node; no answer from the other.
+        let seen = wait_seen(
+            &lab,
+            &client,
+            at(node0.ip, node_port(&local_svc)),
+            "NodePort Local via node-0",
+        )
+        .await;
+        assert_eq!(seen, client_ip, "Local policy keeps the client's IP");
+        assert_eq!(
+            seen_from(&lab, &client, at(node1.ip, node_port(&local_svc))).await,
+            None,
+            "node-1 has no local endpoint"
+        );
+
+        // LoadBalancer VIPs from the controller, routed to a node: the same two behaviours.
+        let vip = |name: &'static str| {
+            let services = cluster.services("default");
+            async move {
+                wait_for(
+                    &format!("a VIP for {name}"),
+                    Duration::from_secs(20),
+                    || async {
+                        ingress_ips(&services.get(name).await.ok()?)
+                            .first()?
+                            .parse::<Ipv4Addr>()
+                            .ok()
+                    },
+                )
+                .await
+            }
+        };
+        let (cluster_vip, local_vip) = (vip("echo-cluster").await, vip("echo-local").await);
+        lab.route_vip_via(cluster_vip, &node1.name).unwrap();
+        let seen = wait_seen(
+            &lab,
+            &client,
+            at(cluster_vip, 80),
+            "LB VIP Cluster via node-1",
+        )
+        .await;
+        assert_eq!(
+            seen,
+            node1.ip.to_string(),
+            "Cluster VIP: the pod sees the node's IP"
+        );
+        lab.route_vip_via(local_vip, &node0.name).unwrap();
+        let seen = wait_seen(&lab, &client, at(local_vip, 80), "LB VIP Local via node-0").await;
+        assert_eq!(seen, client_ip, "Local VIP: the pod sees the client's IP");
+        lab.route_vip_via(local_vip, &node1.name).unwrap();
+        assert_eq!(
+            seen_from(&lab, &client, at(local_vip, 80)).await,
+            None,
+            "Local VIP through a node without endpoint is dropped"
+        );
+
+        // The health check node port, asked from the client as a cloud load balancer would.
+        let hc = u16::try_from(
+            local_svc
+                .spec
+                .as_ref()
+                .unwrap()
+                .health_check_node_port
+                .unwrap(),
+        )
         .unwrap();
-    let on1 = lab
-        .http_get_from(&client, at(node1.ip, hc), "/healthz")
-        .await
+        let on0 = lab
+            .http_get_from(&client, at(node0.ip, hc), "/healthz")
+            .await
+            .unwrap();
+        let on1 = lab
+            .http_get_from(&client, at(node1.ip, hc), "/healthz")
+            .await
+            .unwrap();
+        assert_eq!((on0.status, on1.status), (200, 503));
+        assert!(on0.body.contains(r#""localEndpoints":1"#), "{}", on0.body);
+        drop(agents);
+        let in_node0 = |args: &[&str]| {
+            let output = std::process::Command::new("ip")
+                .args(["netns", "exec", &node0.ns])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{args:?}: {output:?}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let iptables_rules = in_node0(&["iptables-save"]).contains("PORTICO-");
+        let nft_table = in_node0(&["nft", "list", "tables"]).contains("portico");
+        assert_eq!(
+            (iptables_rules, nft_table),
+            (mode == "iptables", mode == "nftables"),
+            "{mode}: only that mode's rules are in place"
+        );
+    }
+    let agent_path = agent.to_str().unwrap();
+    let cleanup = std::process::Command::new("ip")
+        .args(["netns", "exec", &node0.ns, agent_path, "--cleanup"])
+        .output()
         .unwrap();
-    assert_eq!((on0.status, on1.status), (200, 503));
-    assert!(on0.body.contains(r#""localEndpoints":1"#), "{}", on0.body);
-    drop(agents);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    let check = |args: &[&str]| {
+        let output = std::process::Command::new("ip")
+            .args(["netns", "exec", &node0.ns])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(
+        !check(&["iptables-save"]).contains("PORTICO-"),
+        "--cleanup removes the chains"
+    );
+    assert!(
+        !check(&["nft", "list", "tables"]).contains("portico"),
+        "--cleanup removes the table"
+    );
     tokio::task::spawn_blocking(move || lab.teardown())
         .await
         .unwrap();

@@ -4,6 +4,7 @@ mod allocation;
 mod aws;
 mod bad_input;
 mod conditions;
+mod gcp;
 mod leader;
 mod logs;
 mod outage;

@@ -1,0 +1,209 @@
+//! Delete in the order the API accepts (what refers to a resource goes before it): forwarding
+//! rule → target pool → the Service's own health check → firewall rules → address. The shared
+//! per-cluster health check stays. Orphans (Services deleted while the controller was down) are
+//! found by the cluster and UID their descriptions carry.
+
+use std::collections::{BTreeSet, HashSet};
+
+use k8s_openapi::api::core::v1::Service;
+
+use super::GcpProvider;
+use super::compute::{GcpResult, Where};
+use super::desired;
+use crate::nodes::LbNode;
+
+impl GcpProvider {
+    pub(super) async fn delete_rule(&self, name: &str) -> GcpResult<bool> {
+        let c = &self.compute;
+        c.delete(
+            "forwardingRules.delete",
+            &format!("forwarding rule {name}"),
+            Where::Region,
+            || {
+                c.rules
+                    .delete()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_forwarding_rule(name)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn delete_pool(&self, name: &str) -> GcpResult<bool> {
+        let c = &self.compute;
+        c.delete(
+            "targetPools.delete",
+            &format!("target pool {name}"),
+            Where::Region,
+            || {
+                c.pools
+                    .delete()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_target_pool(name)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn delete_health_check(&self, name: &str) -> GcpResult<bool> {
+        let c = &self.compute;
+        c.delete(
+            "httpHealthChecks.delete",
+            &format!("HTTP health check {name}"),
+            Where::Global,
+            || {
+                c.health_checks
+                    .delete()
+                    .set_project(&c.project)
+                    .set_http_health_check(name)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    async fn delete_firewall(&self, name: &str) -> GcpResult<bool> {
+        let c = &self.compute;
+        c.delete(
+            "firewalls.delete",
+            &format!("firewall rule {name}"),
+            Where::Global,
+            || {
+                c.firewalls
+                    .delete()
+                    .set_project(&c.project)
+                    .set_firewall(name)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    async fn delete_address(&self, name: &str) -> GcpResult<bool> {
+        let c = &self.compute;
+        c.delete(
+            "addresses.delete",
+            &format!("address {name}"),
+            Where::Region,
+            || {
+                c.addresses
+                    .delete()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_address(name)
+                    .send()
+            },
+        )
+        .await
+    }
+
+    /// Everything of the Service with this UID, in dependency order.
+    pub(super) async fn delete_uid(&self, uid: &str) -> GcpResult<Vec<String>> {
+        let name = desired::lb_name(uid);
+        let mut deleted = Vec::new();
+        if self.delete_rule(&name).await? {
+            deleted.push(format!("deleted forwarding rule {name}"));
+        }
+        if self.delete_pool(&name).await? {
+            deleted.push(format!("deleted target pool {name}"));
+        }
+        if self.delete_health_check(&name).await? {
+            deleted.push(format!("deleted HTTP health check {name}"));
+        }
+        for firewall in [
+            desired::firewall_name(&name),
+            desired::health_firewall_name(&name),
+        ] {
+            if self.delete_firewall(&firewall).await? {
+                deleted.push(format!("deleted firewall rule {firewall}"));
+            }
+        }
+        if self.delete_address(&name).await? {
+            deleted.push(format!("deleted address {name}"));
+        }
+        Ok(deleted)
+    }
+
+    pub(super) async fn delete_lb(&self, service: &Service) -> GcpResult<Vec<String>> {
+        match kube::ResourceExt::uid(service) {
+            Some(uid) => self.delete_uid(&uid).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Only the node set changed: the pool's instances follow (a missing pool means a full ensure).
+    pub(super) async fn update_hosts_lb(
+        &self,
+        service: &Service,
+        nodes: &[LbNode],
+    ) -> GcpResult<Vec<String>> {
+        let Some(uid) = kube::ResourceExt::uid(service) else {
+            return Ok(Vec::new());
+        };
+        let name = desired::lb_name(&uid);
+        let Some(pool) = self.get_pool(&name).await? else {
+            return Ok(self.ensure_lb(service, nodes).await?.changes);
+        };
+        let (instances, _) = desired::instances(nodes);
+        let mut changes = Vec::new();
+        self.sync_instances(&name, &pool, &instances, &mut changes)
+            .await?;
+        Ok(changes)
+    }
+
+    /// The UIDs of this cluster's load balancers whose Service is gone (from the descriptions of
+    /// the regional addresses, pools and rules), each deleted.
+    pub(super) async fn delete_orphans_lb(&self, live: &HashSet<String>) -> GcpResult<Vec<String>> {
+        let c = &self.compute;
+        let mut descriptions: Vec<Option<String>> = Vec::new();
+        let addresses = c
+            .call("addresses.list", || {
+                c.addresses
+                    .list()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_max_results(500u32)
+                    .send()
+            })
+            .await?;
+        descriptions.extend(addresses.items.into_iter().map(|a| a.description));
+        let pools = c
+            .call("targetPools.list", || {
+                c.pools
+                    .list()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_max_results(500u32)
+                    .send()
+            })
+            .await?;
+        descriptions.extend(pools.items.into_iter().map(|p| p.description));
+        let rules = c
+            .call("forwardingRules.list", || {
+                c.rules
+                    .list()
+                    .set_project(&c.project)
+                    .set_region(&c.region)
+                    .set_max_results(500u32)
+                    .send()
+            })
+            .await?;
+        descriptions.extend(rules.items.into_iter().map(|r| r.description));
+        let orphans: BTreeSet<String> = descriptions
+            .into_iter()
+            .flatten()
+            .filter_map(|d| desired::owner(&d))
+            .filter(|(cluster, uid)| cluster == &self.scope.cluster && !live.contains(uid))
+            .map(|(_, uid)| uid)
+            .collect();
+        let mut deleted = Vec::new();
+        for uid in orphans {
+            deleted.extend(self.delete_uid(&uid).await?);
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,433 @@
+//! Both dataplane backends side by side, through the backend seam, applied for real inside
+//! throwaway network namespaces, with kube-proxy's nftables layout (written by
+//! `/work/shared/peers/kubeproxy_nft_layout.py`, or `BENCH_KUBEPROXY_SCRIPT`) loaded in the same
+//! run for the ratio. Not a timed test: it prints a table.
+//!
+//! Rows: a full sync of 1,000 and 10,000 Services × 5 endpoints into an empty namespace; one
+//! changed Service (an endpoint added) among 10,000; TCP connect latency from the node to the
+//! last-added Service at 100 and 10,000 Services (the median of 20 connects, each timed inside
+//! the node namespace, to a real echo server in a pod namespace).
+//!
+//! Run as root: `cargo bench -p portico-agent --bench dataplane`. `BENCH_SCALES` (default
+//! `1000,10000`); kube-proxy's layout at 10,000 takes minutes (104 s here), so it runs only with
+//! `BENCH_KUBEPROXY_MAX` ≥ 10000 (default 1000).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portico_agent::args::ProxyMode;
+use portico_agent::dataplane::backend::for_mode;
+use portico_agent::dataplane::{
+    DesiredState, Endpoint, IpFamily, NodeContext, Protocol, ServicePort, ServicePortKey,
+    TrafficPolicy,
+};
+
+const ENDPOINTS_PER_SERVICE: usize = 5;
+const POD_IP: &str = "10.244.0.7";
+const ECHO_PORT: u16 = 8080;
+
+fn node() -> NodeContext {
+    NodeContext {
+        node_name: "node-a".into(),
+        node_ips: vec!["198.18.0.10".parse().unwrap()],
+        pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        nodeport_ips: None,
+    }
+}
+
+fn service(index: usize, extra_endpoint: bool) -> ServicePort {
+    let index_u32 = u32::try_from(index).unwrap();
+    let cluster_ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + index_u32 + 1);
+    let is_lb = index.is_multiple_of(10);
+    let mut endpoints: Vec<Endpoint> = (0..ENDPOINTS_PER_SERVICE + usize::from(extra_endpoint))
+        .map(|e| {
+            let pod =
+                u32::from(Ipv4Addr::new(10, 245, 0, 0)) + index_u32 * 8 + u32::try_from(e).unwrap();
+            Endpoint {
+                ip: IpAddr::V4(Ipv4Addr::from(pod)),
+                port: 8080,
+                node_name: Some(format!("node-{}", e + 2)),
+                ready: true,
+                serving: true,
+                terminating: false,
+            }
+        })
+        .collect();
+    endpoints.sort();
+    ServicePort {
+        key: ServicePortKey {
+            family: IpFamily::V4,
+            namespace: format!("ns{}", index % 50),
+            name: format!("svc{index}"),
+            port_name: "http".into(),
+            protocol: Protocol::Tcp,
+        },
+        cluster_ip: IpAddr::V4(cluster_ip),
+        port: 80,
+        node_port: is_lb.then(|| 30000 + u16::try_from(index / 10).unwrap()),
+        external_ips: vec![],
+        load_balancer_ips: if is_lb {
+            vec![IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::new(198, 19, 0, 0)) + index_u32,
+            ))]
+        } else {
+            vec![]
+        },
+        load_balancer_source_ranges: vec![],
+        external_policy: TrafficPolicy::Cluster,
+        internal_policy: TrafficPolicy::Cluster,
+        affinity_timeout_seconds: None,
+        health_check_node_port: None,
+        endpoints,
+    }
+}
+
+fn state(services: usize, changed: Option<usize>) -> DesiredState {
+    let mut ports = BTreeMap::new();
+    for index in 0..services {
+        let port = service(index, changed == Some(index));
+        ports.insert(port.key.clone(), port);
+    }
+    DesiredState { ports }
+}
+
+/// `state` whose last Service has the bench's real pod as its only endpoint.
+fn state_with_real_last(services: usize) -> DesiredState {
+    let mut state = state(services, None);
+    if let Some((_, port)) = state.ports.iter_mut().last() {
+        port.endpoints = vec![Endpoint {
+            ip: POD_IP.parse().unwrap(),
+            port: ECHO_PORT,
+            node_name: Some("node-a".into()),
+            ready: true,
+            serving: true,
+            terminating: false,
+        }];
+    }
+    state
+}
+
+fn run(args: &[&str]) {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A node namespace with one pod namespace behind a veth, removed on drop.
+struct Lab {
+    node: String,
+    pod: String,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Self {
+        let base = format!("ptc-dp-bench-{}-{tag}", std::process::id());
+        let lab = Lab {
+            node: format!("{base}-n"),
+            pod: format!("{base}-p"),
+        };
+        for ns in [&lab.node, &lab.pod] {
+            run(&["ip", "netns", "add", ns]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        run(&[
+            "ip", "-n", &lab.pod, "link", "add", "eth0", "type", "veth", "peer", "name", "pod",
+            "netns", &lab.node,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.pod,
+            "addr",
+            "add",
+            &format!("{POD_IP}/32"),
+            "dev",
+            "eth0",
+        ]);
+        run(&["ip", "-n", &lab.pod, "link", "set", "eth0", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.pod,
+            "route",
+            "add",
+            "10.244.0.1",
+            "dev",
+            "eth0",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.pod,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.244.0.1",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.node,
+            "addr",
+            "add",
+            "10.244.0.1/32",
+            "dev",
+            "pod",
+        ]);
+        run(&["ip", "-n", &lab.node, "link", "set", "pod", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.node,
+            "route",
+            "add",
+            &format!("{POD_IP}/32"),
+            "dev",
+            "pod",
+        ]);
+        // The node's address, and a default route, so that packets to Service addresses are
+        // routed (and then DNATed to the pod) as on a real node.
+        run(&[
+            "ip", "-n", &lab.node, "link", "add", "uplink", "type", "veth", "peer", "name", "peer",
+        ]);
+        run(&["ip", "-n", &lab.node, "link", "set", "peer", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &lab.node,
+            "addr",
+            "add",
+            "198.18.0.10/24",
+            "dev",
+            "uplink",
+        ]);
+        run(&["ip", "-n", &lab.node, "link", "set", "uplink", "up"]);
+        run(&[
+            "ip", "-n", &lab.node, "route", "add", "default", "dev", "uplink",
+        ]);
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.node, &self.pod] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn remove_leftovers() {
+    let listing = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if name.starts_with("ptc-dp-bench-") {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// This binary re-executed inside a namespace: an echo server, or a client that prints the
+/// median of 20 timed connects.
+fn helper() -> bool {
+    match std::env::var("PTC_BENCH_HELPER").as_deref() {
+        Ok("echo") => {
+            let listener = TcpListener::bind(("0.0.0.0", ECHO_PORT)).expect("bind");
+            println!("READY");
+            std::io::stdout().flush().ok();
+            for stream in listener.incoming().flatten() {
+                drop(stream);
+            }
+            true
+        }
+        Ok("connect") => {
+            let target: SocketAddr = std::env::var("PTC_BENCH_TARGET").unwrap().parse().unwrap();
+            let mut times: Vec<Duration> = (0..20)
+                .map(|_| {
+                    let started = Instant::now();
+                    let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2));
+                    let elapsed = started.elapsed();
+                    stream.expect("connect to the last Service");
+                    elapsed
+                })
+                .collect();
+            times.sort();
+            println!("MEDIAN_US {}", times[times.len() / 2].as_micros());
+            true
+        }
+        _ => false,
+    }
+}
+
+fn in_ns(ns: &str, mode: &str) -> Command {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", ns])
+        .arg(std::env::current_exe().unwrap())
+        .env("PTC_BENCH_HELPER", mode);
+    command
+}
+
+fn connect_latency(lab: &Lab, cluster_ip: IpAddr) -> Duration {
+    let output = in_ns(&lab.node, "connect")
+        .env(
+            "PTC_BENCH_TARGET",
+            SocketAddr::new(cluster_ip, 80).to_string(),
+        )
+        .output()
+        .expect("client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let micros: u64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("MEDIAN_US "))
+        .unwrap_or_else(|| {
+            panic!(
+                "client: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+        .trim()
+        .parse()
+        .unwrap();
+    Duration::from_micros(micros)
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// Loads kube-proxy's layout for `services` × 5 with `nft -f` into a fresh namespace.
+fn kube_proxy_load(services: usize) -> Option<Duration> {
+    let script = std::env::var("BENCH_KUBEPROXY_SCRIPT")
+        .unwrap_or_else(|_| "/work/shared/peers/kubeproxy_nft_layout.py".into());
+    let output = Command::new("python3")
+        .args([
+            &script,
+            &services.to_string(),
+            &ENDPOINTS_PER_SERVICE.to_string(),
+        ])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let lab = Lab::new(&format!("kp{services}"));
+    let started = Instant::now();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.node, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(&output.stdout).ok()?;
+    let status = child.wait().ok()?;
+    status.success().then(|| started.elapsed())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if helper() {
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    remove_leftovers();
+    let scales: Vec<usize> = std::env::var("BENCH_SCALES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let kube_proxy_max: usize = std::env::var("BENCH_KUBEPROXY_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let modes = [ProxyMode::Iptables, ProxyMode::Nftables];
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for &services in &scales {
+        let mut cells = Vec::new();
+        for mode in modes {
+            let lab = Lab::new(&format!("full{services}{mode:?}"));
+            let mut backend = for_mode(mode, Some(&lab.node), &node()).unwrap();
+            let desired = state(services, None);
+            let started = Instant::now();
+            backend.sync(&desired, &node()).await.expect("full sync");
+            cells.push(ms(started.elapsed()));
+            if services == *scales.iter().max().unwrap() {
+                // One changed Service (an endpoint more) among them: a partial sync.
+                let changed = state(services, Some(services / 2));
+                let started = Instant::now();
+                let writes = backend.sync(&changed, &node()).await.expect("partial sync");
+                let partial = started.elapsed();
+                rows.push((
+                    format!("one changed Service among {services} ({writes:?})"),
+                    vec![ms(partial)],
+                ));
+            }
+        }
+        let kube_proxy = if services <= kube_proxy_max {
+            kube_proxy_load(services).map_or("failed".into(), ms)
+        } else {
+            "skipped (BENCH_KUBEPROXY_MAX)".into()
+        };
+        cells.push(kube_proxy);
+        rows.push((
+            format!("full load {services} × {ENDPOINTS_PER_SERVICE}"),
+            cells,
+        ));
+    }
+    for services in [100, 10_000] {
+        let mut cells = Vec::new();
+        for mode in modes {
+            let lab = Lab::new(&format!("lat{services}{mode:?}"));
+            let mut echo = in_ns(&lab.pod, "echo")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("echo");
+            let mut ready = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(echo.stdout.take().unwrap()),
+                &mut ready,
+            )
+            .unwrap();
+            let desired = state_with_real_last(services);
+            let last = desired.ports.values().last().unwrap().cluster_ip;
+            let mut backend = for_mode(mode, Some(&lab.node), &node()).unwrap();
+            backend.sync(&desired, &node()).await.expect("sync");
+            cells.push(format!("{} µs", connect_latency(&lab, last).as_micros()));
+            let _ = echo.kill();
+            let _ = echo.wait();
+        }
+        rows.push((format!("connect to the last Service of {services}"), cells));
+    }
+    println!("| scenario | iptables | nftables | kube-proxy nftables layout |");
+    println!("| --- | --- | --- | --- |");
+    let mut partials = Vec::new();
+    for (name, cells) in &rows {
+        if name.starts_with("one changed") {
+            partials.push((name, cells[0].clone()));
+            continue;
+        }
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    for chunk in partials.chunks(2) {
+        let cells: Vec<String> = chunk
+            .iter()
+            .map(|(name, cell)| format!("{cell} {name}"))
+            .collect();
+        println!("| one changed Service | {} | – |", cells.join(" | "));
+    }
+}

@@ -1,0 +1,145 @@
+//! The thin I/O layer: `nft -f -` with a transaction on standard input, optionally inside a
+//! network namespace (tests).
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::names::TABLE;
+use super::service::family_word;
+use crate::dataplane::IpFamily;
+
+/// Why an nft command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("nft_spawn: could not run nft: {source}")]
+    Spawn {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nft_failed: nft {args} exited with {status}: {stderr}")]
+    Failed {
+        args: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+impl NftError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            NftError::Spawn { .. } => "nft_spawn",
+            NftError::Failed { .. } => "nft_failed",
+        }
+    }
+}
+
+/// The nft tool, in the host's network namespace or in a named one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Nft {
+    pub netns: Option<String>,
+}
+
+impl Nft {
+    pub fn new(netns: Option<&str>) -> Self {
+        Nft {
+            netns: netns.map(String::from),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "nft"]);
+                command
+            }
+            None => Command::new("nft"),
+        };
+        command.args(args);
+        command
+    }
+
+    /// Runs `nft <args>` with `input` on standard input; returns standard output.
+    pub async fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, NftError> {
+        let mut child = self
+            .command(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| NftError::Spawn { source })?;
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            // A failed write shows as nft's own error below.
+            let _ = stdin.write_all(input.as_bytes()).await;
+            drop(stdin);
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| NftError::Spawn { source })?;
+        if !output.status.success() {
+            let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            // A failed transaction echoes the offending lines; the first few tell the story.
+            if stderr.len() > 2000 {
+                stderr.truncate(2000);
+                stderr.push_str("...");
+            }
+            return Err(NftError::Failed {
+                args: args.join(" "),
+                status: output.status.to_string(),
+                stderr: stderr.trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Applies one transaction (`nft -f -`): all of it or nothing.
+    pub async fn apply(&self, transaction: &str) -> Result<(), NftError> {
+        self.run(&["-f", "-"], Some(transaction)).await.map(|_| ())
+    }
+
+    /// Whether Portico's table of `family` exists, asked without listing its contents (which
+    /// nft 1.0.6 does by fetching the whole ruleset, close to a second at 10,000 Services):
+    /// `create table` fails on an existing table, and creating it empty when it was gone is
+    /// harmless, since the caller then rewrites it.
+    pub async fn table_exists(&self, family: IpFamily) -> Result<bool, NftError> {
+        let command = format!("create table {} {TABLE}\n", family_word(family));
+        match self.apply(&command).await {
+            Ok(()) => Ok(false),
+            Err(NftError::Failed { stderr, .. }) if stderr.contains("File exists") => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes Portico's table of `family` (a no-op when there is none).
+    pub async fn delete_table(&self, family: IpFamily) -> Result<(), NftError> {
+        let ip = family_word(family);
+        self.apply(&format!(
+            "add table {ip} {TABLE}\ndelete table {ip} {TABLE}\n"
+        ))
+        .await
+    }
+}
+
+/// Removes both families' tables, as `--cleanup` and the iptables backend's first sync do. A node
+/// without nft has no tables of Portico's to remove.
+pub async fn remove_tables(netns: Option<&str>) -> Result<(), NftError> {
+    let nft = Nft::new(netns);
+    for family in [IpFamily::V4, IpFamily::V6] {
+        match nft.delete_table(family).await {
+            Err(NftError::Spawn { source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}

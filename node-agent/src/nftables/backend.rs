@@ -1,0 +1,172 @@
+//! The nftables tables behind the dataplane seam. The first sync, and any sync after a failed
+//! transaction, is full; later ones send only what changed. The periodic check asks whether the
+//! table still exists (a `flush ruleset` by a firewall reload) and rewrites it when it does not;
+//! edits inside the table are repaired by the full sync of `--full-sync-period`.
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+
+use super::apply::{Nft, NftError};
+use super::table::{TableCache, Update};
+use crate::dataplane::backend::{Backend, BackendError, WriteKind};
+use crate::dataplane::{DesiredState, IpFamily, NodeContext};
+
+/// One family's table and whether the kernel holds its last render.
+#[derive(Debug)]
+struct Family {
+    cache: TableCache,
+    in_sync: bool,
+}
+
+/// `--proxy-mode nftables`.
+pub struct NftablesBackend {
+    nft: Nft,
+    families: BTreeMap<IpFamily, Family>,
+    /// Whether the iptables backend's rules were removed (once, at the first sync).
+    other_mode_removed: bool,
+}
+
+impl NftablesBackend {
+    pub fn new(netns: Option<&str>, _node: &NodeContext) -> Self {
+        NftablesBackend {
+            nft: Nft::new(netns),
+            families: BTreeMap::new(),
+            other_mode_removed: false,
+        }
+    }
+
+    /// The last full transaction of `family` (what the kernel holds after a successful sync).
+    pub fn full_text(&self, family: IpFamily) -> Option<String> {
+        self.families.get(&family).map(|f| f.cache.full_text())
+    }
+
+    async fn remove_other_mode(&mut self) {
+        if self.other_mode_removed {
+            return;
+        }
+        self.other_mode_removed = true;
+        // Switching from iptables: its chains would still DNAT and REJECT beside this table.
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let mut tools = crate::iptables::Iptables::new(family);
+            if let Some(netns) = &self.nft.netns {
+                tools = tools.in_netns(netns);
+            }
+            if let Err(error) = tools.cleanup().await {
+                tracing::warn!(%error, ?family, "could not remove the iptables mode's rules");
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+        full: bool,
+        check: bool,
+    ) -> Result<Vec<WriteKind>, BackendError> {
+        self.remove_other_mode().await;
+        let mut writes = Vec::new();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let wanted = state.ports_of(family).next().is_some();
+            // IPv6 rules are written only once an IPv6 Service appears (and then kept in sync).
+            if !wanted && family == IpFamily::V6 && !self.families.contains_key(&family) {
+                continue;
+            }
+            let entry = self.families.entry(family).or_insert_with(|| Family {
+                cache: TableCache::new(node, family),
+                in_sync: false,
+            });
+            if let Some(kind) = sync_family(&self.nft, entry, state, node, full, check).await? {
+                writes.push(kind);
+            }
+        }
+        Ok(writes)
+    }
+}
+
+async fn sync_family(
+    nft: &Nft,
+    family: &mut Family,
+    state: &DesiredState,
+    node: &NodeContext,
+    full: bool,
+    check: bool,
+) -> Result<Option<WriteKind>, NftError> {
+    if full || !family.in_sync {
+        family.cache.invalidate();
+    }
+    let update = family.cache.update(state, node);
+    let mut kind = match &update {
+        Update::Unchanged => None,
+        Update::Partial(text) => match nft.apply(text).await {
+            Ok(()) => Some("partial"),
+            Err(error) => {
+                tracing::warn!(%error, "partial nft transaction failed; falling back to a full one");
+                family.cache.invalidate();
+                family.cache.update(state, node);
+                write_full(nft, family).await?;
+                Some("full")
+            }
+        },
+        Update::Full => {
+            write_full(nft, family).await?;
+            Some("full")
+        }
+    };
+    if check && kind.is_none() && !nft.table_exists(family.cache.family()).await? {
+        tracing::warn!(family = ?family.cache.family(), "Portico's nftables table is gone; rewriting it");
+        write_full(nft, family).await?;
+        kind = Some("repair");
+    }
+    Ok(kind)
+}
+
+async fn write_full(nft: &Nft, family: &mut Family) -> Result<(), NftError> {
+    family.in_sync = false;
+    let text = family.cache.full_text();
+    if let Err(error) = nft.apply(&text).await {
+        family.cache.invalidate();
+        return Err(error);
+    }
+    family.in_sync = true;
+    Ok(())
+}
+
+impl Backend for NftablesBackend {
+    fn mode(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn sync<'a>(
+        &'a mut self,
+        state: &'a DesiredState,
+        node: &'a NodeContext,
+    ) -> BoxFuture<'a, Result<Vec<WriteKind>, BackendError>> {
+        Box::pin(self.run(state, node, false, false))
+    }
+
+    fn sync_full<'a>(
+        &'a mut self,
+        state: &'a DesiredState,
+        node: &'a NodeContext,
+    ) -> BoxFuture<'a, Result<Vec<WriteKind>, BackendError>> {
+        Box::pin(self.run(state, node, true, false))
+    }
+
+    fn check<'a>(
+        &'a mut self,
+        state: &'a DesiredState,
+        node: &'a NodeContext,
+    ) -> BoxFuture<'a, Result<Vec<WriteKind>, BackendError>> {
+        Box::pin(self.run(state, node, false, true))
+    }
+
+    fn cleanup(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.families.clear();
+            super::apply::remove_tables(self.nft.netns.as_deref()).await?;
+            Ok(())
+        })
+    }
+}

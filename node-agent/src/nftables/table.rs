@@ -1,0 +1,508 @@
+//! The whole table of one family, and the transactions that bring the kernel to it: a full one
+//! (the table deleted and declared anew, in one `nft -f`, so no packet sees it half written) and
+//! a partial one holding only what changed since the last render.
+//!
+//! ```text
+//!   DesiredState ─▶ TableCache::update: re-render changed ports ─▶ diff old vs new PortObjects
+//!        ─▶ delete elements, flush chains, add sets and chains, rules, delete chains and sets,
+//!           add elements (one text, applied atomically) ─▶ Update::Partial
+//!   node context changed, or first render ─▶ Update::Full (TableCache::full_text)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::names::{self, TABLE};
+use super::service::{NftContext, PortObjects, addr_type, family_word, render_port};
+use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
+
+impl NftContext {
+    pub fn new(node: &NodeContext, family: IpFamily) -> Self {
+        NftContext {
+            family,
+            node_name: node.node_name.clone(),
+            node_ips: node.node_ips_of(family),
+            pod_cidrs: node.pod_cidrs_of(family),
+            nodeport_ips: node.nodeport_ips.as_ref().map(|ips| {
+                ips.iter()
+                    .filter(|ip| IpFamily::of(ip) == family)
+                    .copied()
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// What a sync must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Update {
+    Unchanged,
+    /// Only these commands (one transaction).
+    Partial(String),
+    /// The whole table.
+    Full,
+}
+
+/// One family's table, kept between syncs and patched for the ports that changed.
+#[derive(Debug)]
+pub struct TableCache {
+    ctx: NftContext,
+    ports: BTreeMap<ServicePortKey, (ServicePort, PortObjects)>,
+    /// Endpoint address → how many ports may DNAT to it (the hairpin set holds those > 0).
+    hairpin: BTreeMap<IpAddr, usize>,
+    rendered: bool,
+}
+
+impl TableCache {
+    pub fn new(node: &NodeContext, family: IpFamily) -> Self {
+        TableCache {
+            ctx: NftContext::new(node, family),
+            ports: BTreeMap::new(),
+            hairpin: BTreeMap::new(),
+            rendered: false,
+        }
+    }
+
+    pub fn family(&self) -> IpFamily {
+        self.ctx.family
+    }
+
+    /// Renders `state`, returning what the kernel needs to catch up with the last render.
+    pub fn update(&mut self, state: &DesiredState, node: &NodeContext) -> Update {
+        let ctx = NftContext::new(node, self.ctx.family);
+        if ctx != self.ctx || !self.rendered {
+            self.ctx = ctx;
+            self.ports.clear();
+            self.hairpin.clear();
+            for port in state.ports_of(self.ctx.family) {
+                let objects = render_port(port, &self.ctx);
+                count(&mut self.hairpin, &objects.endpoint_ips, true);
+                self.ports.insert(port.key.clone(), (port.clone(), objects));
+            }
+            self.rendered = true;
+            return Update::Full;
+        }
+        let mut diff = Diff::default();
+        let mut gone: Vec<ServicePortKey> = Vec::new();
+        for key in self.ports.keys() {
+            if !state.ports.contains_key(key) {
+                gone.push(key.clone());
+            }
+        }
+        for key in gone {
+            if let Some((_, old)) = self.ports.remove(&key) {
+                count(&mut self.hairpin, &old.endpoint_ips, false);
+                diff.add(Some(&old), None);
+            }
+        }
+        for port in state.ports_of(self.ctx.family) {
+            let cached = self.ports.get(&port.key);
+            if cached.is_some_and(|(old, _)| old == port) {
+                continue;
+            }
+            let objects = render_port(port, &self.ctx);
+            let old = self.ports.remove(&port.key).map(|(_, objects)| objects);
+            if let Some(old) = &old {
+                count(&mut self.hairpin, &old.endpoint_ips, false);
+            }
+            count(&mut self.hairpin, &objects.endpoint_ips, true);
+            diff.add(old.as_ref(), Some(&objects));
+            self.ports.insert(port.key.clone(), (port.clone(), objects));
+        }
+        let text = diff.text(&self.ctx, &self.hairpin);
+        if text.is_empty() {
+            Update::Unchanged
+        } else {
+            Update::Partial(text)
+        }
+    }
+
+    /// Forgets the last render, so the next update is full (after a failed write).
+    pub fn invalidate(&mut self) {
+        self.rendered = false;
+    }
+
+    /// The whole table, replacing whatever the kernel holds under this name.
+    pub fn full_text(&self) -> String {
+        let ip = family_word(self.ctx.family);
+        let mut text = String::with_capacity(self.ports.len() * 600 + 4096);
+        // `add` first, so the delete cannot fail on a node where the table does not exist yet.
+        let _ = writeln!(text, "add table {ip} {TABLE}\ndelete table {ip} {TABLE}");
+        let _ = writeln!(text, "table {ip} {TABLE} {{");
+        text.push_str(&fixed_part(&self.ctx));
+        let mut elements: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (_, objects) in self.ports.values() {
+            for (name, body) in &objects.sets {
+                let _ = writeln!(text, "set {name} {{ {body} }}");
+            }
+            for (name, rules) in &objects.chains {
+                write_chain(&mut text, name, rules);
+            }
+            for (map, key, value) in &objects.elements {
+                elements
+                    .entry(map)
+                    .or_default()
+                    .push(format!("{key} : {value}"));
+            }
+        }
+        for (map, elements) in elements {
+            let _ = writeln!(
+                text,
+                "map {map} {{ {}; elements = {{ {} }} }}",
+                map_type(&self.ctx, map),
+                elements.join(", ")
+            );
+        }
+        let pairs: Vec<String> = self
+            .hairpin
+            .keys()
+            .map(|ip| format!("{ip} . {ip}"))
+            .collect();
+        if !pairs.is_empty() {
+            let _ = writeln!(
+                text,
+                "set {} {{ {}; elements = {{ {} }} }}",
+                names::HAIRPIN,
+                hairpin_type(&self.ctx),
+                pairs.join(", ")
+            );
+        }
+        text.push_str("}\n");
+        text
+    }
+}
+
+fn count(counts: &mut BTreeMap<IpAddr, usize>, ips: &[IpAddr], add: bool) {
+    for ip in ips {
+        if add {
+            *counts.entry(*ip).or_default() += 1;
+        } else if let Some(n) = counts.get_mut(ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(ip);
+            }
+        }
+    }
+}
+
+fn write_chain(text: &mut String, name: &str, rules: &[String]) {
+    let _ = writeln!(text, "chain {name} {{");
+    for rule in rules {
+        let _ = writeln!(text, "{rule}");
+    }
+    text.push_str("}\n");
+}
+
+fn map_type(ctx: &NftContext, map: &str) -> String {
+    if names::PORT_MAPS.contains(&map) {
+        "type inet_proto . inet_service : verdict".into()
+    } else {
+        format!(
+            "type {} . inet_proto . inet_service : verdict",
+            addr_type(ctx.family)
+        )
+    }
+}
+
+fn hairpin_type(ctx: &NftContext) -> String {
+    let addr = addr_type(ctx.family);
+    format!("type {addr} . {addr}")
+}
+
+/// The maps, sets and chains that do not depend on Services: the hooks, dispatch through the
+/// maps, masquerade, REJECT, and the filter checks.
+pub fn fixed_part(ctx: &NftContext) -> String {
+    let ip = family_word(ctx.family);
+    let mut text = String::new();
+    for map in names::ADDRESS_MAPS.iter().chain(&names::PORT_MAPS) {
+        let _ = writeln!(text, "map {map} {{ {}; }}", map_type(ctx, map));
+    }
+    let _ = writeln!(text, "set {} {{ {}; }}", names::HAIRPIN, hairpin_type(ctx));
+    // NodePorts are served on every local address, or only on --nodeport-addresses.
+    let local_destination = match &ctx.nodeport_ips {
+        None => "fib daddr type local".to_string(),
+        Some(ips) => {
+            let elements: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                text,
+                "set {} {{ type {}; {}}}",
+                names::NODEPORT_IPS,
+                addr_type(ctx.family),
+                if elements.is_empty() {
+                    String::new()
+                } else {
+                    format!("elements = {{ {} }}; ", elements.join(", "))
+                }
+            );
+            format!("{ip} daddr @{}", names::NODEPORT_IPS)
+        }
+    };
+    let dispatch = |map: &str| format!("{ip} daddr . meta l4proto . th dport vmap @{map}");
+    let node_port = |map: &str| format!("{local_destination} meta l4proto . th dport vmap @{map}");
+    let chains: Vec<(&str, &str, Vec<String>)> = vec![
+        (names::REJECT, "", vec!["reject".into()]),
+        (
+            names::MARK_MASQ,
+            "",
+            vec!["meta mark set meta mark or 0x4000".into()],
+        ),
+        (
+            names::SERVICES,
+            "",
+            // Node ports last, so that Service addresses that are also local match first.
+            vec![
+                dispatch(names::SERVICE_IPS),
+                node_port(names::SERVICE_NODEPORTS),
+            ],
+        ),
+        (
+            "nat-prerouting",
+            "type nat hook prerouting priority dstnat; policy accept;",
+            vec![format!("jump {}", names::SERVICES)],
+        ),
+        (
+            "nat-output",
+            "type nat hook output priority -100; policy accept;",
+            vec![format!("jump {}", names::SERVICES)],
+        ),
+        (
+            "nat-postrouting",
+            "type nat hook postrouting priority srcnat; policy accept;",
+            vec![
+                // A pod that reached itself through a Service: masqueraded, so its reply comes
+                // back through this node (kube-proxy's per-endpoint `saddr jump mark`).
+                format!(
+                    "ct status dnat {ip} saddr . {ip} daddr @{} jump {}",
+                    names::HAIRPIN,
+                    names::MARK_MASQ
+                ),
+                "meta mark & 0x4000 == 0 return".into(),
+                // Cleared so a packet re-routed or encapsulated is not masqueraded twice.
+                "meta mark set meta mark xor 0x4000".into(),
+                "masquerade fully-random".into(),
+            ],
+        ),
+        (
+            "service-endpoints-check",
+            "",
+            vec![dispatch(names::NO_ENDPOINT_SERVICES)],
+        ),
+        (
+            "external-endpoints-check",
+            "",
+            vec![
+                dispatch(names::NO_ENDPOINT_EXTERNAL),
+                node_port(names::NO_ENDPOINT_NODEPORTS),
+            ],
+        ),
+        ("firewall-check", "", vec![dispatch(names::FIREWALL_IPS)]),
+        (
+            "filter-input",
+            "type filter hook input priority -5; policy accept;",
+            vec![
+                "ct state new jump external-endpoints-check".into(),
+                "ct state new jump firewall-check".into(),
+            ],
+        ),
+        (
+            "filter-forward",
+            "type filter hook forward priority -5; policy accept;",
+            vec![
+                "ct state new jump service-endpoints-check".into(),
+                "ct state new jump external-endpoints-check".into(),
+                "ct state new jump firewall-check".into(),
+            ],
+        ),
+        (
+            "filter-output",
+            "type filter hook output priority -5; policy accept;",
+            vec![
+                "ct state new jump service-endpoints-check".into(),
+                "ct state new jump firewall-check".into(),
+            ],
+        ),
+    ];
+    for (name, hook, rules) in chains {
+        let _ = writeln!(text, "chain {name} {{");
+        if !hook.is_empty() {
+            let _ = writeln!(text, "{hook}");
+        }
+        for rule in rules {
+            let _ = writeln!(text, "{rule}");
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+/// The changes of a partial sync, gathered over the changed ports.
+#[derive(Default)]
+struct Diff {
+    delete_elements: BTreeMap<&'static str, Vec<String>>,
+    add_elements: BTreeMap<&'static str, Vec<String>>,
+    flush_chains: BTreeSet<String>,
+    add_chains: BTreeSet<String>,
+    rules: Vec<(String, Vec<String>)>,
+    delete_chains: BTreeSet<String>,
+    add_sets: Vec<(String, String)>,
+    delete_sets: BTreeSet<String>,
+    /// Whether endpoint addresses changed (the hairpin set is then compared as a whole).
+    endpoints_changed: bool,
+    hairpin_before: Option<BTreeSet<IpAddr>>,
+}
+
+impl Diff {
+    fn add(&mut self, old: Option<&PortObjects>, new: Option<&PortObjects>) {
+        let empty = PortObjects::default();
+        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+        for (map, key, value) in &old.elements {
+            let kept = new
+                .elements
+                .iter()
+                .any(|(m, k, v)| m == map && k == key && v == value);
+            if !kept {
+                self.delete_elements
+                    .entry(map)
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+        for (map, key, value) in &new.elements {
+            let existed = old
+                .elements
+                .iter()
+                .any(|(m, k, v)| m == map && k == key && v == value);
+            if !existed {
+                self.add_elements
+                    .entry(map)
+                    .or_default()
+                    .push(format!("{key} : {value}"));
+            }
+        }
+        for (name, rules) in &old.chains {
+            match new.chains.iter().find(|(n, _)| n == name) {
+                None => {
+                    self.flush_chains.insert(name.clone());
+                    self.delete_chains.insert(name.clone());
+                }
+                Some((_, new_rules)) if new_rules != rules => {
+                    self.flush_chains.insert(name.clone());
+                    self.rules.push((name.clone(), new_rules.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, rules) in &new.chains {
+            if !old.chains.iter().any(|(n, _)| n == name) {
+                self.add_chains.insert(name.clone());
+                self.rules.push((name.clone(), rules.clone()));
+            }
+        }
+        for (name, body) in &old.sets {
+            if !new.sets.iter().any(|(n, b)| n == name && b == body) {
+                self.delete_sets.insert(name.clone());
+            }
+        }
+        for (name, body) in &new.sets {
+            if !old.sets.iter().any(|(n, b)| n == name && b == body) {
+                self.add_sets.push((name.clone(), body.clone()));
+            }
+        }
+        if old.endpoint_ips != new.endpoint_ips {
+            self.endpoints_changed = true;
+            let before = self.hairpin_before.get_or_insert_with(BTreeSet::new);
+            before.extend(old.endpoint_ips.iter().copied());
+            before.extend(new.endpoint_ips.iter().copied());
+        }
+    }
+
+    /// The commands in an order the kernel accepts within one transaction: references go
+    /// before what they point at is deleted, and exist before they are used.
+    fn text(&self, ctx: &NftContext, hairpin: &BTreeMap<IpAddr, usize>) -> String {
+        let ip = family_word(ctx.family);
+        let mut text = String::new();
+        let mut hairpin_add = Vec::new();
+        let mut hairpin_delete = Vec::new();
+        if self.endpoints_changed
+            && let Some(touched) = &self.hairpin_before
+        {
+            // The touched addresses: present now or not; what the kernel held is unknown per
+            // address, so each is deleted and (when still used) added again, which the same
+            // transaction makes a no-op for packets.
+            for addr in touched {
+                hairpin_delete.push(format!("{addr} . {addr}"));
+                if hairpin.contains_key(addr) {
+                    hairpin_add.push(format!("{addr} . {addr}"));
+                }
+            }
+        }
+        // Adding first makes every delete valid whether or not the element was there.
+        if !hairpin_delete.is_empty() {
+            let _ = writeln!(
+                text,
+                "add element {ip} {TABLE} {} {{ {} }}",
+                names::HAIRPIN,
+                hairpin_delete.join(", ")
+            );
+            let _ = writeln!(
+                text,
+                "delete element {ip} {TABLE} {} {{ {} }}",
+                names::HAIRPIN,
+                hairpin_delete.join(", ")
+            );
+        }
+        for (map, keys) in &self.delete_elements {
+            let _ = writeln!(
+                text,
+                "delete element {ip} {TABLE} {map} {{ {} }}",
+                keys.join(", ")
+            );
+        }
+        for name in &self.flush_chains {
+            let _ = writeln!(text, "flush chain {ip} {TABLE} {name}");
+        }
+        for (name, body) in &self.add_sets {
+            if self.delete_sets.contains(name) {
+                continue;
+            }
+            let _ = writeln!(text, "add set {ip} {TABLE} {name} {{ {body} }}");
+        }
+        for name in &self.add_chains {
+            let _ = writeln!(text, "add chain {ip} {TABLE} {name}");
+        }
+        for (name, rules) in &self.rules {
+            for rule in rules {
+                let _ = writeln!(text, "add rule {ip} {TABLE} {name} {rule}");
+            }
+        }
+        for name in &self.delete_chains {
+            let _ = writeln!(text, "delete chain {ip} {TABLE} {name}");
+        }
+        for name in &self.delete_sets {
+            if self.add_sets.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let _ = writeln!(text, "delete set {ip} {TABLE} {name}");
+        }
+        for (map, elements) in &self.add_elements {
+            let _ = writeln!(
+                text,
+                "add element {ip} {TABLE} {map} {{ {} }}",
+                elements.join(", ")
+            );
+        }
+        if !hairpin_add.is_empty() {
+            let _ = writeln!(
+                text,
+                "add element {ip} {TABLE} {} {{ {} }}",
+                names::HAIRPIN,
+                hairpin_add.join(", ")
+            );
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+use std::net::IpAddr;
+
+use super::*;
+use crate::dataplane::{Endpoint, Protocol, ServicePort, TrafficPolicy};
+
+fn node() -> NodeContext {
+    NodeContext {
+        node_name: "node-a".into(),
+        node_ips: vec!["198.18.0.10".parse().unwrap()],
+        pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        nodeport_ips: None,
+    }
+}
+
+fn endpoint(ip: &str, node: &str) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().unwrap(),
+        port: 8080,
+        node_name: Some(node.into()),
+        ready: true,
+        serving: true,
+        terminating: false,
+    }
+}
+
+fn port(index: u32, endpoints: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        key: ServicePortKey {
+            family: IpFamily::V4,
+            namespace: "ns".into(),
+            name: format!("svc{index}"),
+            port_name: "http".into(),
+            protocol: Protocol::Tcp,
+        },
+        cluster_ip: IpAddr::from([10, 96, 0, u8::try_from(index).unwrap()]),
+        port: 80,
+        node_port: Some(30000 + u16::try_from(index).unwrap()),
+        external_ips: vec![],
+        load_balancer_ips: vec![],
+        load_balancer_source_ranges: vec![],
+        external_policy: TrafficPolicy::Cluster,
+        internal_policy: TrafficPolicy::Cluster,
+        affinity_timeout_seconds: None,
+        health_check_node_port: None,
+        endpoints,
+    }
+}
+
+fn state(ports: Vec<ServicePort>) -> DesiredState {
+    let mut state = DesiredState::default();
+    for port in ports {
+        state.insert(port);
+    }
+    state
+}
+
+fn many(changed: Option<u32>) -> DesiredState {
+    state(
+        (1..100)
+            .map(|i| {
+                let mut eps = vec![endpoint(&format!("10.245.0.{i}"), "node-b")];
+                if changed == Some(i) {
+                    eps.push(endpoint("10.245.1.1", "node-b"));
+                }
+                port(i, eps)
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_first_render_and_a_new_node_context_are_full() {
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    assert_eq!(cache.update(&many(None), &node()), Update::Full);
+    assert_eq!(cache.update(&many(None), &node()), Update::Unchanged);
+    let mut moved = node();
+    moved.pod_cidrs = vec!["10.250.0.0/16".parse().unwrap()];
+    assert_eq!(cache.update(&many(None), &moved), Update::Full);
+}
+
+#[test]
+fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&many(None), &node());
+    let Update::Partial(text) = cache.update(&many(Some(42)), &node()) else {
+        panic!("a partial update");
+    };
+    assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
+    for line in text.lines() {
+        assert!(
+            line.contains("svc42") || line.contains(names::HAIRPIN),
+            "only svc42's objects: {line}"
+        );
+    }
+    assert!(text.contains("numgen random mod 2 0"), "{text}");
+    assert!(text.contains("10.245.1.1 . 10.245.1.1"), "{text}");
+}
+
+#[test]
+fn a_removed_service_loses_its_elements_before_its_chains() {
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(
+        &state(vec![port(1, vec![endpoint("10.245.0.1", "node-b")])]),
+        &node(),
+    );
+    let Update::Partial(text) = cache.update(&DesiredState::default(), &node()) else {
+        panic!("a partial update");
+    };
+    let element = text
+        .find("delete element ip portico service-ips")
+        .expect(&text);
+    let flush = text.find("flush chain").expect(&text);
+    let delete = text.find("delete chain").expect(&text);
+    assert!(element < flush && flush < delete, "{text}");
+}
+
+#[test]
+fn no_endpoints_reject_and_local_without_local_endpoints_drops() {
+    let mut local = port(2, vec![endpoint("10.245.0.2", "node-b")]);
+    local.external_policy = TrafficPolicy::Local;
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&state(vec![port(1, vec![]), local]), &node());
+    let text = cache.full_text();
+    assert!(
+        text.contains("10.96.0.1 . tcp . 80 : goto reject-chain"),
+        "{text}"
+    );
+    assert!(text.contains("tcp . 30001 : goto reject-chain"), "{text}");
+    assert!(text.contains("tcp . 30002 : drop"), "{text}");
+    // The ClusterIP of the Local Service still reaches its remote endpoint.
+    assert!(
+        text.contains("10.96.0.2 . tcp . 80 : goto service-"),
+        "{text}"
+    );
+}

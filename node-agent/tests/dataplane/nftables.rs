@@ -1,0 +1,304 @@
+//! The nftables backend's own promises: a partial transaction leaves the kernel exactly where a
+//! full load of the same state does; other tables and iptables rules survive its syncs and its
+//! cleanup; switching modes leaves no rules of the other mode behind.
+
+use portico_agent::args::ProxyMode;
+use portico_agent::dataplane::IpFamily;
+use portico_agent::nftables::NftablesBackend;
+use serde_json::Value;
+
+use crate::helper::{Answer, EchoServer, connect_from};
+use crate::in_both_modes;
+use crate::services::{
+    backend, mk_service, mk_slice, node_context, state, tag, with_lb_ip, with_local_policy,
+};
+use crate::topology::{
+    CLIENT_IP, ECHO_PORT, LB_IP, NODE_IP, NODE_NAME, NODE_POD_GATEWAY, POD_A_IP, POD_B_IP,
+    Topology, in_ns, output_in_ns, root_or_skip,
+};
+
+/// `nft -j list table ip portico` with what differs between equal tables left out: handles,
+/// and the order of set elements (hash order, seeded per set).
+fn table_listing(node: &str) -> Value {
+    let text = output_in_ns(node, &["nft", "-j", "list", "table", "ip", "portico"]);
+    let mut json: Value = serde_json::from_str(&text).expect("nft -j output");
+    normalize(&mut json);
+    json
+}
+
+fn normalize(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("handle");
+            for (key, inner) in map.iter_mut() {
+                normalize(inner);
+                if key == "elem"
+                    && let Value::Array(items) = inner
+                {
+                    items.sort_by_key(|item| item.to_string());
+                }
+            }
+        }
+        Value::Array(items) => {
+            items.iter_mut().for_each(normalize);
+            // Objects of the table (chains, sets, rules) in a canonical order.
+            items.sort_by_key(|item| item.to_string());
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_partial_transaction_ends_where_a_full_load_of_the_same_state_does() {
+    if !root_or_skip("a_partial_transaction_ends_where_a_full_load_of_the_same_state_does") {
+        return;
+    }
+    let topology = Topology::new("nfeq");
+    let fresh = Topology::new("nfeqf");
+    let mut sticky = mk_service("sticky", "10.96.0.12", "ClusterIP", None);
+    sticky.spec.as_mut().unwrap().session_affinity = Some("ClientIP".into());
+    let mut ranged = with_lb_ip(
+        with_local_policy(mk_service(
+            "ranged",
+            "10.96.0.11",
+            "LoadBalancer",
+            Some(30081),
+        )),
+        LB_IP,
+    );
+    ranged.spec.as_mut().unwrap().load_balancer_source_ranges = Some(vec!["203.0.113.0/24".into()]);
+    let steps = [
+        (
+            vec![mk_service("web", "10.96.0.10", "NodePort", Some(30080))],
+            vec![],
+        ),
+        (
+            vec![
+                mk_service("web", "10.96.0.10", "NodePort", Some(30080)),
+                ranged.clone(),
+                sticky.clone(),
+            ],
+            vec![
+                mk_slice("web", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+                mk_slice("ranged", &[(POD_B_IP, "node-b")]),
+                mk_slice("sticky", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+            ],
+        ),
+        (
+            vec![ranged, sticky],
+            vec![
+                mk_slice("ranged", &[(POD_A_IP, NODE_NAME)]),
+                mk_slice("sticky", &[(POD_B_IP, "node-b")]),
+            ],
+        ),
+        (vec![], vec![]),
+    ];
+    let mut incremental = NftablesBackend::new(Some(&topology.node), &node_context());
+    for (index, (services, slices)) in steps.iter().enumerate() {
+        let desired = state(services, slices);
+        let writes = portico_agent::dataplane::backend::Backend::sync(
+            &mut incremental,
+            &desired,
+            &node_context(),
+        )
+        .await
+        .expect("sync");
+        if index > 0 {
+            assert_eq!(writes, ["partial"], "step {index} is a partial transaction");
+        }
+        let mut full = NftablesBackend::new(Some(&fresh.node), &node_context());
+        portico_agent::dataplane::backend::Backend::sync_full(&mut full, &desired, &node_context())
+            .await
+            .expect("full sync");
+        assert_eq!(
+            table_listing(&topology.node),
+            table_listing(&fresh.node),
+            "step {index}: partial and full differ; full text:\n{}",
+            full.full_text(IpFamily::V4).unwrap_or_default()
+        );
+    }
+}
+
+#[tokio::test]
+async fn foreign_tables_and_iptables_rules_survive_and_cleanup_removes_only_portico() {
+    if !root_or_skip("foreign_tables_and_iptables_rules_survive_and_cleanup_removes_only_portico") {
+        return;
+    }
+    let topology = Topology::new("nffr");
+    let node = topology.node.as_str();
+    in_ns(node, &["nft", "add table inet foreign"]);
+    in_ns(
+        node,
+        &[
+            "nft",
+            "add chain inet foreign input { type filter hook input priority 0; }",
+        ],
+    );
+    in_ns(
+        node,
+        &["nft", "add rule inet foreign input ip saddr 192.0.2.2 drop"],
+    );
+    in_ns(
+        node,
+        &[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "192.0.2.9",
+            "-j",
+            "ACCEPT",
+        ],
+    );
+    let foreign_intact = |when: &str| {
+        let ruleset = output_in_ns(node, &["nft", "list", "table", "inet", "foreign"]);
+        assert!(
+            ruleset.contains("ip saddr 192.0.2.2 drop"),
+            "{when}:\n{ruleset}"
+        );
+        let saved = output_in_ns(node, &["iptables-save", "-t", "nat"]);
+        assert!(
+            saved.contains("-A POSTROUTING -s 192.0.2.9/32 -j ACCEPT"),
+            "{when}:\n{saved}"
+        );
+    };
+    let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
+    let mut nft = backend(ProxyMode::Nftables, node);
+    let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
+    nft.sync(&state(&services, &[]), &node_context())
+        .await
+        .expect("full sync");
+    foreign_intact("after a full sync");
+    let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
+    let writes = nft
+        .sync(&state(&services, &slices), &node_context())
+        .await
+        .expect("partial");
+    assert_eq!(writes, ["partial"]);
+    foreign_intact("after a partial sync");
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Peer(NODE_POD_GATEWAY.into())
+    );
+    // A deleted table is found by the periodic check and written again.
+    in_ns(node, &["nft", "delete table ip portico"]);
+    let writes = nft
+        .check(&state(&services, &slices), &node_context())
+        .await
+        .expect("check");
+    assert_eq!(writes, ["repair"]);
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Peer(NODE_POD_GATEWAY.into())
+    );
+    nft.cleanup().await.expect("cleanup");
+    let tables = output_in_ns(node, &["nft", "list", "tables"]);
+    assert!(!tables.contains("portico"), "{tables}");
+    foreign_intact("after cleanup");
+}
+
+#[tokio::test]
+async fn switching_modes_leaves_no_rules_of_the_other_mode() {
+    if !root_or_skip("switching_modes_leaves_no_rules_of_the_other_mode") {
+        return;
+    }
+    let topology = Topology::new("nfsw");
+    let node = topology.node.as_str();
+    let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
+    let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
+    let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
+    let desired = state(&services, &slices);
+    let portico_in_iptables = || output_in_ns(node, &["iptables-save"]).contains("PORTICO-");
+    let portico_table = || output_in_ns(node, &["nft", "list", "tables"]).contains("portico");
+    for (mode, other_gone) in [
+        (ProxyMode::Iptables, "no nftables table"),
+        (ProxyMode::Nftables, "no iptables chain"),
+        (ProxyMode::Iptables, "no nftables table"),
+    ] {
+        backend(mode, node)
+            .sync(&desired, &node_context())
+            .await
+            .expect("sync");
+        let (ours, theirs) = match mode {
+            ProxyMode::Nftables => (portico_table(), portico_in_iptables()),
+            _ => (portico_in_iptables(), portico_table()),
+        };
+        assert!(ours && !theirs, "{mode:?}: {other_gone} expected");
+        assert_eq!(
+            connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+            Answer::Peer(NODE_POD_GATEWAY.into()),
+            "{mode:?}"
+        );
+    }
+}
+
+in_both_modes!(load_balancer_source_ranges_admit_only_the_listed_sources);
+async fn load_balancer_source_ranges_admit_only_the_listed_sources(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "lsr"));
+    let _echo = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
+    let mut backend = backend(mode, &topology.node);
+    for (range, expected) in [
+        (
+            format!("{CLIENT_IP}/32"),
+            Answer::Peer(NODE_POD_GATEWAY.into()),
+        ),
+        ("203.0.113.0/24".to_string(), Answer::Timeout),
+    ] {
+        let mut service = with_lb_ip(
+            mk_service("web", "10.96.0.10", "LoadBalancer", Some(30080)),
+            LB_IP,
+        );
+        service.spec.as_mut().unwrap().load_balancer_source_ranges = Some(vec![range.clone()]);
+        let slices = [mk_slice("web", &[(POD_A_IP, NODE_NAME)])];
+        backend
+            .sync(&state(&[service], &slices), &node_context())
+            .await
+            .expect("sync");
+        assert_eq!(
+            connect_from(&topology.client, &format!("{LB_IP}:80")),
+            expected,
+            "source range {range}"
+        );
+    }
+}
+
+in_both_modes!(client_ip_affinity_keeps_a_client_on_one_endpoint);
+async fn client_ip_affinity_keeps_a_client_on_one_endpoint(mode: ProxyMode) {
+    let topology = Topology::new(&tag(mode, "aff"));
+    // Two endpoints that answer with different words: the answer tells which one was reached.
+    let _a = EchoServer::start(&topology.pod_a, &format!("0.0.0.0:{ECHO_PORT}"));
+    let _b = EchoServer::start(&topology.pod_b, &format!("0.0.0.0:{ECHO_PORT}"));
+    let mut service = mk_service("web", "10.96.0.10", "NodePort", Some(30080));
+    service.spec.as_mut().unwrap().session_affinity = Some("ClientIP".into());
+    let slices = [mk_slice(
+        "web",
+        &[(POD_A_IP, NODE_NAME), (POD_B_IP, NODE_NAME)],
+    )];
+    backend(mode, &topology.node)
+        .sync(&state(&[service], &slices), &node_context())
+        .await
+        .expect("sync");
+    // The echo servers answer with the peer they saw, which is the node either way (Cluster
+    // policy masquerades); the conntrack table tells which endpoint each connection reached.
+    let mut reached = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let answer = connect_from(&topology.client, &format!("{NODE_IP}:30080"));
+        assert_eq!(answer, Answer::Peer(NODE_POD_GATEWAY.into()));
+        let flows = output_in_ns(
+            &topology.node,
+            &["conntrack", "-L", "-p", "tcp", "--orig-port-dst", "30080"],
+        );
+        for endpoint in [POD_A_IP, POD_B_IP] {
+            if flows.contains(&format!("src={endpoint} ")) {
+                reached.insert(endpoint);
+            }
+        }
+    }
+    assert_eq!(
+        reached.len(),
+        1,
+        "every connection of the client reached one endpoint: {reached:?}"
+    );
+}
