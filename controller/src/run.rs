@@ -1,16 +1,19 @@
-//! Wiring of the bare-metal controller, once this replica leads:
+//! Wiring of the controller, once this replica leads:
 //!
 //! ```text
-//!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
-//!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
-//!   Services (paged list) ──┘   (allocator)         └─▶ pool status writer
-//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch)
+//!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service, one path: cloud.rs)
+//!   Namespaces ──reflector──┼─▶ Ipam ─▶ Context ────┤
+//!   Nodes (if the provider uses them)   │           └─▶ pool status writer
+//!   Services (paged list) ─▶ provider.restore, before the first reconcile
+//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch),
+//!                          │          or node set changes (cloud::follow_nodes)
 //!                          └─▶ every Service of the initial list reconciled ─▶ ready (catch_up)
 //! Each reconcile requeues itself for the periodic resync.
 //! ```
-//! Every Service that already has an address is restored into the allocator before the first
-//! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
-//! holds (MetalLB's lesson).
+//! Without a cloud provider the provider is `BareMetal` over the `Ipam`. Every Service that
+//! already has an address is restored into the allocator before the first reconcile, so a
+//! restart neither renumbers nor lets a new Service take an address an old one holds (MetalLB's
+//! lesson).
 
 use std::collections::HashSet;
 use std::sync::Arc;
