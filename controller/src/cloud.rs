@@ -1,15 +1,19 @@
-//! The reconcile of a Service when a cloud provider makes its load balancer, and the Node watch
-//! that requeues Services when the load balancers' node set changes.
+//! The reconcile of a Service through the provider seam (every provider, bare metal included),
+//! and the Node watch that requeues Services when the load balancers' node set changes.
 //!
 //! ```text
-//!   Service ──not Portico's──▶ ensure_deleted, clear status, drop finalizer (if it was ours)
+//!   Service ──not Portico's──▶ ensure_deleted, clear status, drop finalizer (if it was ours;
+//!                              else provider.forget, which makes no API call)
 //!           ──being deleted─▶ DeletingLoadBalancer ─▶ ensure_deleted ─▶ DeletedLoadBalancer ─▶ finalizer off
 //!           ──Portico's─────▶ finalizer ─▶ node set ─▶ only the node set changed? provider.update_hosts
 //!                                                     else provider.ensure
 //!                                         ─▶ status + LoadBalancerReady condition (on a difference)
 //!                                                                     └▶ Events: EnsuredLoadBalancer
 //!                                                                        (when something changed),
-//!                                                                        SyncLoadBalancerFailed
+//!                                                                        SyncLoadBalancerFailed,
+//!                                                                        the provider's own
+//! The lifecycle Events (Ensuring/Ensured/Updated/Deleting) and the node set only for providers
+//! that ask for them (`lifecycle_events`, `uses_nodes`): bare metal keeps its own Events.
 //!   Nodes ─watch─▶ node set changed? ─yes─▶ requeue every Portico Service
 //! ```
 //! A failed ensure leaves whatever already works in place: the plan only creates, modifies and
@@ -30,7 +34,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::conditions::{self, Readiness};
 use crate::ipam::ServiceKey;
 use crate::nodes::{LbNode, load_balancer_nodes};
-use crate::providers::{Ensured, LoadBalancerProvider, ProviderError};
+use crate::providers::{Ensured, LoadBalancerProvider, LoadBalancerStatus, ProviderError};
 use crate::reconcile::{
     Context, RESYNC_PERIOD, ReconcileError, ensure_finalizer, has_finalizer, lock,
     remove_finalizer, report_failure, service_key, sync_status, write_status,
@@ -38,10 +42,10 @@ use crate::reconcile::{
 use crate::service_filter::is_portico_service;
 use crate::status::current_ingress;
 
-/// A cloud provider and the nodes it sends traffic to.
+/// The provider and the nodes it sends traffic to (None when it uses no nodes).
 pub struct Cloud {
     pub provider: Arc<dyn LoadBalancerProvider>,
-    pub nodes: Store<Node>,
+    pub nodes: Option<Store<Node>>,
     /// What each Service's last successful ensure was given: a fingerprint of the Service and the
     /// node set. A later reconcile with the same Service and another node set is an update of
     /// the hosts only.
@@ -49,7 +53,7 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    pub fn new(provider: Arc<dyn LoadBalancerProvider>, nodes: Store<Node>) -> Self {
+    pub fn new(provider: Arc<dyn LoadBalancerProvider>, nodes: Option<Store<Node>>) -> Self {
         Cloud {
             provider,
             nodes,
@@ -58,7 +62,10 @@ impl Cloud {
     }
 
     pub fn node_set(&self) -> Vec<LbNode> {
-        let nodes = self.nodes.state();
+        let Some(nodes) = &self.nodes else {
+            return Vec::new();
+        };
+        let nodes = nodes.state();
         load_balancer_nodes(nodes.iter().map(|n| n.as_ref()))
     }
 }
@@ -85,6 +92,14 @@ async fn ensure_or_update_hosts(
     cloud: &Cloud,
     nodes: &[LbNode],
 ) -> Result<Outcome, ProviderError> {
+    if !cloud.provider.uses_nodes() {
+        // No node set to follow, so nothing to remember between reconciles.
+        return cloud
+            .provider
+            .ensure(service, nodes)
+            .await
+            .map(Outcome::Ensured);
+    }
     let key = service_key(service);
     let print = fingerprint(service);
     let last = lock(&cloud.ensured).get(&key).cloned();
@@ -116,8 +131,9 @@ pub async fn apply(
 ) -> Result<Action, ReconcileError> {
     let service = ensure_finalizer(api, service, ctx).await?;
     let nodes = cloud.node_set();
+    let lifecycle = cloud.provider.lifecycle_events();
     let first = current_ingress(&service).is_empty();
-    if first {
+    if lifecycle && first {
         ctx.publish(
             &service,
             EventType::Normal,
@@ -130,20 +146,29 @@ pub async fn apply(
         Ok(outcome) => outcome,
         Err(e) => {
             report_failure(api, &service, ctx, &Readiness::from_provider_error(&e)).await;
-            ctx.publish(
-                &service,
-                EventType::Warning,
-                reason::SYNC_LOAD_BALANCER_FAILED,
-                format!("Error syncing load balancer: {e}"),
-            )
-            .await;
+            let (reason, note) = e.failure_event();
+            ctx.publish(&service, EventType::Warning, reason, note)
+                .await;
             return Err(ReconcileError::Provider(e));
         }
     };
-    let (ingress, changes, warnings) = match outcome {
-        Outcome::Ensured(ensured) => (ensured.status.ingress, ensured.changes, ensured.warnings),
-        Outcome::HostsUpdated(changes) => (current_ingress(&service), changes, Vec::new()),
+    let ensured = match outcome {
+        Outcome::Ensured(ensured) => ensured,
+        Outcome::HostsUpdated(changes) => Ensured {
+            status: LoadBalancerStatus {
+                ingress: current_ingress(&service),
+            },
+            changes,
+            ..Ensured::default()
+        },
     };
+    let Ensured {
+        status: LoadBalancerStatus { ingress },
+        changes,
+        warnings,
+        events,
+        ready_message,
+    } = ensured;
     for warning in &warnings {
         ctx.publish(
             &service,
@@ -153,7 +178,7 @@ pub async fn apply(
         )
         .await;
     }
-    let readiness = if nodes.is_empty() {
+    let readiness = if cloud.provider.uses_nodes() && nodes.is_empty() {
         // Once per episode, not on every resync.
         if conditions::current(&service).is_none_or(|c| c.reason != conditions::NO_ELIGIBLE_NODES) {
             ctx.publish(
@@ -165,6 +190,8 @@ pub async fn apply(
             .await;
         }
         Readiness::no_eligible_nodes()
+    } else if let Some(message) = ready_message {
+        Readiness::ready(message)
     } else {
         let names: Vec<&str> = ingress
             .iter()
@@ -176,8 +203,23 @@ pub async fn apply(
             cloud.provider.name()
         ))
     };
-    sync_status(api, &service, ctx, &ingress, &readiness).await?;
-    if first || !changes.is_empty() {
+    if sync_status(api, &service, ctx, &ingress, &readiness).await? {
+        // `ips=[198.19.8.7]`, as operators (and the logs test) read it; hostnames are named too.
+        let ips: Vec<std::net::IpAddr> = ingress
+            .iter()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        let hostnames: Vec<&str> = ingress
+            .iter()
+            .filter_map(|i| i.hostname.as_deref())
+            .collect();
+        tracing::debug!(?ips, ?hostnames, "wrote the status");
+    }
+    for event in events {
+        ctx.publish(&service, event.type_, event.reason, event.note)
+            .await;
+    }
+    if lifecycle && (first || !changes.is_empty()) {
         let reason = if first {
             reason::ENSURED_LOAD_BALANCER
         } else {
@@ -201,16 +243,24 @@ pub async fn delete(
     ctx: &Context,
     cloud: &Cloud,
 ) -> Result<Action, ReconcileError> {
+    let stays = service.meta().deletion_timestamp.is_none();
     if !has_finalizer(service) {
+        // Only a Service that stopped being Portico's: one being deleted without the finalizer
+        // is released by the resync's sweep, as before.
+        if !is_portico_service(service, ctx.default_class) {
+            cloud.provider.forget(service);
+        }
         return Ok(Action::await_change());
     }
-    ctx.publish(
-        service,
-        EventType::Normal,
-        reason::DELETING_LOAD_BALANCER,
-        "Deleting load balancer".into(),
-    )
-    .await;
+    if cloud.provider.lifecycle_events() {
+        ctx.publish(
+            service,
+            EventType::Normal,
+            reason::DELETING_LOAD_BALANCER,
+            "Deleting load balancer".into(),
+        )
+        .await;
+    }
     lock(&cloud.ensured).remove(&service_key(service));
     let deleted = match cloud.provider.ensure_deleted(service).await {
         Ok(deleted) => deleted,
@@ -225,19 +275,19 @@ pub async fn delete(
             return Err(ReconcileError::Provider(e));
         }
     };
-    if service.meta().deletion_timestamp.is_none()
-        && (!current_ingress(service).is_empty() || conditions::current(service).is_some())
-    {
+    if stays && (!current_ingress(service).is_empty() || conditions::current(service).is_some()) {
         write_status(api, service, &[], None).await?;
     }
     remove_finalizer(api, service).await?;
-    ctx.publish(
-        service,
-        EventType::Normal,
-        reason::DELETED_LOAD_BALANCER,
-        format!("Deleted load balancer: {}", deleted.join(", ")),
-    )
-    .await;
+    if let Some(note) = cloud.provider.deleted_note(&deleted, stays) {
+        ctx.publish(
+            service,
+            EventType::Normal,
+            reason::DELETED_LOAD_BALANCER,
+            note,
+        )
+        .await;
+    }
     Ok(Action::await_change())
 }
 
@@ -248,9 +298,10 @@ pub async fn follow_nodes(
     services: Store<Service>,
     requeue: mpsc::UnboundedSender<ObjectRef<Service>>,
 ) {
-    let Some(cloud) = ctx.cloud.as_ref() else {
+    let cloud = &ctx.cloud;
+    if !cloud.provider.uses_nodes() {
         return;
-    };
+    }
     let mut last = cloud.node_set();
     loop {
         nodes_changed.notified().await;
@@ -285,9 +336,7 @@ pub async fn delete_orphans_once_listed(
     services: Store<Service>,
     mut listed: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Some(cloud) = ctx.cloud.as_ref() else {
-        return;
-    };
+    let cloud = &ctx.cloud;
     if listed.wait_for(|listed| *listed).await.is_err() {
         return;
     }

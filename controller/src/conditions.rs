@@ -77,6 +77,7 @@ impl Readiness {
                 Self::not_ready(THROTTLED, format!("{error}; retrying with backoff"))
             }
             ProviderError::Cloud { .. } => Self::not_ready(CLOUD_ERROR, error.to_string()),
+            ProviderError::Allocation(e) => Self::from_ipam_error(e),
         }
     }
 

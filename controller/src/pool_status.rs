@@ -179,19 +179,19 @@ pub async fn run_writer(ctx: Arc<Context>) {
     let mut ticker = tokio::time::interval(WRITE_PERIOD);
     loop {
         ticker.tick().await;
-        if !ctx.pools_dirty.swap(false, Ordering::Relaxed) {
+        if !ctx.ipam.pools_dirty.swap(false, Ordering::Relaxed) {
             continue;
         }
         if let Err(e) = write_all(&ctx).await {
             tracing::warn!(error = %e, "could not write AddressPool status; retrying");
-            ctx.pools_dirty.store(true, Ordering::Relaxed);
+            ctx.ipam.pools_dirty.store(true, Ordering::Relaxed);
         }
     }
 }
 
 async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
     let (stats, invalid, overlaps) = {
-        let allocator = ctx.allocator.lock().unwrap_or_else(|p| p.into_inner());
+        let allocator = ctx.ipam.allocator.lock().unwrap_or_else(|p| p.into_inner());
         let invalid: Vec<(String, ValidationErrors)> = allocator
             .invalid_pools()
             .map(|(name, errors)| (name.to_owned(), errors.clone()))
@@ -201,7 +201,7 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
     let api: Api<AddressPool> = Api::all(ctx.client.clone());
     let mut readable = Vec::new();
     let mut unreadable = Vec::new();
-    for guarded in ctx.pools.state() {
+    for guarded in ctx.ipam.pools.state() {
         match &guarded.0 {
             Ok(pool) => readable.push(pool.clone()),
             Err(invalid) => unreadable.push(invalid.clone()),
@@ -260,7 +260,7 @@ async fn write_all(ctx: &Context) -> Result<(), kube::Error> {
 async fn report_unreadable(ctx: &Context, unreadable: &[InvalidObject]) {
     let mut due = Vec::new();
     {
-        let mut reported = lock(&ctx.unreadable_pools);
+        let mut reported = lock(&ctx.ipam.unreadable_pools);
         reported.retain(|name, _| {
             unreadable
                 .iter()

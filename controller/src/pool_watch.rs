@@ -37,8 +37,8 @@ pub async fn run(
 ) {
     loop {
         pools_changed.notified().await;
-        ctx.pools_dirty.store(true, Ordering::Relaxed);
-        let Some(holders) = ctx.refresh_pools() else {
+        ctx.ipam.pools_dirty.store(true, Ordering::Relaxed);
+        let Some(holders) = ctx.ipam.refresh_pools() else {
             continue;
         };
         let affected = affected_services(&ctx, &services, holders);
@@ -71,7 +71,7 @@ fn affected_services(
             continue;
         }
         let key = service_key(&service);
-        if failing.contains(&key) || !ctx.holds_addresses(&key) {
+        if failing.contains(&key) || !ctx.ipam.holds_addresses(&key) {
             affected.insert(key);
         }
     }

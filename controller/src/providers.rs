@@ -3,12 +3,13 @@
 //! back a load-balancer status that holds IPs or a hostname; the reconcile knows no provider.
 //!
 //! ```text
-//!   --provider ─▶ build() ─▶ baremetal: the pools and the allocator (reconcile.rs)
-//!                         └▶ aws: Arc<dyn LoadBalancerProvider> ─▶ cloud.rs reconciles with it
-//!   Nodes ─▶ nodes::load_balancer_nodes (once, for every provider) ─▶ ensure / update_hosts
+//!   --provider ─▶ build() ─▶ aws | gcp: Arc<dyn LoadBalancerProvider> ─┐
+//!                 (None) ─▶ run() ─▶ baremetal::BareMetal (pools) ───────┴▶ cloud.rs reconciles with it
+//!   Nodes ─▶ nodes::load_balancer_nodes (once, for providers that use nodes) ─▶ ensure / update_hosts
 //! ```
 
 pub mod aws;
+pub mod baremetal;
 pub mod gcp;
 
 use std::collections::HashSet;
@@ -16,6 +17,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
+use kube::runtime::events::EventType;
+
+use portico_api::keys::reason;
 
 use crate::args::{Args, Provider};
 use crate::nodes::LbNode;
@@ -35,6 +39,20 @@ pub struct Ensured {
     /// Problems the user can fix that did not stop the rest (a node without a usable
     /// providerID), each naming what to fix.
     pub warnings: Vec<String>,
+    /// The provider's own Events (bare metal: `IPAllocated`, `AddressOutsidePool`), published
+    /// after the status is written.
+    pub events: Vec<ProviderEvent>,
+    /// The `LoadBalancerReady` message when the provider words it (None: the load balancer's
+    /// addresses and the provider's name).
+    pub ready_message: Option<String>,
+}
+
+/// An Event a provider asks the reconcile to publish on the Service.
+#[derive(Clone, Debug)]
+pub struct ProviderEvent {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub note: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +67,9 @@ pub enum ProviderError {
         code: String,
         message: String,
     },
+    /// No address could be assigned from the pools (bare metal).
+    #[error("{0}")]
+    Allocation(#[source] crate::ipam::IpamError),
 }
 
 impl ProviderError {
@@ -65,6 +86,18 @@ impl ProviderError {
             ProviderError::Invalid { .. } => "invalid_input",
             ProviderError::Cloud { code, .. } if is_throttling(code) => "throttled",
             ProviderError::Cloud { .. } => "cloud",
+            ProviderError::Allocation(e) => e.label(),
+        }
+    }
+
+    /// The Warning Event a failed ensure gets: its reason and note.
+    pub fn failure_event(&self) -> (&'static str, String) {
+        match self {
+            ProviderError::Allocation(e) => (reason::ALLOCATION_FAILED, e.to_string()),
+            _ => (
+                reason::SYNC_LOAD_BALANCER_FAILED,
+                format!("Error syncing load balancer: {self}"),
+            ),
         }
     }
 }
@@ -122,6 +155,36 @@ pub trait LoadBalancerProvider: Send + Sync {
         &'a self,
         live_uids: &'a HashSet<String>,
     ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>>;
+
+    /// Whether the load balancer sends traffic to the nodes: then the reconcile computes the
+    /// node set, follows Node changes and reports a Service with no eligible node. Bare metal's
+    /// agents announce the addresses themselves.
+    fn uses_nodes(&self) -> bool {
+        true
+    }
+
+    /// Whether the reconcile publishes the cloud controllers' lifecycle Events
+    /// (`EnsuringLoadBalancer`, `EnsuredLoadBalancer`, `UpdatedLoadBalancer`,
+    /// `DeletingLoadBalancer`); bare metal reports in its own Events instead.
+    fn lifecycle_events(&self) -> bool {
+        true
+    }
+
+    /// Called for every Portico Service that already has an address, once, before the first
+    /// reconcile (bare metal: so that no new Service takes an address an old one holds).
+    fn restore(&self, _service: &Service) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Forgets, without any API call, what it holds for a Service that is not Portico's and
+    /// carries no finalizer (bare metal: releases its address).
+    fn forget(&self, _service: &Service) {}
+
+    /// The note of the `DeletedLoadBalancer` Event after `ensure_deleted` returned `deleted`
+    /// (None: no Event). `stays`: the Service stays, no longer Portico's.
+    fn deleted_note(&self, deleted: &[String], _stays: bool) -> Option<String> {
+        Some(format!("Deleted load balancer: {}", deleted.join(", ")))
+    }
 }
 
 /// A start-up error: a provider that does not exist in this build or lacks a flag it needs.

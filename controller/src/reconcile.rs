@@ -1,40 +1,36 @@
-//! One reconcile per Service, keyed by namespace/name:
+//! One reconcile per Service, keyed by namespace/name, the same for every provider:
 //!
 //! ```text
-//!   Service ──not Portico's──▶ release address, clear status, drop finalizer (if it was ours)
-//!           ──Portico's─────▶ finalizer added first ─▶ ServiceRequest ─▶ Allocator::assign
-//!                                                     ─▶ status.loadBalancer.ingress (on a difference)
-//!                                                     ─▶ Events: IPAllocated / AllocationFailed
-//!           ──being deleted─▶ release address ─▶ finalizer removed
+//!   Service ──not Portico's or being deleted──▶ cloud::delete (provider.ensure_deleted, finalizer off)
+//!           ──Portico's──────────────────────▶ cloud::apply (finalizer first, provider.ensure,
+//!                                               status + condition on a difference, Events)
 //! ```
+//! Bare metal is the provider `providers::baremetal::BareMetal` (pools and allocator in `Ipam`).
 //! It never writes `spec`. Errors the user can fix are Warning Events on the Service; the
 //! address a Service already has is never taken away because of them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, Namespace, Service};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER, reason};
-use portico_api::{AddressPool, AddressPoolSpec};
+use portico_api::keys::{CONTROLLER_FIELD_MANAGER, FINALIZER};
 use tracing::Instrument;
 
 use crate::catch_up::CatchUp;
 use crate::conditions::{self, Readiness};
-use crate::ipam::{Allocator, IpamError, ServiceKey, ServiceRequest};
+use crate::ipam::ServiceKey;
 use crate::metrics::{ControllerMetrics, ErrorLabels, ResultLabels};
 use crate::own_writes::OwnWrites;
+use crate::providers::baremetal::Ipam;
 use crate::service_filter::is_portico_service;
-use crate::status::{current_ingress, current_ips, desired_ingress, status_apply_body};
+use crate::status::{current_ingress, status_apply_body};
 
 /// How often every Service is looked at again even without a change (drift repair): the
 /// reconcile's own requeue, the only periodic one, so resyncs spread over the period instead of
@@ -45,8 +41,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("{0}")]
-    Allocation(#[source] IpamError),
     #[error("API request failed: {0}")]
     Api(#[source] kube::Error),
     #[error("{0}")]
@@ -56,7 +50,6 @@ pub enum ReconcileError {
 impl ReconcileError {
     pub fn label(&self) -> &'static str {
         match self {
-            ReconcileError::Allocation(e) => e.label(),
             ReconcileError::Api(e) if is_conflict(e) => "conflict",
             ReconcileError::Api(_) => "api",
             ReconcileError::Provider(e) => e.label(),
@@ -73,29 +66,19 @@ fn is_conflict(error: &kube::Error) -> bool {
 pub struct Context {
     pub client: kube::Client,
     pub default_class: bool,
-    pub allocator: Mutex<Allocator>,
-    /// Pools as read; one that cannot be read is kept as the error (reported, never allocated from).
-    pub pools: Store<DeserializeGuard<AddressPool>>,
-    pub namespaces: Store<Namespace>,
+    /// The pools and the allocator (bare metal); shared with the pool status writer.
+    pub ipam: Arc<Ipam>,
     pub recorder: Recorder,
     pub metrics: ControllerMetrics,
-    /// The specs of the pools last given to the allocator, by name (status writes change no spec).
-    pools_seen: Mutex<BTreeMap<String, AddressPoolSpec>>,
     /// Failed attempts in a row, per Service, for the backoff.
     failures: Mutex<HashMap<ServiceKey, u32>>,
-    /// Services this controller holds addresses for (to release those deleted behind its back).
-    holders: Mutex<HashSet<ServiceKey>>,
-    /// Set when allocations changed, so the pool status writer runs.
-    pub pools_dirty: AtomicBool,
-    /// Pools that cannot be read, by name, with the resourceVersion already reported.
-    pub unreadable_pools: Mutex<HashMap<String, String>>,
     /// What is left of the initial list before this replica is ready.
     pub catch_up: Mutex<CatchUp>,
     /// The states this controller's own writes bring Services to: their watch events start no
     /// reconcile.
     pub own_writes: OwnWrites,
-    /// The cloud provider, or None on bare metal (the pools above).
-    pub cloud: Option<crate::cloud::Cloud>,
+    /// The provider (bare metal's uses `ipam`) and the nodes it sends traffic to.
+    pub cloud: crate::cloud::Cloud,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,120 +92,27 @@ impl Context {
     pub fn new(
         client: kube::Client,
         default_class: bool,
-        pools: Store<DeserializeGuard<AddressPool>>,
-        namespaces: Store<Namespace>,
+        ipam: Arc<Ipam>,
         recorder: Recorder,
         metrics: ControllerMetrics,
-        cloud: Option<crate::cloud::Cloud>,
+        cloud: crate::cloud::Cloud,
     ) -> Self {
         Context {
             client,
             default_class,
-            allocator: Mutex::new(Allocator::new()),
-            pools,
-            namespaces,
+            ipam,
             recorder,
             metrics,
-            pools_seen: Mutex::default(),
             failures: Mutex::default(),
-            holders: Mutex::default(),
-            pools_dirty: AtomicBool::new(true),
-            unreadable_pools: Mutex::default(),
             catch_up: Mutex::default(),
             own_writes: OwnWrites::default(),
             cloud,
         }
     }
 
-    /// Hands the allocator the current pools when a pool's spec changed since the last call, and
-    /// returns the Services holding an address in a changed pool (before or after the change).
-    /// `None` when no spec changed: a status write, Portico's own or anyone's, affects no Service.
-    pub fn refresh_pools(&self) -> Option<BTreeSet<ServiceKey>> {
-        let readable: Vec<AddressPool> = self
-            .pools
-            .state()
-            .iter()
-            .filter_map(|p| p.0.as_ref().ok().cloned())
-            .collect();
-        let seen: BTreeMap<String, AddressPoolSpec> = readable
-            .iter()
-            .map(|p| (p.name_any(), p.spec.clone()))
-            .collect();
-        let mut last = lock(&self.pools_seen);
-        if *last == seen {
-            return None;
-        }
-        let changed: BTreeSet<String> = last
-            .keys()
-            .chain(seen.keys())
-            .filter(|name| last.get(*name) != seen.get(*name))
-            .cloned()
-            .collect();
-        let mut allocator = lock(&self.allocator);
-        let mut holders = allocator.holders_in(&changed);
-        allocator.set_pools(&readable);
-        holders.extend(allocator.holders_in(&changed));
-        *last = seen;
-        self.pools_dirty.store(true, Ordering::Relaxed);
-        Some(holders)
-    }
-
     /// Services whose last reconcile failed (waiting on their backoff).
     pub fn failing_services(&self) -> HashSet<ServiceKey> {
         lock(&self.failures).keys().cloned().collect()
-    }
-
-    pub fn holds_addresses(&self, key: &ServiceKey) -> bool {
-        !lock(&self.allocator).addresses_of(key).is_empty()
-    }
-
-    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
-        self.namespaces
-            .get(&ObjectRef::new(namespace))
-            .map(|ns| ns.labels().clone())
-            .unwrap_or_default()
-    }
-
-    /// Rebuilds one Service's allocation from its status, before anything new is assigned.
-    pub fn restore(&self, service: &Service) -> Result<(), IpamError> {
-        let key = service_key(service);
-        let request = self.request_for(service).unwrap_or_else(|_| {
-            // A malformed annotation must not cost the Service the address it already has.
-            let mut request = ServiceRequest::new(key.clone());
-            request.current_ips = current_ips(service);
-            request
-        });
-        lock(&self.allocator).restore(&request)?;
-        lock(&self.holders).insert(key);
-        Ok(())
-    }
-
-    fn request_for(&self, service: &Service) -> Result<ServiceRequest, IpamError> {
-        let namespace = service.namespace().unwrap_or_default();
-        ServiceRequest::from_service(service, &self.namespace_labels(&namespace))
-    }
-
-    fn release(&self, key: &ServiceKey) -> Vec<std::net::IpAddr> {
-        lock(&self.holders).remove(key);
-        let released = lock(&self.allocator).release(key);
-        if !released.is_empty() {
-            self.pools_dirty.store(true, Ordering::Relaxed);
-        }
-        released
-    }
-
-    /// Releases the addresses of Services that no longer exist (deleted while the controller
-    /// was not looking, or without the finalizer).
-    pub fn release_missing(&self, existing: &HashSet<ServiceKey>) {
-        let gone: Vec<ServiceKey> = lock(&self.holders)
-            .iter()
-            .filter(|key| !existing.contains(key))
-            .cloned()
-            .collect();
-        for key in gone {
-            let released = self.release(&key);
-            tracing::info!(namespace = %key.namespace, name = %key.name, ?released, "released the addresses of a Service that is gone");
-        }
     }
 
     pub(crate) async fn publish(
@@ -268,27 +158,14 @@ async fn reconcile_service(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let result = if let Some(cloud) = &ctx.cloud {
-        if !is_portico_service(&service, ctx.default_class)
-            || service.meta().deletion_timestamp.is_some()
-        {
-            crate::cloud::delete(&api, &service, &ctx, cloud).await
-        } else {
-            crate::cloud::apply(&api, &service, &ctx, cloud).await
-        }
-    } else if !is_portico_service(&service, ctx.default_class) {
-        release_if_ours(&api, &service, &ctx)
-            .await
-            .map(|()| Action::await_change())
-    } else if service.meta().deletion_timestamp.is_some() {
-        cleanup(&api, &service, &ctx).await
+    let result = if !is_portico_service(&service, ctx.default_class)
+        || service.meta().deletion_timestamp.is_some()
+    {
+        crate::cloud::delete(&api, &service, &ctx, &ctx.cloud).await
     } else {
         // The finalizer goes on before anything is allocated, and the reconcile carries on with
         // the patched object rather than waiting for the watch to bring it back.
-        match ensure_finalizer(&api, &service, &ctx).await {
-            Ok(service) => apply(&api, &service, &ctx).await,
-            Err(e) => Err(e),
-        }
+        crate::cloud::apply(&api, &service, &ctx, &ctx.cloud).await
     };
     ctx.metrics
         .reconcile_duration
@@ -327,106 +204,6 @@ pub fn error_policy(service: Arc<Service>, error: &ReconcileError, ctx: Arc<Cont
         .min(BACKOFF_MAX);
     tracing::warn!(namespace = %key.namespace, name = %key.name, error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-async fn apply(
-    api: &Api<Service>,
-    service: &Service,
-    ctx: &Context,
-) -> Result<Action, ReconcileError> {
-    let request = match ctx.request_for(service) {
-        Ok(request) => request,
-        Err(e) => {
-            // The user must fix the Service; whatever address it has stays.
-            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
-            ctx.publish(
-                service,
-                EventType::Warning,
-                reason::ALLOCATION_FAILED,
-                e.to_string(),
-            )
-            .await;
-            return Err(ReconcileError::Allocation(e));
-        }
-    };
-    let assigned = lock(&ctx.allocator).assign(&request);
-    let allocation = match assigned {
-        Ok(allocation) => allocation,
-        Err(e) => {
-            report_failure(api, service, ctx, &Readiness::from_ipam_error(&e)).await;
-            ctx.publish(
-                service,
-                EventType::Warning,
-                reason::ALLOCATION_FAILED,
-                e.to_string(),
-            )
-            .await;
-            return Err(ReconcileError::Allocation(e));
-        }
-    };
-    lock(&ctx.holders).insert(request.key.clone());
-    let ips = allocation.ips();
-    let desired = desired_ingress(&ips);
-    let addresses: Vec<String> = ips.iter().map(ToString::to_string).collect();
-    let readiness = Readiness::ready(format!(
-        "address {} assigned; the agents announce it",
-        addresses.join(", ")
-    ));
-    if sync_status(api, service, ctx, &desired, &readiness).await? {
-        tracing::debug!(?ips, "wrote the status");
-    }
-    if allocation.changed() {
-        ctx.pools_dirty.store(true, Ordering::Relaxed);
-        let pools: Vec<String> = allocation
-            .addresses
-            .iter()
-            .filter_map(|a| a.pool.clone())
-            .collect();
-        ctx.publish(
-            service,
-            EventType::Normal,
-            reason::IP_ALLOCATED,
-            format!("Assigned IP {addresses:?} from pool {}", pools.join(", ")),
-        )
-        .await;
-    }
-    for ip in allocation.outside_pools() {
-        ctx.publish(
-            service,
-            EventType::Warning,
-            reason::ADDRESS_OUTSIDE_POOL,
-            format!(
-                "IP {ip} is no longer in any AddressPool this Service may use; it keeps the address \
-                 until the pool is restored or the Service is changed or deleted"
-            ),
-        )
-        .await;
-    }
-    Ok(Action::requeue(RESYNC_PERIOD))
-}
-
-/// A Portico Service being deleted: release its address, then let the deletion finish.
-async fn cleanup(
-    api: &Api<Service>,
-    service: &Service,
-    ctx: &Context,
-) -> Result<Action, ReconcileError> {
-    if !has_finalizer(service) {
-        return Ok(Action::await_change());
-    }
-    let released = ctx.release(&service_key(service));
-    remove_finalizer(api, service).await?;
-    if !released.is_empty() {
-        let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
-        ctx.publish(
-            service,
-            EventType::Normal,
-            reason::DELETED_LOAD_BALANCER,
-            format!("Released IP {addresses:?}"),
-        )
-        .await;
-    }
-    Ok(Action::await_change())
 }
 
 pub(crate) fn has_finalizer(service: &Service) -> bool {
@@ -503,33 +280,6 @@ async fn patch_finalizers(
     )
     .await
     .map_err(ReconcileError::Api)
-}
-
-/// A Service that stopped being Portico's (type or class changed): give its address back,
-/// clear the status Portico wrote and remove the finalizer, if Portico had added it.
-async fn release_if_ours(
-    api: &Api<Service>,
-    service: &Service,
-    ctx: &Context,
-) -> Result<(), ReconcileError> {
-    let ours = has_finalizer(service);
-    let released = ctx.release(&service_key(service));
-    if !ours {
-        return Ok(());
-    }
-    if !current_ingress(service).is_empty() || conditions::current(service).is_some() {
-        write_status(api, service, &[], None).await?;
-    }
-    remove_finalizer(api, service).await?;
-    let addresses: Vec<String> = released.iter().map(ToString::to_string).collect();
-    ctx.publish(
-        service,
-        EventType::Normal,
-        reason::DELETED_LOAD_BALANCER,
-        format!("No longer a Portico load balancer; released IP {addresses:?}"),
-    )
-    .await;
-    Ok(())
 }
 
 /// Sets the ingress and Portico's condition (none: removed) in one server-side apply.

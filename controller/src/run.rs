@@ -1,16 +1,19 @@
-//! Wiring of the bare-metal controller, once this replica leads:
+//! Wiring of the controller, once this replica leads:
 //!
 //! ```text
-//!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service)
-//!   Namespaces ──reflector──┼─▶ Context ─▶ restore ─┤
-//!   Services (paged list) ──┘   (allocator)         └─▶ pool status writer
-//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch)
+//!   AddressPools ─reflector─┐                       ┌─▶ reconcile (per Service, one path: cloud.rs)
+//!   Namespaces ──reflector──┼─▶ Ipam ─▶ Context ────┤
+//!   Nodes (if the provider uses them)   │           └─▶ pool status writer
+//!   Services (paged list) ─▶ provider.restore, before the first reconcile
+//!   Services ─watch─▶ Controller ◀── pool spec changes: the Services they affect (pool_watch),
+//!                          │          or node set changes (cloud::follow_nodes)
 //!                          └─▶ every Service of the initial list reconciled ─▶ ready (catch_up)
 //! Each reconcile requeues itself for the periodic resync.
 //! ```
-//! Every Service that already has an address is restored into the allocator before the first
-//! reconcile, so a restart neither renumbers nor lets a new Service take an address an old one
-//! holds (MetalLB's lesson).
+//! Without a cloud provider the provider is `BareMetal` over the `Ipam`. Every Service that
+//! already has an address is restored into the allocator before the first reconcile, so a
+//! restart neither renumbers nor lets a new Service take an address an old one holds (MetalLB's
+//! lesson).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,6 +34,8 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::catch_up;
 use crate::cloud::Cloud;
 use crate::metrics::ControllerMetrics;
+use crate::providers::LoadBalancerProvider;
+use crate::providers::baremetal::{BareMetal, Ipam};
 use crate::reconcile::{self, Context, RESYNC_PERIOD};
 use crate::service_filter::is_portico_service;
 use crate::status::current_ips;
@@ -72,23 +77,27 @@ pub async fn run(
         None,
         watches,
     );
-    // Only a cloud provider needs the Nodes (the load balancers' node set).
+    let ipam = Arc::new(Ipam::new(pools, namespaces));
+    let provider: Arc<dyn LoadBalancerProvider> =
+        provider.unwrap_or_else(|| Arc::new(BareMetal::new(ipam.clone())));
+    // Only a provider that sends traffic to the nodes needs the Nodes (the node set).
     let nodes_changed = Arc::new(Notify::new());
-    let cloud = provider.map(|provider| {
-        Cloud::new(
-            provider,
-            reflect_reported(
-                Api::<Node>::all(client.clone()),
-                watcher::Config::default(),
-                Some(nodes_changed.clone()),
-                watches,
-            ),
+    let nodes = provider.uses_nodes().then(|| {
+        reflect_reported(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            Some(nodes_changed.clone()),
+            watches,
         )
     });
-    let (_, _) = tokio::join!(pools.wait_until_ready(), namespaces.wait_until_ready());
-    if let Some(cloud) = &cloud {
-        let _ = cloud.nodes.wait_until_ready().await;
+    let (_, _) = tokio::join!(
+        ipam.pools.wait_until_ready(),
+        ipam.namespaces.wait_until_ready()
+    );
+    if let Some(nodes) = &nodes {
+        let _ = nodes.wait_until_ready().await;
     }
+    let cloud = Cloud::new(provider, nodes);
 
     let recorder = Recorder::new(
         client.clone(),
@@ -100,13 +109,12 @@ pub async fn run(
     let ctx = Arc::new(Context::new(
         client.clone(),
         default_class,
-        pools,
-        namespaces,
+        ipam,
         recorder,
         metrics,
         cloud,
     ));
-    ctx.refresh_pools();
+    ctx.ipam.refresh_pools();
     restore_all(&client, &ctx).await?;
     tokio::spawn(crate::pool_status::run_writer(ctx.clone()));
 
@@ -136,7 +144,7 @@ pub async fn run(
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_on(UnboundedReceiverStream::new(requeued));
     let store = controller.store();
-    if ctx.cloud.is_some() {
+    if ctx.cloud.provider.uses_nodes() {
         tokio::spawn(crate::cloud::follow_nodes(
             ctx.clone(),
             nodes_changed,
@@ -152,13 +160,11 @@ pub async fn run(
         ));
     }
     tokio::spawn(release_deleted(store.clone(), ctx.clone()));
-    if ctx.cloud.is_some() {
-        tokio::spawn(crate::cloud::delete_orphans_once_listed(
-            ctx.clone(),
-            store.clone(),
-            listed_rx.clone(),
-        ));
-    }
+    tokio::spawn(crate::cloud::delete_orphans_once_listed(
+        ctx.clone(),
+        store.clone(),
+        listed_rx.clone(),
+    ));
     let waiter = ctx.clone();
     tokio::spawn(
         async move { catch_up::wait(&waiter.catch_up, store, listed_rx, readiness).await },
@@ -196,7 +202,7 @@ async fn restore_all(client: &kube::Client, ctx: &Context) -> Result<(), RunErro
             .iter()
             .filter(|s| is_portico_service(s, ctx.default_class) && !current_ips(s).is_empty())
         {
-            match ctx.restore(service) {
+            match ctx.cloud.provider.restore(service) {
                 Ok(()) => restored += 1,
                 // The reconcile reports it on the Service with an Event.
                 Err(e) => {
@@ -225,6 +231,6 @@ async fn release_deleted(store: Store<Service>, ctx: Arc<Context>) {
             .iter()
             .map(|s| reconcile::service_key(s))
             .collect();
-        ctx.release_missing(&existing);
+        ctx.ipam.release_missing(&existing);
     }
 }

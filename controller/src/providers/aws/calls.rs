@@ -126,7 +126,7 @@ impl Calls {
             };
             let code = match &error {
                 ProviderError::Cloud { code, .. } => code.as_str(),
-                ProviderError::Invalid { .. } => "",
+                ProviderError::Invalid { .. } | ProviderError::Allocation(_) => "",
             };
             let throttled = is_throttling(code);
             self.count(operation, if throttled { "throttled" } else { "error" });

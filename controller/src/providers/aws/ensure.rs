@@ -105,6 +105,7 @@ impl AwsProvider {
                 status: status(&known.lb),
                 changes: Vec::new(),
                 warnings: warnings(nodes),
+                ..Ensured::default()
             });
         }
         self.forget(&uid);
@@ -249,6 +250,7 @@ impl AwsProvider {
             status: status(&lb),
             changes,
             warnings: warnings(nodes),
+            ..Ensured::default()
         };
         crate::reconcile::lock(&self.known).insert(
             uid.to_string(),

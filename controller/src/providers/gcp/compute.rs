@@ -158,7 +158,7 @@ impl Compute {
             };
             let code = match &error {
                 ProviderError::Cloud { code, .. } => code.clone(),
-                ProviderError::Invalid { .. } => String::new(),
+                ProviderError::Invalid { .. } | ProviderError::Allocation(_) => String::new(),
             };
             let throttled = is_throttling(&code);
             self.count(operation, if throttled { "throttled" } else { "error" });

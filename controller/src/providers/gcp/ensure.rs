@@ -121,6 +121,7 @@ impl GcpProvider {
             status: status(&ip),
             changes,
             warnings,
+            ..Ensured::default()
         })
     }
 
