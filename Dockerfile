@@ -9,7 +9,7 @@
 # scripts/images assembles the same two images (entrypoint, user, labels, Debian packages)
 # without a container engine or a registry; tests/tests/images.rs checks that they agree.
 
-ARG RUST_VERSION=1.89
+ARG RUST_VERSION=1.94.1
 
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS build
 ARG TARGETARCH
