@@ -12,11 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, NodeSpec, Service};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use portico_tests::cli::http_get;
 use portico_tests::fake_compute::{FakeCompute, PROJECT, REGION, spawn_gcp_controller};
-use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, ready_condition};
+use portico_tests::lab_cluster::{
+    LabCluster, Process, mk_cloud_node, mk_lb_service, ready_condition,
+};
 use portico_tests::moto::{Moto, metric_sum, spawn_aws_controller};
 
 const SERVICES: usize = 100;
@@ -54,17 +56,7 @@ async fn ready_services(api: &Api<Service>) -> usize {
 async fn create_nodes(cluster: &LabCluster, provider_ids: &[String]) {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     for (i, provider_id) in provider_ids.iter().enumerate() {
-        let node = Node {
-            metadata: ObjectMeta {
-                name: Some(format!("node-{i}")),
-                ..Default::default()
-            },
-            spec: Some(NodeSpec {
-                provider_id: Some(provider_id.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let node = mk_cloud_node(&format!("node-{i}"), provider_id, &[], &[]);
         nodes.create(&PostParams::default(), &node).await.unwrap();
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, NodeSpec, Service, ServicePort, ServiceSpec, Taint,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
@@ -294,6 +296,42 @@ pub fn ingress_ips(service: &Service) -> Vec<String> {
 }
 
 /// A LoadBalancer Service of Portico's class with one TCP port.
+/// A cloud Node: its `spec.providerID`, labels and `NoSchedule` taints (by key).
+pub fn mk_cloud_node(
+    name: &str,
+    provider_id: &str,
+    labels: &[(&str, &str)],
+    taints: &[&str],
+) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            provider_id: Some(provider_id.into()),
+            taints: Some(
+                taints
+                    .iter()
+                    .map(|key| Taint {
+                        key: key.to_string(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn mk_lb_service(name: &str, port: i32, annotations: &[(&str, &str)]) -> Service {
     Service {
         metadata: ObjectMeta {

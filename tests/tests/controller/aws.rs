@@ -2,15 +2,13 @@
 //! `--provider aws --aws-endpoint-url http://127.0.0.1:<port>` against the lab API server.
 //! moto's EC2 instances carry the IDs the Nodes' `spec.providerID`s name.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::ServicePort;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
-use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, wait_for};
+use portico_tests::lab_cluster::{LabCluster, Process, mk_cloud_node, mk_lb_service, wait_for};
 use portico_tests::moto::{self, CLUSTER, Moto, aws_calls};
 use portico_tests::throttling_proxy::ThrottlingProxy;
 use serde_json::{Value, json};
@@ -21,33 +19,12 @@ fn spawn_aws_controller(cluster: &LabCluster, moto: &Moto, name: &str) -> Proces
 }
 
 fn mk_node(name: &str, instance: &str, labels: &[(&str, &str)], taints: &[&str]) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            ..Default::default()
-        },
-        spec: Some(NodeSpec {
-            provider_id: Some(format!("aws:///us-east-1a/{instance}")),
-            taints: Some(
-                taints
-                    .iter()
-                    .map(|key| Taint {
-                        key: key.to_string(),
-                        effect: "NoSchedule".into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    mk_cloud_node(
+        name,
+        &format!("aws:///us-east-1a/{instance}"),
+        labels,
+        taints,
+    )
 }
 
 /// The only NLB's target groups, once `ready` holds for the state.

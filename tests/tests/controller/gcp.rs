@@ -2,16 +2,14 @@
 //! real controller binary with `--provider gcp --gcp-endpoint-url http://127.0.0.1:<port>`
 //! against the lab API server. Nodes carry `gce://lab-project/<zone>/<name>` providerIDs.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use google_cloud_compute_v1::model;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portico_api::keys::reason;
 use portico_tests::fake_compute::{self, FakeCompute, PROJECT, REGION};
-use portico_tests::lab_cluster::{LabCluster, Process, mk_lb_service, wait_for};
+use portico_tests::lab_cluster::{LabCluster, Process, mk_cloud_node, mk_lb_service, wait_for};
 use portico_tests::moto::metric_sum;
 use serde_json::{Value, json};
 
@@ -20,33 +18,12 @@ fn spawn_gcp_controller(cluster: &LabCluster, fake: &FakeCompute, name: &str) ->
 }
 
 fn mk_node(name: &str, labels: &[(&str, &str)], taints: &[&str]) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            ..Default::default()
-        },
-        spec: Some(NodeSpec {
-            provider_id: Some(format!("gce://{PROJECT}/{REGION}-a/{name}")),
-            taints: Some(
-                taints
-                    .iter()
-                    .map(|key| Taint {
-                        key: key.to_string(),
-                        effect: "NoSchedule".into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    mk_cloud_node(
+        name,
+        &format!("gce://{PROJECT}/{REGION}-a/{name}"),
+        labels,
+        taints,
+    )
 }
 
 async fn add_nodes(cluster: &LabCluster, names: &[&str]) -> Api<Node> {
