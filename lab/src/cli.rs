@@ -41,6 +41,9 @@ pub enum Command {
     /// Build the network-namespace cluster, print its layout, hold it until SIGTERM/SIGINT.
     #[command(hide = true)]
     Netns(crate::netns::hold::NetnsArgs),
+    /// Serve the fake Compute Engine API (GCP) on `--listen` until SIGTERM or SIGINT.
+    #[command(hide = true)]
+    FakeCompute(crate::fake_compute::FakeComputeArgs),
     /// Start the demo lab in the background (root): namespaces, API server, controller, agents,
     /// echo pods, two LoadBalancer Services; then show what a client sees.
     Up(crate::demo::UpArgs),
@@ -144,6 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::EchoServer(a) => crate::netns::echo::run(a).await,
         Command::Probe(a) => crate::netns::probe::run(a).await,
         Command::Netns(a) => crate::netns::hold::run(a).await,
+        Command::FakeCompute(a) => crate::fake_compute::serve(a).await,
         Command::Up(a) => crate::demo::up::up(a).await,
         Command::Down(a) => crate::demo::down(&a.state_dir),
         Command::Scenario(a) => match a.scenario {

@@ -20,6 +20,7 @@
 pub mod apiserver;
 pub mod cli;
 pub mod demo;
+pub mod fake_compute;
 pub mod netns;
 
 pub use apiserver::{ApiServerConfig, ApiServerError, LabApiServer};

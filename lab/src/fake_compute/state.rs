@@ -60,6 +60,8 @@ pub struct State {
     next_ip: u32,
     /// (collection, error code): the next mutation on the collection fails in its Operation.
     pub operation_errors: Vec<(String, String)>,
+    /// Pool name → instance URL → `HEALTHY`/`UNHEALTHY`, as the lab cloud last reported it.
+    pub health: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl State {
@@ -141,7 +143,7 @@ impl State {
         Some(self.operation_errors.remove(i).1)
     }
 
-    fn not_found(collection: &str, name: &str) -> Answer {
+    pub(crate) fn not_found(collection: &str, name: &str) -> Answer {
         let path = link(collection, name).replace(&format!("{BASE}/"), "");
         error(
             404,
