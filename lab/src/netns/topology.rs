@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use super::layout::{LabSpec, Layout, NodeLayout, ip};
+use super::layout::{CloudLayout, LabSpec, Layout, NodeLayout, ip};
 use super::names::Prefix;
 use super::probe::{HttpReply, ProbeMode, parse_http_reply, probe_from};
 use super::process::{NsChild, command_in};
@@ -81,6 +81,11 @@ impl LabTopology {
 
     pub fn client_ip(&self) -> Ipv4Addr {
         self.layout.client_ip
+    }
+
+    /// The cloud namespace between the client and the nodes, for labs built `with_cloud()`.
+    pub fn cloud(&self) -> Option<&CloudLayout> {
+        self.layout.cloud.as_ref()
     }
 
     /// The host namespace's address on the lab bridge (`198.18.0.1`): where the lab API
