@@ -137,6 +137,11 @@ impl FakeCompute {
         self.lock().state.report_health(pool, members)
     }
 
+    /// Numbers reserved addresses from `base` (`base`+1 first) instead of 203.0.113.0.
+    pub fn set_address_base(&self, base: std::net::Ipv4Addr) {
+        self.lock().state.address_base = Some(base);
+    }
+
     pub fn throttle_next(&self, requests: u32) {
         self.lock().throttle = requests;
     }
@@ -167,6 +172,13 @@ pub struct FakeComputeArgs {
         default_value = "127.0.0.1:0"
     )]
     pub listen: SocketAddr,
+    /// Reserved external addresses are numbered from this one (`.1` first).
+    #[arg(
+        long,
+        env = "PORTICO_LAB_FAKE_COMPUTE_ADDRESS_BASE",
+        default_value = "203.0.113.0"
+    )]
+    pub address_base: std::net::Ipv4Addr,
 }
 
 /// `portico-lab fake-compute`: serves until SIGTERM or SIGINT; prints one line with its URL,
@@ -175,6 +187,7 @@ pub async fn serve(args: FakeComputeArgs) -> anyhow::Result<()> {
     let fake = FakeCompute::start_on(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen {}: {e}", args.listen))?;
+    fake.set_address_base(args.address_base);
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();

@@ -1,0 +1,177 @@
+//! The GCP lab cloud: a target-pool network load balancer that obeys the (fake) Compute API.
+//! It runs inside the lab's cloud namespace (`portico-lab gcp-cloud`), so its health checks
+//! come from there and its routes are that namespace's.
+//!
+//! ```text
+//!   every ~1 s: Compute API ─▶ client::snapshot() (rules, pools, checks)
+//!       ─▶ checker.set_targets(node IP × pool check)     probes run on their own intervals
+//!       ─▶ routes::members() ─▶ routes::routes() ─▶ routes::plan() ─▶ `ip route replace|del`
+//!       ─▶ PUT /lab/health/{pool} on the fake (targetPools.getHealth answers the same)
+//!   a verdict change wakes the loop at once (no wait for the next poll)
+//! ```
+
+pub mod client;
+pub mod model;
+pub mod routes;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use self::client::ComputeClient;
+use self::routes::{Member, Via};
+use crate::cloud::checker::prober::{Checker, Target};
+use crate::fake_compute::{PROJECT, REGION};
+use crate::netns::{NetnsError, cmd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcpCloudError {
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+    #[error("{what}: {source}")]
+    Http {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {message}")]
+    Answer { what: String, message: String },
+    #[error(transparent)]
+    Route(#[from] NetnsError),
+}
+
+impl GcpCloudError {
+    /// A short, stable name for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GcpCloudError::Flag { .. } => "flag",
+            GcpCloudError::Http { .. } => "http",
+            GcpCloudError::Answer { .. } => "answer",
+            GcpCloudError::Route(_) => "route",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GcpCloudArgs {
+    /// The Compute API to obey (the fake Compute server), `http://IP:PORT`.
+    #[arg(long, env = "PORTICO_LAB_GCP_COMPUTE_URL")]
+    pub compute_url: String,
+    /// A lab node as `NAME=IP`: pool instances are matched to nodes by name; repeat per node.
+    #[arg(long = "node", env = "PORTICO_LAB_GCP_NODES", value_delimiter = ',', value_parser = parse_node)]
+    pub nodes: Vec<(String, Ipv4Addr)>,
+    /// The project whose resources are served.
+    #[arg(long, env = "PORTICO_LAB_GCP_PROJECT", default_value = PROJECT)]
+    pub project: String,
+    /// The region whose forwarding rules and target pools are served.
+    #[arg(long, env = "PORTICO_LAB_GCP_REGION", default_value = REGION)]
+    pub region: String,
+    /// How often the Compute API is read, in milliseconds.
+    #[arg(long, env = "PORTICO_LAB_GCP_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+}
+
+fn parse_node(value: &str) -> Result<(String, Ipv4Addr), String> {
+    let (name, ip) = value
+        .split_once('=')
+        .ok_or_else(|| format!("--node {value:?} is not NAME=IP"))?;
+    let ip = ip
+        .parse()
+        .map_err(|e| format!("--node {value:?}: {ip:?} is not an IPv4 address: {e}"))?;
+    Ok((name.to_owned(), ip))
+}
+
+/// Health reports per pool, as the fake takes them.
+fn health_report(members: &BTreeMap<String, Vec<Member>>) -> BTreeMap<String, Value> {
+    members
+        .iter()
+        .map(|(pool, members)| {
+            let states: serde_json::Map<String, Value> = members
+                .iter()
+                .map(|m| (m.instance.clone(), json!(m.health.gcp_state())))
+                .collect();
+            (pool.clone(), Value::Object(states))
+        })
+        .collect()
+}
+
+/// The L4 hash: GCP picks the instance by source and destination address and port.
+const HASH_POLICY: &str = "/proc/sys/net/ipv4/fib_multipath_hash_policy";
+
+/// `portico-lab gcp-cloud`: serves until SIGTERM or SIGINT.
+pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
+    let client = ComputeClient::new(&args.compute_url, &args.project, &args.region)?;
+    std::fs::write(HASH_POLICY, "1").map_err(|e| {
+        anyhow::anyhow!("setting {HASH_POLICY} (run in the cloud namespace as root): {e}")
+    })?;
+    let nodes: BTreeMap<String, Ipv4Addr> = args.nodes.into_iter().collect();
+    let checker = Checker::new();
+    let mut changed = checker.subscribe();
+    let mut current: BTreeMap<Ipv4Addr, Via> = BTreeMap::new();
+    let mut reported: BTreeMap<String, Value> = BTreeMap::new();
+    let mut snapshot = None;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "gcp-cloud: obeying {}", args.compute_url)?;
+        stdout.flush()?;
+    }
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    let mut next_read = tokio::time::Instant::now();
+    loop {
+        if tokio::time::Instant::now() >= next_read {
+            next_read = tokio::time::Instant::now() + poll;
+            match client.snapshot().await {
+                Ok(read) => snapshot = Some(read),
+                Err(error) => {
+                    tracing::warn!(%error, label = error.label(), "lab cloud: reading the Compute API failed");
+                }
+            }
+        }
+        if let Some(snapshot) = &snapshot {
+            let targets: Vec<(Ipv4Addr, _)> = snapshot
+                .pools
+                .values()
+                .filter_map(|pool| Some((pool, pool.check.as_ref()?)))
+                .flat_map(|(pool, spec)| {
+                    pool.instances
+                        .iter()
+                        .filter_map(|url| nodes.get(model::url_name(url)))
+                        .map(move |ip| (*ip, spec.clone()))
+                })
+                .collect();
+            checker.set_targets(&targets);
+            let members = routes::members(snapshot, &nodes, |ip, spec| {
+                checker.health(&Target::new(ip, spec))
+            });
+            let desired = routes::routes(snapshot, &members);
+            for argv in routes::plan(&current, &desired) {
+                match cmd::run(&argv) {
+                    Ok(_) => tracing::info!(command = argv.join(" "), "lab cloud: route"),
+                    Err(error) => tracing::warn!(%error, "lab cloud: route change failed"),
+                }
+            }
+            current = desired;
+            for (pool, report) in health_report(&members) {
+                if reported.get(&pool) == Some(&report) {
+                    continue;
+                }
+                match client.report_health(&pool, &report).await {
+                    Ok(()) => {
+                        reported.insert(pool, report);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, pool, "lab cloud: health report failed");
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next_read) => {}
+            _ = changed.changed() => {}
+            () = portico_runtime::shutdown::signal() => return Ok(()),
+        }
+    }
+}
