@@ -79,9 +79,15 @@ async fn local_traffic_reaches_only_nodes_with_a_ready_endpoint_keeps_the_client
         echo_field(body, "namespace") == Some(new_pod.as_str())
     })
     .expect("the new node answers after the move");
+    let last_failure = samples
+        .iter()
+        .filter(|s| s.started >= mark && s.answer.is_none())
+        .map(|s| s.started - mark)
+        .max()
+        .unwrap_or_default();
     eprintln!(
-        "gcp lab cloud, Local endpoint move with 1 s / 1 s / 1 / 2 checks: traffic followed in {:?} ({} of {} requests failed)",
-        outage.interrupted, outage.failed, outage.sent
+        "gcp lab cloud, Local endpoint move with 1 s / 1 s / 1 / 2 checks: first answer from the new node after {:?}, last failed request started {:?} after the move ({} of {} requests failed)",
+        outage.interrupted, last_failure, outage.failed, outage.sent
     );
     assert_eq!(gcp.routed_to(vip), [2]);
     let seen = gcp.ask_many(vip, 20).await;
@@ -98,16 +104,29 @@ fn ingress_node(gcp: &GcpLab, seen: &Seen, endpoint_node: usize) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_traffic_enters_through_every_healthy_node_and_the_deletion_taint_drains_one() {
+async fn cluster_traffic_enters_through_every_healthy_node_and_leaves_a_draining_or_failed_one() {
     if !portico_tests::require_root() {
         return;
     }
-    let gcp = GcpLab::start("198.18.92.0/24", 3).await;
+    let mut gcp = GcpLab::start("198.18.92.0/24", 3).await;
     let (vip, lb) = gcp.create_service("web", "Cluster", &[]).await;
     gcp.set_endpoints("web", &[(0, Endpoint::Ready)]).await;
     gcp.wait_health(&lb, &[(0, "HEALTHY"), (1, "HEALTHY"), (2, "HEALTHY")])
         .await;
     assert_eq!(gcp.routed_to(vip), [0, 1, 2], "{}", gcp.cloud_log());
+    // 10256 says the node is healthy before its agent has the rules for this Service's IP.
+    wait_for(
+        "the agents' rules for the IP",
+        Duration::from_secs(20),
+        || async {
+            gcp.ask_many(vip, 6)
+                .await
+                .iter()
+                .all(Option::is_some)
+                .then_some(())
+        },
+    )
+    .await;
     let seen = gcp.ask_many(vip, 40).await;
     assert!(seen.iter().all(Option::is_some), "{seen:?}");
     let ingress: BTreeSet<usize> = seen
@@ -156,6 +175,13 @@ async fn cluster_traffic_enters_through_every_healthy_node_and_the_deletion_tain
         .map(|s| ingress_node(&gcp, s, 0))
         .collect();
     assert_eq!(ingress, BTreeSet::from([0, 1]), "{seen:?}");
+
+    // node-1's agent dies: nothing answers its 10256 any more, and the shared check (8 s, 3
+    // failures) alone takes the node out; its rules stay, so only the check tells.
+    gcp.agents[1].kill();
+    gcp.wait_health(&lb, &[(0, "HEALTHY"), (1, "UNHEALTHY")])
+        .await;
+    assert_eq!(gcp.routed_to(vip), [0], "{}", gcp.cloud_log());
 }
 
 /// The rolling update of the design: the new pod on another node becomes ready, the old one
