@@ -57,6 +57,10 @@ pub enum Command {
     Scenario(crate::demo::ScenarioArgs),
     /// Run kubectl with the running lab's kubeconfig.
     Kubectl(crate::demo::KubectlArgs),
+    /// Run the lab cloud: a health-checking load balancer in the cloud namespace that follows
+    /// the cloud API's state (moto for aws), until SIGTERM/SIGINT.
+    #[command(hide = true)]
+    Cloud(crate::cloud::CloudArgs),
 }
 
 #[derive(ClapArgs, Debug)]
@@ -164,6 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         },
         Command::Kubectl(a) => crate::demo::kubectl(a),
+        Command::Cloud(a) => crate::cloud::run(a).await,
     }
 }
 

@@ -175,3 +175,32 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `portico-lab cloud --provider gcp`: runs `gcp-cloud` inside `--cloud-netns` (the checks and
+/// routes must be the cloud namespace's) with `--endpoint` as the Compute API and each
+/// `--instance NAME=IP` as a node; prints `lab cloud ready` once it runs, stops it on SIGTERM or
+/// SIGINT.
+pub async fn run_in_cloud_netns(args: crate::cloud::CloudArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut command = crate::netns::process::command_in(&args.cloud_netns, &exe);
+    command
+        .args(["gcp-cloud", "--compute-url", &args.endpoint])
+        .args(
+            args.instances
+                .iter()
+                .flat_map(|(name, ip)| ["--node".to_owned(), format!("{name}={ip}")]),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut child = crate::netns::NsChild::spawn(&args.cloud_netns, command)?;
+    child.wait_for_line("gcp-cloud", Duration::from_secs(10))?;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "lab cloud ready")?;
+        stdout.flush()?;
+    }
+    portico_runtime::shutdown::signal().await;
+    child.kill();
+    Ok(())
+}

@@ -251,6 +251,11 @@ impl LabTopology {
         if cmd::list_host_links().is_ok_and(|links| links.contains(host_link)) {
             cmd::best_effort(&["ip", "link", "delete", host_link]);
         }
+        // A lab cloud's DNS names for the client (`cloud::aws_run::client_hosts_path`).
+        let etc = Path::new("/etc/netns").join(&self.layout.client_ns);
+        if etc.exists() {
+            let _ = std::fs::remove_dir_all(&etc);
+        }
         let existing = cmd::list_namespaces().unwrap_or_default();
         // Pods before nodes before the bridge: the reverse of creation.
         for ns in self.layout.namespaces().iter().rev() {
