@@ -17,6 +17,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use ipnet::Ipv4Net;
 
 pub mod failover;
+pub mod gcp;
 pub mod l2;
 pub mod objects;
 pub mod report;

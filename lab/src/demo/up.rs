@@ -97,7 +97,7 @@ pub(super) fn spawn_detached(
 }
 
 /// Polls `<name>.out` until `done` accepts its text; fails early when the process died.
-async fn wait_for_output(
+pub(super) async fn wait_for_output(
     dir: &Path,
     state: &LabState,
     name: &str,

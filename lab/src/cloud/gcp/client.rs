@@ -99,6 +99,25 @@ impl ComputeClient {
         Ok(snapshot(&rules, &pools, &checks))
     }
 
+    /// `targetPools.getHealth` for one instance URL: the first `healthState`, or why none.
+    pub async fn pool_health(&self, pool: &str, instance: &str) -> Result<String, GcpCloudError> {
+        let path = format!(
+            "/compute/v1/projects/{}/regions/{}/targetPools/{pool}/getHealth",
+            self.project, self.region
+        );
+        let answer = self
+            .exchange(
+                "POST",
+                &path,
+                Some(&serde_json::json!({ "instance": instance })),
+            )
+            .await?;
+        Ok(answer["healthStatus"][0]["healthState"]
+            .as_str()
+            .unwrap_or("(no forwarding rule)")
+            .to_owned())
+    }
+
     /// Tells the fake what the lab cloud measured (instance URL → HEALTHY/UNHEALTHY), so
     /// `targetPools.getHealth` answers the same.
     pub async fn report_health(&self, pool: &str, members: &Value) -> Result<(), GcpCloudError> {
