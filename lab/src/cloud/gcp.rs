@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod model;
+pub mod pinning;
 pub mod routes;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,7 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("setting {HASH_POLICY} (run in the cloud namespace as root): {e}")
     })?;
     let nodes: BTreeMap<String, Ipv4Addr> = args.nodes.into_iter().collect();
+    pin_connections(&nodes)?;
     let checker = Checker::new();
     let mut changed = checker.subscribe();
     let mut current: BTreeMap<Ipv4Addr, Via> = BTreeMap::new();
@@ -174,6 +176,22 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
             () = portico_runtime::shutdown::signal() => return Ok(()),
         }
     }
+}
+
+/// Sets up `pinning`: a table and an `ip rule` per node, and the nftables table.
+fn pin_connections(nodes: &BTreeMap<String, Ipv4Addr>) -> anyhow::Result<()> {
+    for argv in pinning::route_commands(nodes) {
+        match cmd::run(&argv) {
+            Ok(_) => {}
+            // A restarted lab cloud finds its rules in place.
+            Err(NetnsError::Command { stderr, .. }) if stderr.contains("File exists") => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let script = tempfile::NamedTempFile::new()?;
+    std::fs::write(script.path(), pinning::nft_script(nodes))?;
+    cmd::run_args(&["nft", "-f", &script.path().to_string_lossy()])?;
+    Ok(())
 }
 
 /// `portico-lab cloud --provider gcp`: runs `gcp-cloud` inside `--cloud-netns` (the checks and

@@ -58,6 +58,22 @@ async fn local_traffic_reaches_only_nodes_with_a_ready_endpoint_keeps_the_client
         seen.iter().flatten().all(|s| s.client == client),
         "the pod sees the client's IP: {seen:?}"
     );
+    // Each connection is pinned to the node its first packet went to (its conntrack mark), so
+    // a later change of the ECMP route leaves it where it is.
+    let mark = portico_lab::cloud::gcp::pinning::mark(gcp.node_ip(1)).to_string();
+    let cloud_ns = gcp.lab.layout().cloud.as_ref().unwrap().ns.clone();
+    let pinned = gcp
+        .lab
+        .run_in(
+            &cloud_ns,
+            "conntrack",
+            &["-L", "-d", &vip.to_string(), "--mark", &mark],
+        )
+        .unwrap();
+    assert!(
+        pinned.lines().count() >= 30,
+        "the connections to {vip} carry node-1's mark {mark}:\n{pinned}"
+    );
 
     // The endpoint moves to node-2: the load balancer follows within its thresholds.
     let sampler = Sampler::start(
