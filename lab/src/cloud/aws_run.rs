@@ -68,7 +68,13 @@ impl AwsCloud {
             source,
         })?;
         let mut watcher = tokio::process::Command::new(&config.python)
-            .args(["-c", MOTO_STATE_PY, &config.moto_endpoint, "watch", POLL_SECONDS])
+            .args([
+                "-c",
+                MOTO_STATE_PY,
+                &config.moto_endpoint,
+                "watch",
+                POLL_SECONDS,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -158,7 +164,9 @@ async fn follow(
         let line = match line {
             Ok(Some(line)) => line,
             Ok(None) | Err(_) => {
-                tracing::error!("moto_state.py watch exited; see moto-watch.log in the lab cloud's directory");
+                tracing::error!(
+                    "moto_state.py watch exited; see moto-watch.log in the lab cloud's directory"
+                );
                 break;
             }
         };

@@ -62,7 +62,10 @@ fn a_tcp_listener_becomes_a_frontend_on_the_nlbs_address_with_its_targets_checks
         .iter()
         .map(|s| format!("{} {}", s.name, s.addr))
         .collect();
-    assert_eq!(servers, ["i-0a 198.18.0.10:30080", "i-0b 198.18.0.11:30080"]);
+    assert_eq!(
+        servers,
+        ["i-0a 198.18.0.10:30080", "i-0b 198.18.0.11:30080"]
+    );
     assert_eq!(
         plan.skipped,
         [
@@ -126,7 +129,12 @@ fn target_health_names_the_nlb_of_each_server() {
     let health = target_health(&plan.load_balancers, &stats);
     let rows: Vec<_> = health
         .iter()
-        .map(|h| format!("{} {} {} {}", h.load_balancer, h.target_group, h.instance, h.status))
+        .map(|h| {
+            format!(
+                "{} {} {} {}",
+                h.load_balancer, h.target_group, h.instance, h.status
+            )
+        })
         .collect();
     assert_eq!(
         rows,

@@ -98,7 +98,14 @@ fn show_stat_gives_each_servers_state_and_last_check() {
     let stats = parse_stats(csv);
     let rows: Vec<_> = stats
         .iter()
-        .map(|s| (s.server.as_str(), s.status.as_str(), s.check_status.as_str(), s.in_service()))
+        .map(|s| {
+            (
+                s.server.as_str(),
+                s.status.as_str(),
+                s.check_status.as_str(),
+                s.in_service(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
