@@ -315,12 +315,18 @@ impl Haproxy {
             }
         })?;
         let _ = std::fs::remove_file(paths.server_state());
+        let log_path = paths.dir.join("haproxy.log");
+        let log = std::fs::File::create(&log_path).map_err(|source| CloudError::Io {
+            what: format!("create {}", log_path.display()),
+            source,
+        })?;
         let mut command = command_in(ns, "haproxy");
         command
             .args(["-W", "-db", "-f"])
             .arg(paths.config())
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(log);
         let master = NsChild::spawn(ns, command)?;
         let mut haproxy = Haproxy {
             master,
