@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args as ClapArgs, Subcommand};
 use ipnet::Ipv4Net;
 
+pub mod cloud_up;
 pub mod failover;
 pub mod l2;
 pub mod objects;
@@ -56,6 +57,22 @@ pub struct UpArgs {
     /// The API server's port (on the host leg and on loopback).
     #[arg(long, env = "PORTICO_LAB_PORT", default_value_t = 6443)]
     pub port: u16,
+    /// Where the load balancers come from: bare metal (address pools, the L2 announcer) or a
+    /// cloud's API stand-in with the lab cloud in front of the nodes (aws: moto).
+    #[arg(
+        long,
+        env = "PORTICO_LAB_PROVIDER",
+        value_enum,
+        default_value = "baremetal"
+    )]
+    pub provider: DemoProvider,
+}
+
+/// The `--provider` of `portico-lab up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoProvider {
+    Baremetal,
+    Aws,
 }
 
 /// The scenarios `portico-lab scenario` replays.
