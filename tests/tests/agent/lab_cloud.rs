@@ -396,7 +396,7 @@ async fn aws_lb_sends_only_where_health_checks_pass_and_follows_endpoints_and_ta
     if !portico_tests::require_root() {
         return;
     }
-    let Some(lab) = CloudLab::start(Provider::Aws, "198.18.40.0/24", 3).await else {
+    let Some(lab) = CloudLab::start(Provider::Aws, "198.18.60.0/24", 3).await else {
         return;
     };
     run_policy_story(&lab).await;

@@ -20,7 +20,7 @@ async fn aws_rolling_update_under_load_loses_no_request() {
     if !portico_tests::require_root() {
         return;
     }
-    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.41.0/24", 2).await else {
+    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.61.0/24", 2).await else {
         return;
     };
     let checks = fast_checks(lab.provider);
@@ -41,7 +41,7 @@ async fn aws_default_intervals_rolling_update_and_endpoint_move() {
     if !portico_tests::require_root() {
         return;
     }
-    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.42.0/24", 3).await else {
+    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.62.0/24", 3).await else {
         return;
     };
     lab.create_service("moving", "Local", &[]).await;
