@@ -18,6 +18,7 @@ use ipnet::Ipv4Net;
 
 pub mod cloud_up;
 pub mod failover;
+pub mod health_checks;
 pub mod l2;
 pub mod objects;
 pub mod report;
@@ -83,6 +84,10 @@ pub enum Scenario {
     /// Kills the agent of the node that owns a VIP (then, separately, takes that node's link
     /// down) and prints how long the client's traffic to the VIP was interrupted.
     Failover,
+    /// On a lab with a cloud (`up --provider aws`): an endpoint move, a rolling update and a
+    /// node tainted for deletion, with traffic through the lab cloud's load balancers; prints how
+    /// long the load balancer took to follow and how many requests failed.
+    HealthChecks,
 }
 
 /// Flags of `portico-lab scenario`.

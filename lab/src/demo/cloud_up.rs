@@ -220,6 +220,11 @@ pub(super) async fn start_aws(
     cloud.provider = "aws".into();
     cloud.dir = dir.join("cloud");
     cloud.endpoint = endpoint.clone();
+    cloud.targets = instances
+        .iter()
+        .map(|(node, (id, _))| (id.clone(), node.clone()))
+        .collect();
+    cloud.check = (5, 2);
     state.cloud = Some(cloud.clone());
     let mut lab_cloud = Command::new(&binaries.lab);
     lab_cloud

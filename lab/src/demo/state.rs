@@ -66,6 +66,12 @@ pub struct CloudState {
     pub dir: PathBuf,
     /// The cloud API stand-in's endpoint (moto's URL).
     pub endpoint: String,
+    /// The cloud's ID of each target (EC2 instance ID) → the lab node it is.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, String>,
+    /// The demo Services' health check: (interval in seconds, unhealthy threshold).
+    #[serde(default)]
+    pub check: (u64, u64),
 }
 
 pub fn state_file(dir: &Path) -> PathBuf {

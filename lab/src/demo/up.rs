@@ -150,6 +150,8 @@ pub(super) fn parse_layout(text: &str, state: &mut LabState) -> anyhow::Result<(
                     load_balancer_range: range.parse()?,
                     dir: PathBuf::new(),
                     endpoint: String::new(),
+                    targets: Default::default(),
+                    check: (0, 0),
                 })
             }
             ["node", name, ns, ip, _cidr] => state.nodes.push(NodeState {

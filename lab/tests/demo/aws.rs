@@ -92,6 +92,20 @@ fn up_with_aws_serves_the_nlbs_through_the_lab_cloud_and_down_leaves_nothing() {
     assert_eq!(cluster.len(), 6, "{client}");
     assert!(cluster.iter().all(|row| row[3] == "node-0"), "{client}");
 
+    // The health-check story: the rolling update loses nothing; the tainted node leaves.
+    let (_, story) = run_lab(&["scenario", "health-checks"], &state_dir);
+    println!("{story}");
+    let table = section(&story, "what the client saw");
+    let rolling = rows(table, "rolling update");
+    assert_eq!(rolling.len(), 1, "{table}");
+    assert_eq!(rolling[0].last(), Some(&"0"), "no request lost:\n{table}");
+    let moved = rows(table, "endpoint moved");
+    assert!(
+        moved[0][2].parse::<f64>().is_ok(),
+        "the move was followed:\n{table}"
+    );
+    assert!(story.contains("node-2's 10256 /healthz: 503"), "{story}");
+
     let state = LabState::load(&state_dir).unwrap().expect("state.json");
     let cloud = state.cloud.clone().expect("the lab cloud is recorded");
     assert_eq!(cloud.provider, "aws");
