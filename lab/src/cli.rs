@@ -166,6 +166,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             crate::demo::Scenario::Failover => {
                 crate::demo::failover::failover(&a.state.state_dir).await
             }
+            crate::demo::Scenario::HealthChecks => {
+                crate::demo::health_checks::health_checks(&a.state.state_dir).await
+            }
         },
         Command::Kubectl(a) => crate::demo::kubectl(a),
         Command::Cloud(a) => crate::cloud::run(a).await,

@@ -22,7 +22,7 @@ use super::aws::{self, LbView, Snapshot, TargetHealth};
 use super::haproxy::{self, Config, Haproxy, Paths};
 
 /// The script that reads moto (shared with the tests, which call its other commands).
-const MOTO_STATE_PY: &str = include_str!("../../../tests/aws/moto_state.py");
+pub const MOTO_STATE_PY: &str = include_str!("../../../tests/aws/moto_state.py");
 /// How often the script reads moto.
 const POLL_SECONDS: &str = "1";
 

@@ -20,10 +20,11 @@ async fn aws_rolling_update_under_load_loses_no_request() {
     if !portico_tests::require_root() {
         return;
     }
-    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.41.0/24", 2).await else {
+    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.61.0/24", 2).await else {
         return;
     };
-    let (failed, sent) = run_rolling_update(&mut lab, (5, 2)).await;
+    let checks = fast_checks(lab.provider);
+    let (failed, sent) = run_rolling_update(&mut lab, &checks, (5, 2)).await;
     lab.teardown().await;
     assert_eq!(
         failed, 0,
@@ -31,11 +32,42 @@ async fn aws_rolling_update_under_load_loses_no_request() {
     );
 }
 
+/// The same with AWS's default intervals for Local (10 s, 2 unhealthy): a measurement for the
+/// closing note, not a CI test (it takes a minute and a half). Also times an endpoint move.
+/// `cargo test -p portico-tests --test agent aws_default_intervals -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: about 90 s with AWS's default health-check intervals"]
+async fn aws_default_intervals_rolling_update_and_endpoint_move() {
+    if !portico_tests::require_root() {
+        return;
+    }
+    let Some(mut lab) = CloudLab::start(Provider::Aws, "198.18.62.0/24", 3).await else {
+        return;
+    };
+    lab.create_service("moving", "Local", &[]).await;
+    lab.set_endpoints("moving", &[(1, true, true, false)]).await;
+    lab.wait_for_in_service("moving", &[1]).await;
+    lab.set_endpoints("moving", &[(2, true, true, false)]).await;
+    let followed = lab.wait_for_in_service("moving", &[2]).await;
+    eprintln!(
+        "lab cloud, default intervals: the load balancer followed an endpoint move in {followed:?}"
+    );
+    let (failed, sent) = run_rolling_update(&mut lab, &[], (10, 2)).await;
+    lab.teardown().await;
+    eprintln!(
+        "lab cloud, default intervals: {failed} of {sent} requests failed during the rolling update"
+    );
+    assert_eq!(failed, 0);
+}
+
 /// The rolling update from node-0 to node-1 under load; returns (failed, sent). `check` is the
-/// shortened check's (interval seconds, unhealthy threshold), for the grace period.
-pub async fn run_rolling_update(lab: &mut CloudLab, check: (u64, u64)) -> (usize, usize) {
-    let checks = fast_checks(lab.provider);
-    lab.create_service("rolling", "Local", &checks).await;
+/// check's (interval seconds, unhealthy threshold) that `annotations` give, for the grace period.
+pub async fn run_rolling_update(
+    lab: &mut CloudLab,
+    annotations: &[(&str, &str)],
+    check: (u64, u64),
+) -> (usize, usize) {
+    lab.create_service("rolling", "Local", annotations).await;
     lab.set_endpoints("rolling", &[(0, true, true, false)])
         .await;
     lab.wait_for_in_service("rolling", &[0]).await;
