@@ -149,13 +149,19 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
                 checker.health(&Target::new(ip, spec))
             });
             let desired = routes::routes(snapshot, &members);
+            let mut failed = false;
             for argv in routes::plan(&current, &desired) {
                 match cmd::run(&argv) {
                     Ok(_) => tracing::info!(command = argv.join(" "), "lab cloud: route"),
-                    Err(error) => tracing::warn!(%error, "lab cloud: route change failed"),
+                    Err(error) => {
+                        failed = true;
+                        tracing::warn!(%error, "lab cloud: route change failed");
+                    }
                 }
             }
-            current = desired;
+            // After a failure, plan from nothing next time: `replace` is idempotent, and a
+            // route that did not change must not be taken for one that did.
+            current = if failed { BTreeMap::new() } else { desired };
             for (pool, report) in health_report(&members) {
                 if reported.get(&pool) == Some(&report) {
                     continue;

@@ -146,6 +146,24 @@ pub async fn member_health_table(
     Ok(render_table(&MEMBER_HEADERS, &rows))
 }
 
+/// The GCP arm of `health_checks::cloud_targets`: every forwarding rule's members, UP when
+/// the lab cloud's checks say HEALTHY.
+pub async fn cloud_targets(
+    cloud: &super::state::CloudState,
+) -> anyhow::Result<Vec<super::health_checks::CloudTarget>> {
+    let client = ComputeClient::new(&cloud.endpoint, PROJECT, REGION)?;
+    Ok(client
+        .members()
+        .await?
+        .into_iter()
+        .map(|(ip, node, state)| super::health_checks::CloudTarget {
+            lb: ip.to_string(),
+            node,
+            status: if state == "HEALTHY" { "UP" } else { "DOWN" }.to_owned(),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

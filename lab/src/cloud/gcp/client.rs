@@ -118,6 +118,25 @@ impl ComputeClient {
             .to_owned())
     }
 
+    /// Every forwarding rule's pool members as `getHealth` answers: (rule IP, instance name,
+    /// `HEALTHY`/`UNHEALTHY`).
+    pub async fn members(
+        &self,
+    ) -> Result<Vec<(std::net::Ipv4Addr, String, String)>, GcpCloudError> {
+        let snapshot = self.snapshot().await?;
+        let mut members = Vec::new();
+        for rule in &snapshot.rules {
+            let Some(pool) = snapshot.pools.get(&rule.pool) else {
+                continue;
+            };
+            for instance in &pool.instances {
+                let state = self.pool_health(&pool.name, instance).await?;
+                members.push((rule.ip, super::model::url_name(instance).to_owned(), state));
+            }
+        }
+        Ok(members)
+    }
+
     /// Tells the fake what the lab cloud measured (instance URL → HEALTHY/UNHEALTHY), so
     /// `targetPools.getHealth` answers the same.
     pub async fn report_health(&self, pool: &str, members: &Value) -> Result<(), GcpCloudError> {
