@@ -1,6 +1,7 @@
-//! The GCP provider against the fake Compute server (tests/src/fake_compute.rs) on loopback: the
-//! real controller binary with `--provider gcp --gcp-endpoint-url http://127.0.0.1:<port>`
-//! against the lab API server. Nodes carry `gce://lab-project/<zone>/<name>` providerIDs.
+//! The GCP provider against the fake Compute server (`lab/src/fake_compute.rs`, re-exported as
+//! `portico_tests::fake_compute`) on loopback: the real controller binary with `--provider gcp
+//! --gcp-endpoint-url http://127.0.0.1:<port>` against the lab API server. Nodes carry
+//! `gce://lab-project/<zone>/<name>` providerIDs.
 
 use std::time::Duration;
 
