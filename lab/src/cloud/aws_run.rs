@@ -41,10 +41,11 @@ pub struct AwsCloudConfig {
     pub dir: PathBuf,
 }
 
-/// A running AWS lab cloud; stop it with `stop` (dropping it stops HAProxy and the watcher too).
+/// A running AWS lab cloud; stop it with `stop`. Dropping it aborts the follower, which kills
+/// HAProxy and the watcher too, but leaves the hosts file to the topology's teardown.
 pub struct AwsCloud {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     dir: PathBuf,
 }
 
@@ -88,7 +89,11 @@ impl AwsCloud {
         let (stop, stopped) = watch::channel(false);
         let dir = config.dir.clone();
         let task = tokio::spawn(follow(config, haproxy, watcher, lines, stopped));
-        Ok(AwsCloud { stop, task, dir })
+        Ok(AwsCloud {
+            stop,
+            task: Some(task),
+            dir,
+        })
     }
 
     /// Every target of every NLB as HAProxy's checks see it now.
@@ -97,9 +102,19 @@ impl AwsCloud {
     }
 
     /// Stops HAProxy and the watcher and removes the client's hosts file.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AwsCloud {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 

@@ -298,6 +298,23 @@ pub async fn server_stats(socket: &Path) -> Result<Vec<ServerStat>, CloudError> 
     Ok(parse_stats(&runtime_command(socket, "show stat").await?))
 }
 
+/// The `haproxy` executable: on PATH, or in the sbin directories Debian puts it in (a user's
+/// PATH may lack them).
+pub fn find_haproxy() -> Result<PathBuf, CloudError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("haproxy"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            CloudError::Haproxy(
+                "haproxy is not installed: the lab cloud runs it (Debian package haproxy; \
+                 `scripts/install lab` installs it)"
+                    .into(),
+            )
+        })
+}
+
 /// HAProxy running in the cloud namespace (its master process; workers come and go on reload).
 pub struct Haproxy {
     master: NsChild,
@@ -320,7 +337,7 @@ impl Haproxy {
             what: format!("create {}", log_path.display()),
             source,
         })?;
-        let mut command = command_in(ns, "haproxy");
+        let mut command = command_in(ns, find_haproxy()?);
         command
             .args(["-W", "-db", "-f"])
             .arg(paths.config())

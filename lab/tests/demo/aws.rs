@@ -31,6 +31,8 @@ fn rows<'a>(section: &'a str, first: &str) -> Vec<Vec<&'a str>> {
 fn up_with_aws_serves_the_nlbs_through_the_lab_cloud_and_down_leaves_nothing() {
     let why_not = if !is_root() {
         Some("`portico-lab up` needs root (network namespaces)".to_owned())
+    } else if let Err(error) = portico_lab::cloud::haproxy::find_haproxy() {
+        Some(error.to_string())
     } else {
         moto_missing()
     };

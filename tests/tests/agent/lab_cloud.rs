@@ -92,6 +92,8 @@ impl CloudLab {
     /// cloud API stand-in is not installed (outside CI).
     pub async fn start(provider: Provider, node_subnet: &str, nodes: usize) -> Option<CloudLab> {
         let lab_binary = portico_tests::workspace_binary("portico-lab")?;
+        // The lab cloud's load balancer: skipped without it, failed under CI.
+        portico_tests::tool("haproxy")?;
         let spec = LabSpec::new(nodes, 1, lab_binary)
             .with_node_subnet(node_subnet.parse().unwrap())
             .with_cloud();
