@@ -5,6 +5,7 @@
 //! ```text
 //!   every ~1 s: Compute API ─▶ client::snapshot() (rules, pools, checks)
 //!       ─▶ checker.set_targets(node IP × pool check)     probes run on their own intervals
+//!       ─▶ ports::script() (each rule's protocol and ports only) ─▶ `nft -f`
 //!       ─▶ routes::members() ─▶ routes::routes() ─▶ routes::plan() ─▶ `ip route replace|del`
 //!       ─▶ PUT /lab/health/{pool} on the fake (targetPools.getHealth answers the same)
 //!   a verdict change wakes the loop at once (no wait for the next poll)
@@ -13,6 +14,7 @@
 pub mod client;
 pub mod model;
 pub mod pinning;
+pub mod ports;
 pub mod routes;
 
 use std::collections::BTreeMap;
@@ -113,6 +115,7 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
     let mut changed = checker.subscribe();
     let mut current: BTreeMap<Ipv4Addr, Via> = BTreeMap::new();
     let mut reported: BTreeMap<String, Value> = BTreeMap::new();
+    let mut port_filter = String::new();
     let mut snapshot = None;
     {
         use std::io::Write;
@@ -148,6 +151,13 @@ pub async fn run(args: GcpCloudArgs) -> anyhow::Result<()> {
             let members = routes::members(snapshot, &nodes, |ip, spec| {
                 checker.health(&Target::new(ip, spec))
             });
+            let filter = ports::script(&snapshot.rules);
+            if filter != port_filter {
+                match nft_apply(&filter) {
+                    Ok(()) => port_filter = filter,
+                    Err(error) => tracing::warn!(%error, "lab cloud: port filter failed"),
+                }
+            }
             let desired = routes::routes(snapshot, &members);
             let mut failed = false;
             for argv in routes::plan(&current, &desired) {
@@ -194,9 +204,14 @@ fn pin_connections(nodes: &BTreeMap<String, Ipv4Addr>) -> anyhow::Result<()> {
             Err(error) => return Err(error.into()),
         }
     }
-    let script = tempfile::NamedTempFile::new()?;
-    std::fs::write(script.path(), pinning::nft_script(nodes))?;
-    cmd::run_args(&["nft", "-f", &script.path().to_string_lossy()])?;
+    nft_apply(&pinning::nft_script(nodes))
+}
+
+/// Runs an nftables script as one transaction.
+fn nft_apply(script: &str) -> anyhow::Result<()> {
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), script)?;
+    cmd::run_args(&["nft", "-f", &file.path().to_string_lossy()])?;
     Ok(())
 }
 

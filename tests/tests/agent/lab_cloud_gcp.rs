@@ -215,7 +215,8 @@ async fn measure_move(lab: &CloudLab, service: &str, from: usize, to: usize) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcp_connections_stay_on_their_node_and_a_dead_agent_leaves_by_the_check_alone() {
+async fn gcp_connections_stay_on_their_node_other_ports_stay_out_and_a_dead_agent_leaves_by_the_check_alone()
+ {
     if !portico_tests::require_root() {
         return;
     }
@@ -245,6 +246,37 @@ async fn gcp_connections_stay_on_their_node_and_a_dead_agent_leaves_by_the_check
         pinned.lines().count() >= 10,
         "the connections to {vip} carry node-1's mark {mark}:\n{pinned}"
     );
+
+    // The rule forwards TCP port 80 only: anything else sent to its IP stays in the cloud.
+    let other_port = SocketAddr::new(IpAddr::V4(vip), 8080);
+    assert!(
+        lab.lab
+            .tcp_request_from(lab.lab.client_ns(), other_port)
+            .await
+            .is_err()
+    );
+    let table = lab
+        .lab
+        .run_in(
+            &cloud_ns(&lab),
+            "nft",
+            &["list", "table", "ip", portico_lab::cloud::gcp::ports::TABLE],
+        )
+        .unwrap();
+    assert!(
+        table.contains(&format!("ip daddr {vip} tcp dport 80 accept")),
+        "{table}"
+    );
+    let dropped = table
+        .lines()
+        .find(|line| line.contains("@rule_ips counter"))
+        .and_then(|line| {
+            line.split_whitespace()
+                .skip_while(|w| *w != "packets")
+                .nth(1)
+        })
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(dropped.is_some_and(|n| n > 0), "{table}");
 
     // Cluster: node-1's agent dies, so nothing answers its 10256 any more; its rules stay and
     // the controller keeps it in the pool, so only the shared check (8 s, 3 failures) tells.
