@@ -50,6 +50,10 @@ pub enum Command {
     Scenario(crate::demo::ScenarioArgs),
     /// Run kubectl with the running lab's kubeconfig.
     Kubectl(crate::demo::KubectlArgs),
+    /// Run the lab cloud: a health-checking load balancer in the cloud namespace that follows
+    /// the cloud API's state (moto for aws), until SIGTERM/SIGINT.
+    #[command(hide = true)]
+    Cloud(crate::cloud::CloudArgs),
 }
 
 #[derive(ClapArgs, Debug)]
@@ -153,8 +157,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             crate::demo::Scenario::Failover => {
                 crate::demo::failover::failover(&a.state.state_dir).await
             }
+            crate::demo::Scenario::HealthChecks => {
+                crate::demo::health_checks::health_checks(&a.state.state_dir).await
+            }
         },
         Command::Kubectl(a) => crate::demo::kubectl(a),
+        Command::Cloud(a) => crate::cloud::run(a).await,
     }
 }
 

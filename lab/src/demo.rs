@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args as ClapArgs, Subcommand};
 use ipnet::Ipv4Net;
 
+pub mod cloud_up;
 pub mod failover;
+pub mod health_checks;
 pub mod l2;
 pub mod objects;
 pub mod report;
@@ -56,6 +58,22 @@ pub struct UpArgs {
     /// The API server's port (on the host leg and on loopback).
     #[arg(long, env = "PORTICO_LAB_PORT", default_value_t = 6443)]
     pub port: u16,
+    /// Where the load balancers come from: bare metal (address pools, the L2 announcer) or a
+    /// cloud's API stand-in with the lab cloud in front of the nodes (aws: moto).
+    #[arg(
+        long,
+        env = "PORTICO_LAB_PROVIDER",
+        value_enum,
+        default_value = "baremetal"
+    )]
+    pub provider: DemoProvider,
+}
+
+/// The `--provider` of `portico-lab up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoProvider {
+    Baremetal,
+    Aws,
 }
 
 /// The scenarios `portico-lab scenario` replays.
@@ -66,6 +84,10 @@ pub enum Scenario {
     /// Kills the agent of the node that owns a VIP (then, separately, takes that node's link
     /// down) and prints how long the client's traffic to the VIP was interrupted.
     Failover,
+    /// On a lab with a cloud (`up --provider aws`): an endpoint move, a rolling update and a
+    /// node tainted for deletion, with traffic through the lab cloud's load balancers; prints how
+    /// long the load balancer took to follow and how many requests failed.
+    HealthChecks,
 }
 
 /// Flags of `portico-lab scenario`.

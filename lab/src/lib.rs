@@ -19,6 +19,7 @@
 
 pub mod apiserver;
 pub mod cli;
+pub mod cloud;
 pub mod demo;
 pub mod netns;
 

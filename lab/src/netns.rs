@@ -40,7 +40,7 @@ pub mod process;
 pub mod sampler;
 pub mod topology;
 
-pub use layout::{LabSpec, Layout, NodeLayout, PodLayout};
+pub use layout::{CloudLayout, LabSpec, Layout, NodeLayout, PodLayout};
 pub use probe::HttpReply;
 pub use process::NsChild;
 pub use topology::LabTopology;

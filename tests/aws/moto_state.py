@@ -3,9 +3,13 @@
   moto_state.py <endpoint> setup <cluster> <instances>   -> {"instances": [...], "subnets": [...]}
   moto_state.py <endpoint> state                          -> every NLB with its target groups
   moto_state.py <endpoint> break <lb-name>                -> deletes the NLB's listeners and target groups
+  moto_state.py <endpoint> watch <seconds>                -> one line of JSON (`snapshot`) per poll, forever
+
+`watch` is what the lab cloud (lab/src/cloud/aws.rs, which embeds this file) reads moto with.
 """
 import json
 import sys
+import time
 
 import boto3
 
@@ -48,6 +52,49 @@ elif command == "state":
                     "listeners": sorted(listeners)})
     all_groups = [tg["TargetGroupName"] for tg in elb.describe_target_groups()["TargetGroups"]]
     print(json.dumps({"load_balancers": out, "all_target_groups": all_groups}))
+elif command == "watch":
+    def snapshot():
+        """Every NLB with its listeners (and the target group each forwards to) and its target
+        groups with their health-check settings and registered targets."""
+        out = []
+        for lb in elb.describe_load_balancers()["LoadBalancers"]:
+            arn = lb["LoadBalancerArn"]
+            groups = []
+            for tg in elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]:
+                health = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+                groups.append({
+                    "arn": tg["TargetGroupArn"], "name": tg["TargetGroupName"],
+                    "protocol": tg["Protocol"], "port": tg["Port"],
+                    "health_check": {
+                        "protocol": tg.get("HealthCheckProtocol"), "port": tg.get("HealthCheckPort"),
+                        "path": tg.get("HealthCheckPath"),
+                        "interval": tg.get("HealthCheckIntervalSeconds"),
+                        "timeout": tg.get("HealthCheckTimeoutSeconds"),
+                        "healthy": tg.get("HealthyThresholdCount"),
+                        "unhealthy": tg.get("UnhealthyThresholdCount"),
+                    },
+                    "targets": sorted([t["Target"]["Id"], t["Target"]["Port"]]
+                                      for t in health["TargetHealthDescriptions"]),
+                })
+            listeners = []
+            for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+                forward = [a.get("TargetGroupArn") for a in listener.get("DefaultActions", [])
+                           if a.get("Type") == "forward"]
+                listeners.append({"protocol": listener["Protocol"], "port": listener["Port"],
+                                  "target_group": forward[0] if forward else None})
+            out.append({"name": lb["LoadBalancerName"], "dns": lb["DNSName"],
+                        "listeners": listeners, "target_groups": groups})
+        return {"load_balancers": out}
+
+    every = float(sys.argv[3])
+    while True:
+        try:
+            print(json.dumps(snapshot()), flush=True)
+        except BrokenPipeError:
+            break
+        except Exception as error:  # moto restarting, a group deleted mid-read: try again
+            print(json.dumps({"error": str(error)}), flush=True)
+        time.sleep(every)
 elif command == "break":
     arn = elb.describe_load_balancers(Names=[sys.argv[3]])["LoadBalancers"][0]["LoadBalancerArn"]
     groups = elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]

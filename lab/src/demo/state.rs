@@ -50,6 +50,28 @@ pub struct LabState {
     /// Set once `up` finished: a lab whose `up` was killed half way is not "already up".
     #[serde(default)]
     pub complete: bool,
+    /// The lab cloud, when `up --provider` named a cloud.
+    #[serde(default)]
+    pub cloud: Option<CloudState>,
+}
+
+/// The cloud namespace and the lab cloud running in it (`up --provider aws`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CloudState {
+    /// `aws` (the `--provider` value).
+    pub provider: String,
+    pub ns: String,
+    pub load_balancer_range: ipnet::Ipv4Net,
+    /// The lab cloud's directory (HAProxy's config and sockets, `view.json`).
+    pub dir: PathBuf,
+    /// The cloud API stand-in's endpoint (moto's URL).
+    pub endpoint: String,
+    /// The cloud's ID of each target (EC2 instance ID) → the lab node it is.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, String>,
+    /// The demo Services' health check: (interval in seconds, unhealthy threshold).
+    #[serde(default)]
+    pub check: (u64, u64),
 }
 
 pub fn state_file(dir: &Path) -> PathBuf {

@@ -20,17 +20,17 @@ use super::state::{LabState, NodeState, PodState, ProcessRecord};
 use super::{UpArgs, stop_all};
 use crate::netns::process::command_in;
 
-const NODES: usize = 3;
+pub(super) const NODES: usize = 3;
 /// Nodes whose pod runs an echo server; the demo's Services have their endpoint on node-0.
 const ECHO_NODES: usize = 2;
 const CLUSTER_SERVICE: &str = "echo-cluster";
 const LOCAL_SERVICE: &str = "echo-local";
 
 /// Paths of the binaries `up` starts.
-struct Binaries {
-    lab: PathBuf,
-    controller: PathBuf,
-    agent: PathBuf,
+pub(super) struct Binaries {
+    pub(super) lab: PathBuf,
+    pub(super) controller: PathBuf,
+    pub(super) agent: PathBuf,
 }
 
 fn binaries(bin_dir: Option<&Path>) -> anyhow::Result<Binaries> {
@@ -97,7 +97,7 @@ pub(super) fn spawn_detached(
 }
 
 /// Polls `<name>.out` until `done` accepts its text; fails early when the process died.
-async fn wait_for_output(
+pub(super) async fn wait_for_output(
     dir: &Path,
     state: &LabState,
     name: &str,
@@ -133,7 +133,7 @@ async fn wait_for_output(
 }
 
 /// Reads the layout `portico-lab netns` prints after its `ready` line.
-fn parse_layout(text: &str, state: &mut LabState) -> anyhow::Result<()> {
+pub(super) fn parse_layout(text: &str, state: &mut LabState) -> anyhow::Result<()> {
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         match fields.as_slice() {
@@ -142,6 +142,17 @@ fn parse_layout(text: &str, state: &mut LabState) -> anyhow::Result<()> {
             ["client", ns, ip] => {
                 state.client_ns = (*ns).to_owned();
                 state.client_ip = Some(ip.parse()?);
+            }
+            ["cloud", ns, _ip, range] => {
+                state.cloud = Some(super::state::CloudState {
+                    provider: String::new(),
+                    ns: (*ns).to_owned(),
+                    load_balancer_range: range.parse()?,
+                    dir: PathBuf::new(),
+                    endpoint: String::new(),
+                    targets: Default::default(),
+                    check: (0, 0),
+                })
             }
             ["node", name, ns, ip, _cidr] => state.nodes.push(NodeState {
                 name: (*name).to_owned(),
@@ -171,7 +182,11 @@ fn parse_layout(text: &str, state: &mut LabState) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_api(kubeconfig: &Path, state: &LabState, dir: &Path) -> anyhow::Result<Client> {
+pub(super) async fn wait_for_api(
+    kubeconfig: &Path,
+    state: &LabState,
+    dir: &Path,
+) -> anyhow::Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if kubeconfig.is_file()
@@ -224,7 +239,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         lab_binary: binaries.lab.clone(),
         ..LabState::default()
     };
-    match start(&args, &binaries, &dir, &mut state).await {
+    let started = match args.provider {
+        super::DemoProvider::Baremetal => start(&args, &binaries, &dir, &mut state).await,
+        super::DemoProvider::Aws => {
+            super::cloud_up::start_aws(&args, &binaries, &dir, &mut state).await
+        }
+    };
+    match started {
         Ok(()) => Ok(()),
         Err(error) => {
             eprintln!("portico-lab up failed: {error:#}; stopping what it started");

@@ -21,11 +21,17 @@ pub struct NetnsArgs {
     /// The /24 joining host, client and nodes.
     #[arg(long, env = "PORTICO_LAB_NODE_SUBNET", default_value = "198.18.0.0/24")]
     pub node_subnet: Ipv4Net,
+    /// Put a cloud namespace between the client and the nodes (for the lab cloud).
+    #[arg(long, env = "PORTICO_LAB_CLOUD")]
+    pub cloud: bool,
 }
 
 pub async fn run(args: NetnsArgs) -> anyhow::Result<()> {
-    let spec = LabSpec::new(args.nodes, args.pods_per_node, std::env::current_exe()?)
+    let mut spec = LabSpec::new(args.nodes, args.pods_per_node, std::env::current_exe()?)
         .with_node_subnet(args.node_subnet);
+    if args.cloud {
+        spec = spec.with_cloud();
+    }
     let lab = tokio::task::spawn_blocking(move || LabTopology::create(spec)).await??;
     let layout = lab.layout();
     {
@@ -38,6 +44,13 @@ pub async fn run(args: NetnsArgs) -> anyhow::Result<()> {
         )?;
         writeln!(out, "host {} {}", layout.host_link, layout.host_ip)?;
         writeln!(out, "client {} {}", layout.client_ns, layout.client_ip)?;
+        if let Some(cloud) = &layout.cloud {
+            writeln!(
+                out,
+                "cloud {} {} {}",
+                cloud.ns, cloud.node_side_ip, cloud.load_balancer_range
+            )?;
+        }
         for node in &layout.nodes {
             writeln!(
                 out,

@@ -9,6 +9,16 @@
 //!      └─ <prefix>n0p0: eth0 10.244.0.2/24, default via 10.244.0.1 (cbr0 port p0, hairpin on)
 //!   <prefix>n1: eth0 198.18.0.11/24 ───────┘   10.244.0.0/24 via 198.18.0.10 (host-gw), ...
 //! ```
+//!
+//! With `LabSpec::with_cloud()` the client moves behind a cloud namespace, as a client on the
+//! internet reaches a VPC only through its load balancers (`cloud` on the lab bridge):
+//!
+//! ```text
+//!   <prefix>client: eth0 203.0.113.2/24, default via 203.0.113.1
+//!      └─ <prefix>cloud: eth1 203.0.113.1/24, eth0 198.18.0.3/24 (bridge), ip_forward=1;
+//!                        load balancers take addresses from 198.51.100.0/24
+//!   every node: 203.0.113.0/24 via 198.18.0.3 (replies go back through the load balancer)
+//! ```
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -30,6 +40,8 @@ pub struct LabSpec {
     pub node_subnet: Ipv4Net,
     /// The `portico-lab` executable: pods run its `echo-server`, probes its `probe`.
     pub lab_binary: PathBuf,
+    /// Whether a cloud namespace stands between the client and the nodes (off by default).
+    pub cloud: bool,
 }
 
 impl LabSpec {
@@ -40,7 +52,15 @@ impl LabSpec {
             pods_per_node,
             node_subnet: "198.18.0.0/24".parse().expect("a valid /24"),
             lab_binary: lab_binary.into(),
+            cloud: false,
         }
+    }
+
+    /// The same spec with a cloud namespace: the client on a subnet of its own whose only way
+    /// to the nodes is through the cloud, where the lab cloud runs its load balancers.
+    pub fn with_cloud(mut self) -> Self {
+        self.cloud = true;
+        self
     }
 
     /// The same spec on another /24 (for topologies that run side by side).
@@ -71,6 +91,21 @@ pub struct NodeLayout {
     pub pods: Vec<PodLayout>,
 }
 
+/// The cloud namespace between the client subnet and the node subnet (`LabSpec::with_cloud`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudLayout {
+    pub ns: String,
+    /// Its address on the lab bridge: the nodes' route to the client subnet.
+    pub node_side_ip: Ipv4Addr,
+    /// Its address on the client subnet: the client's default gateway.
+    pub client_side_ip: Ipv4Addr,
+    /// The client's subnet (only the client and the cloud are on it).
+    pub client_subnet: Ipv4Net,
+    /// Where the lab cloud takes load-balancer addresses from (local to the cloud namespace,
+    /// reached by the client through its default route).
+    pub load_balancer_range: Ipv4Net,
+}
+
 /// The whole topology, addresses included.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -82,6 +117,8 @@ pub struct Layout {
     pub client_ns: String,
     pub client_ip: Ipv4Addr,
     pub nodes: Vec<NodeLayout>,
+    /// The cloud namespace, when the spec asks for one.
+    pub cloud: Option<CloudLayout>,
 }
 
 /// Name of the bridge inside the bridge namespace, and of the pod bridge inside each node.
@@ -90,6 +127,15 @@ const POD_BRIDGE: &str = "cbr0";
 const FIRST_NODE_HOST: u32 = 10;
 const MAX_NODES: usize = 200;
 const MAX_PODS: usize = 250;
+/// The cloud's host number on the node subnet (`.1` is the host leg, `.2` the client's
+/// address when there is no cloud).
+const CLOUD_HOST: u32 = 3;
+/// RFC 5737 TEST-NET-3 and TEST-NET-2: they exist only inside a lab's own namespaces, so
+/// every lab can use the same ones.
+const CLIENT_SUBNET: &str = "203.0.113.0/24";
+const LOAD_BALANCER_RANGE: &str = "198.51.100.0/24";
+/// The cloud's leg towards the client (its leg on the lab bridge is `eth0`).
+const CLOUD_CLIENT_LINK: &str = "eth1";
 
 fn host_in(subnet: Ipv4Net, host: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet.network()) + host)
@@ -140,6 +186,20 @@ impl Layout {
                 }
             })
             .collect();
+        let cloud = spec.cloud.then(|| {
+            let client_subnet: Ipv4Net = CLIENT_SUBNET.parse().expect("a valid /24");
+            CloudLayout {
+                ns: prefix.namespace("cloud"),
+                node_side_ip: host_in(subnet, CLOUD_HOST),
+                client_side_ip: host_in(client_subnet, 1),
+                client_subnet,
+                load_balancer_range: LOAD_BALANCER_RANGE.parse().expect("a valid /24"),
+            }
+        });
+        let client_ip = match &cloud {
+            Some(cloud) => host_in(cloud.client_subnet, 2),
+            None => host_in(subnet, 2),
+        };
         Ok(Layout {
             prefix,
             node_subnet: subnet,
@@ -147,14 +207,17 @@ impl Layout {
             host_link: prefix.host_link(),
             host_ip: host_in(subnet, 1),
             client_ns: prefix.namespace("client"),
-            client_ip: host_in(subnet, 2),
+            client_ip,
             nodes,
+            cloud,
         })
     }
 
     /// Every namespace, the bridge's first; the order `create` adds them in.
     pub fn namespaces(&self) -> Vec<String> {
-        let mut all = vec![self.bridge_ns.clone(), self.client_ns.clone()];
+        let mut all = vec![self.bridge_ns.clone()];
+        all.extend(self.cloud.iter().map(|cloud| cloud.ns.clone()));
+        all.push(self.client_ns.clone());
         for node in &self.nodes {
             all.push(node.ns.clone());
             all.extend(node.pods.iter().map(|pod| pod.ns.clone()));
@@ -196,10 +259,24 @@ impl Layout {
         ));
         cmds.push(ip(None, &format!("link set {} up", self.host_link)));
 
-        cmds.extend(self.leg(&self.client_ns, "client", self.client_ip));
+        match &self.cloud {
+            Some(cloud) => cmds.extend(self.cloud_commands(cloud)),
+            None => cmds.extend(self.leg(&self.client_ns, "client", self.client_ip)),
+        }
         for (index, node) in self.nodes.iter().enumerate() {
             cmds.extend(self.leg(&node.ns, &format!("n{index}"), node.ip));
             cmds.push(sysctl(&node.ns, "net.ipv4.ip_forward=1"));
+            if let Some(cloud) = &self.cloud {
+                // As a VPC's route table: the internet's answers leave through the load
+                // balancer, which keeps the client's address on the way in.
+                cmds.push(ip(
+                    Some(&node.ns),
+                    &format!(
+                        "route replace {} via {}",
+                        cloud.client_subnet, cloud.node_side_ip
+                    ),
+                ));
+            }
             cmds.push(ip(
                 Some(&node.ns),
                 &format!("link add {POD_BRIDGE} type bridge"),
@@ -245,6 +322,41 @@ impl Layout {
                 ));
             }
         }
+        cmds
+    }
+
+    /// The cloud on the lab bridge, the client behind it on the client subnet.
+    fn cloud_commands(&self, cloud: &CloudLayout) -> Vec<Vec<String>> {
+        let mut cmds = self.leg(&cloud.ns, "cloud", cloud.node_side_ip);
+        cmds.push(sysctl(&cloud.ns, "net.ipv4.ip_forward=1"));
+        let client_len = cloud.client_subnet.prefix_len();
+        cmds.push(ip(
+            Some(&cloud.ns),
+            &format!(
+                "link add {CLOUD_CLIENT_LINK} type veth peer name eth0 netns {}",
+                self.client_ns
+            ),
+        ));
+        cmds.push(ip(
+            Some(&cloud.ns),
+            &format!(
+                "addr add {} dev {CLOUD_CLIENT_LINK}",
+                net(cloud.client_side_ip, client_len)
+            ),
+        ));
+        cmds.push(ip(
+            Some(&cloud.ns),
+            &format!("link set {CLOUD_CLIENT_LINK} up"),
+        ));
+        cmds.push(ip(
+            Some(&self.client_ns),
+            &format!("addr add {} dev eth0", net(self.client_ip, client_len)),
+        ));
+        cmds.push(ip(Some(&self.client_ns), "link set eth0 up"));
+        cmds.push(ip(
+            Some(&self.client_ns),
+            &format!("route replace default via {}", cloud.client_side_ip),
+        ));
         cmds
     }
 

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use super::{NetnsError, cmd, names};
 
+/// Where `ip netns exec` finds a namespace's own /etc files.
+const NETNS_ETC: &str = "/etc/netns";
+
 /// What a sweep removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
@@ -32,6 +35,15 @@ pub fn sweep(is_dead: impl Fn(u32) -> bool) -> Result<Swept, NetnsError> {
         if names::namespace_owner(&ns).is_some_and(&is_dead) {
             cmd::delete_namespace(&ns);
             swept.namespaces.push(ns);
+        }
+    }
+    // The lab cloud's hosts files for the client (`/etc/netns/<client ns>/hosts`).
+    if let Ok(entries) = std::fs::read_dir(NETNS_ETC) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if names::namespace_owner(&name).is_some_and(&is_dead) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
     }
     // Deleting the bridge namespace takes the host leg with it, but only once the kernel has

@@ -28,9 +28,10 @@ pub enum ProbeMode {
 /// Flags of `portico-lab probe`.
 #[derive(ClapArgs, Debug)]
 pub struct ProbeArgs {
-    /// Address to connect to.
+    /// Address to connect to: `IP:port`, or `name:port` resolved inside the namespace (its
+    /// `/etc/netns/<ns>/hosts`, where the lab cloud writes load balancers' DNS names).
     #[arg(long, env = "PORTICO_LAB_PROBE_CONNECT")]
-    pub connect: SocketAddr,
+    pub connect: String,
     /// What to send.
     #[arg(
         long,
@@ -61,7 +62,11 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
 }
 
 async fn exchange(args: &ProbeArgs) -> anyhow::Result<Vec<u8>> {
-    let target = args.connect;
+    let target = tokio::net::lookup_host(args.connect.as_str())
+        .await
+        .map_err(|error| anyhow::anyhow!("resolve {}: {error}", args.connect))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{} resolves to no address", args.connect))?;
     let request = match args.mode {
         ProbeMode::Tcp | ProbeMode::Udp => b"ping\n".to_vec(),
         ProbeMode::Http => format!(
@@ -146,9 +151,57 @@ pub async fn probe_from(
     path: &str,
     timeout: Duration,
 ) -> Result<String, NetnsError> {
+    let name = target.to_string();
+    probe_name_from(lab_binary, ns, &name, mode, path, timeout)
+        .await
+        .map_err(|failure| match failure {
+            ProbeFailure::Spawn(source) => NetnsError::Spawn {
+                command: format!("{} probe (in {ns})", lab_binary.display()),
+                source,
+            },
+            ProbeFailure::Timeout => NetnsError::Timeout {
+                ns: ns.to_owned(),
+                target,
+                timeout,
+            },
+            ProbeFailure::Failed(message) => NetnsError::Probe {
+                ns: ns.to_owned(),
+                target,
+                message,
+            },
+        })
+}
+
+/// Why a probe by name gave no answer.
+#[derive(Debug)]
+pub enum ProbeFailure {
+    Spawn(std::io::Error),
+    Timeout,
+    Failed(String),
+}
+
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeFailure::Spawn(error) => write!(f, "could not start the probe: {error}"),
+            ProbeFailure::Timeout => write!(f, "timed out"),
+            ProbeFailure::Failed(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+/// `probe_from` for `connect` = `name:port` (or `IP:port`), resolved inside `ns`.
+pub async fn probe_name_from(
+    lab_binary: &Path,
+    ns: &str,
+    connect: &str,
+    mode: ProbeMode,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, ProbeFailure> {
     let mut command = command_in(ns, lab_binary);
     command
-        .args(["probe", "--connect", &target.to_string(), "--path", path])
+        .args(["probe", "--connect", connect, "--path", path])
         .args(["--timeout-ms", &timeout.as_millis().to_string()])
         .args([
             "--mode",
@@ -159,29 +212,14 @@ pub async fn probe_from(
     command.kill_on_drop(true);
     let output = tokio::time::timeout(timeout + Duration::from_secs(5), command.output())
         .await
-        .map_err(|_| NetnsError::Timeout {
-            ns: ns.to_owned(),
-            target,
-            timeout,
-        })?
-        .map_err(|source| NetnsError::Spawn {
-            command: format!("{} probe (in {ns})", lab_binary.display()),
-            source,
-        })?;
+        .map_err(|_| ProbeFailure::Timeout)?
+        .map_err(ProbeFailure::Spawn)?;
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     if !output.status.success() {
         if stderr.contains("no answer from") {
-            return Err(NetnsError::Timeout {
-                ns: ns.to_owned(),
-                target,
-                timeout,
-            });
+            return Err(ProbeFailure::Timeout);
         }
-        return Err(NetnsError::Probe {
-            ns: ns.to_owned(),
-            target,
-            message: format!("{}: {stderr}", output.status),
-        });
+        return Err(ProbeFailure::Failed(format!("{}: {stderr}", output.status)));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::probe::{ProbeMode, probe_from};
+use super::probe::{ProbeMode, probe_name_from};
 
 /// One request: when it was started and the echo body, or None when it failed.
 #[derive(Clone, Debug)]
@@ -52,6 +52,17 @@ impl Sampler {
         every: Duration,
         timeout: Duration,
     ) -> Sampler {
+        Self::start_to(lab_binary, ns, target.to_string(), every, timeout)
+    }
+
+    /// `start` for `connect` = `name:port` resolved in `ns` (a load balancer's DNS name).
+    pub fn start_to(
+        lab_binary: PathBuf,
+        ns: String,
+        connect: String,
+        every: Duration,
+        timeout: Duration,
+    ) -> Sampler {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let samples = Arc::new(Mutex::new(Vec::new()));
@@ -64,11 +75,13 @@ impl Sampler {
                     _ = stopped.changed() => break,
                 }
                 let (lab_binary, ns, samples) = (lab_binary.clone(), ns.clone(), samples.clone());
+                let connect = connect.clone();
                 running.spawn(async move {
                     let started = Instant::now();
-                    let answer = probe_from(&lab_binary, &ns, target, ProbeMode::Tcp, "/", timeout)
-                        .await
-                        .ok();
+                    let answer =
+                        probe_name_from(&lab_binary, &ns, &connect, ProbeMode::Tcp, "/", timeout)
+                            .await
+                            .ok();
                     samples
                         .lock()
                         .expect("no panic holding it")

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use super::layout::{LabSpec, Layout, NodeLayout, ip};
+use super::layout::{CloudLayout, LabSpec, Layout, NodeLayout, ip};
 use super::names::Prefix;
 use super::probe::{HttpReply, ProbeMode, parse_http_reply, probe_from};
 use super::process::{NsChild, command_in};
@@ -81,6 +81,11 @@ impl LabTopology {
 
     pub fn client_ip(&self) -> Ipv4Addr {
         self.layout.client_ip
+    }
+
+    /// The cloud namespace between the client and the nodes, for labs built `with_cloud()`.
+    pub fn cloud(&self) -> Option<&CloudLayout> {
+        self.layout.cloud.as_ref()
     }
 
     /// The host namespace's address on the lab bridge (`198.18.0.1`): where the lab API
@@ -245,6 +250,11 @@ impl LabTopology {
         let host_link = &self.layout.host_link;
         if cmd::list_host_links().is_ok_and(|links| links.contains(host_link)) {
             cmd::best_effort(&["ip", "link", "delete", host_link]);
+        }
+        // A lab cloud's DNS names for the client (`cloud::aws_run::client_hosts_path`).
+        let etc = Path::new("/etc/netns").join(&self.layout.client_ns);
+        if etc.exists() {
+            let _ = std::fs::remove_dir_all(&etc);
         }
         let existing = cmd::list_namespaces().unwrap_or_default();
         // Pods before nodes before the bridge: the reverse of creation.

@@ -63,7 +63,7 @@ fn lab_install_step_without_the_tools_names_each_program_and_package() {
         "missing: ip6tables-save (Debian package iptables) is not on PATH",
         "missing: ip (Debian package iproute2) is not on PATH",
         "missing: conntrack (Debian package conntrack) is not on PATH",
-        "install them (apt-get install iptables iproute2 conntrack procps arping) and run this again",
+        "install them (apt-get install iptables iproute2 conntrack procps arping haproxy) and run this again",
     ] {
         assert!(stderr.contains(line), "{line:?} not in:\n{stderr}");
     }
@@ -74,7 +74,7 @@ fn lab_install_step_without_the_tools_names_each_program_and_package() {
     } else {
         assert_eq!(
             asked,
-            "update -qq\ninstall -y -qq --no-install-recommends iptables iproute2 conntrack procps arping\n"
+            "update -qq\ninstall -y -qq --no-install-recommends iptables iproute2 conntrack procps arping haproxy\n"
         );
     }
 }

@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use portico_lab::demo::state::LabState;
 use portico_lab::demo::{l2, report};
 
+mod aws;
 mod install;
 
 /// Its own /24 and pool, so that it runs beside the other namespace tests.

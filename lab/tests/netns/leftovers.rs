@@ -39,6 +39,10 @@ fn leftovers_of_a_killed_run_are_removed() {
         .arg("600")
         .spawn()
         .unwrap();
+    // A lab cloud's hosts file for the dead run's client.
+    let etc = std::path::Path::new("/etc/netns").join(format!("{start}client"));
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("hosts"), "198.51.100.10 nlb.example\n").unwrap();
 
     run.kill().unwrap(); // SIGKILL: no teardown
     run.wait().unwrap();
@@ -59,6 +63,7 @@ fn leftovers_of_a_killed_run_are_removed() {
         !host_link_exists(&host_link),
         "host leg {host_link} left behind"
     );
+    assert!(!etc.exists(), "{} left behind", etc.display());
     let stray_status = stray.wait().unwrap();
     assert!(
         !stray_status.success(),

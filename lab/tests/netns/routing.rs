@@ -175,3 +175,50 @@ async fn probes_tell_refused_from_timed_out() {
     drop(silent);
     lab.teardown();
 }
+
+#[tokio::test]
+async fn with_a_cloud_the_client_reaches_nodes_through_it_with_its_own_address() {
+    if !have_root("with_a_cloud_the_client_reaches_nodes_through_it_with_its_own_address") {
+        return;
+    }
+    let spec = portico_lab::netns::LabSpec::new(2, 0, crate::LAB_BINARY)
+        .with_node_subnet("198.18.19.0/24".parse().unwrap())
+        .with_cloud();
+    let lab = {
+        let _guard = crate::sweep_guard();
+        portico_lab::netns::LabTopology::create(spec).expect("the lab topology comes up")
+    };
+    let cloud = lab.cloud().expect("a cloud").clone();
+    assert_eq!(lab.client_ip().to_string(), "203.0.113.2");
+    let mut servers = Vec::new();
+    for node in lab.nodes() {
+        let listen = SocketAddr::from((node.ip, ECHO_PORT));
+        servers.push(lab.spawn_echo_server(&node.ns, listen).unwrap());
+    }
+    for node in lab.nodes() {
+        let target = SocketAddr::from((node.ip, ECHO_PORT));
+        let body = lab.tcp_request_from(lab.client_ns(), target).await.unwrap();
+        // The node saw the client's own address, and answered it through the cloud.
+        assert_eq!(
+            echo_field(&body, "client_address"),
+            Some("203.0.113.2"),
+            "{body}"
+        );
+        let route = lab
+            .run_in(&node.ns, "ip", &["route", "get", "203.0.113.2"])
+            .unwrap();
+        assert!(
+            route.contains(&format!("via {}", cloud.node_side_ip)),
+            "{route}"
+        );
+    }
+    // The cloud itself reaches the nodes on the lab bridge.
+    let target = SocketAddr::from((lab.nodes()[0].ip, ECHO_PORT));
+    let body = lab.tcp_request_from(&cloud.ns, target).await.unwrap();
+    assert_eq!(
+        echo_field(&body, "client_address"),
+        Some(cloud.node_side_ip.to_string().as_str())
+    );
+    drop(servers);
+    lab.teardown();
+}

@@ -7,6 +7,7 @@ mod drift;
 mod hairpin;
 mod health;
 mod l2_failover;
+mod lab_cloud;
 mod nodes;
 mod source_ip;
 mod telling;

@@ -107,3 +107,49 @@ fn pod_bridge_ports_hairpin_as_kubelet_sets_them() {
         );
     }
 }
+
+#[test]
+fn without_a_cloud_the_layout_has_none() {
+    let layout = mk_layout(2, 0);
+    assert_eq!(layout.cloud, None);
+    assert!(!layout.namespaces().iter().any(|ns| ns.ends_with("-cloud")));
+}
+
+#[test]
+fn the_cloud_stands_between_the_client_and_the_nodes() {
+    let spec = LabSpec::new(2, 0, "x")
+        .with_node_subnet("198.18.5.0/24".parse().unwrap())
+        .with_cloud();
+    let layout = Layout::plan(&spec, Prefix { pid: 42, seq: 7 }).unwrap();
+    let cloud = layout.cloud.clone().expect("a cloud");
+    assert_eq!(cloud.ns, "ptl-42-7-cloud");
+    assert_eq!(cloud.node_side_ip, Ipv4Addr::new(198, 18, 5, 3));
+    assert_eq!(cloud.client_side_ip, Ipv4Addr::new(203, 0, 113, 1));
+    assert_eq!(cloud.client_subnet.to_string(), "203.0.113.0/24");
+    assert_eq!(cloud.load_balancer_range.to_string(), "198.51.100.0/24");
+    assert_eq!(layout.client_ip, Ipv4Addr::new(203, 0, 113, 2));
+    assert_eq!(
+        layout.namespaces()[..3],
+        ["ptl-42-7-br", "ptl-42-7-cloud", "ptl-42-7-client"]
+    );
+
+    let cmds = joined(&layout.build_commands());
+    for expected in [
+        "ip -n ptl-42-7-br link add cloud type veth peer name eth0 netns ptl-42-7-cloud",
+        "ip -n ptl-42-7-cloud addr add 198.18.5.3/24 dev eth0",
+        "ip netns exec ptl-42-7-cloud sysctl -qw net.ipv4.ip_forward=1",
+        "ip -n ptl-42-7-cloud link add eth1 type veth peer name eth0 netns ptl-42-7-client",
+        "ip -n ptl-42-7-cloud addr add 203.0.113.1/24 dev eth1",
+        "ip -n ptl-42-7-client addr add 203.0.113.2/24 dev eth0",
+        "ip -n ptl-42-7-client route replace default via 203.0.113.1",
+        "ip -n ptl-42-7-n0 route replace 203.0.113.0/24 via 198.18.5.3",
+        "ip -n ptl-42-7-n1 route replace 203.0.113.0/24 via 198.18.5.3",
+    ] {
+        assert!(
+            cmds.iter().any(|cmd| cmd == expected),
+            "missing {expected:?} in {cmds:#?}"
+        );
+    }
+    // The client is no longer on the lab bridge: the cloud is its only way in.
+    assert!(!cmds.iter().any(|cmd| cmd.contains("link add client ")));
+}

@@ -1,0 +1,388 @@
+//! The lab cloud closes the loop: a cloud namespace between the client and the nodes runs a real
+//! health-checking load balancer (HAProxy) that follows what the controller wrote into the cloud
+//! API (moto for AWS), probes every node's `/healthz` as the target group says, and forwards the
+//! client's connections with its address intact. So these tests prove, with packets, that a
+//! cloud load balancer built by Portico sends traffic only where the agents' health checks say.
+//!
+//! `CloudLab` is the harness: the lab with its cloud namespace, the lab API server, the cloud API
+//! stand-in, the controller with that provider, an agent on each node and an echo server in
+//! each pod. The tests write EndpointSlices by hand (the lab has no kubelet), as the other agent
+//! tests do, and reach the load balancer from the client by the name (or address) in the
+//! Service's status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use portico_lab::cloud::aws_run::{AwsCloud, AwsCloudConfig};
+use portico_lab::demo::objects::{self, ECHO_PORT, NAMESPACE, SERVICE_PORT};
+use portico_lab::netns::echo::echo_field;
+use portico_lab::netns::{LabSpec, LabTopology, NsChild};
+use portico_tests::lab_cluster::{LabCluster, Process, wait_for};
+use portico_tests::moto::{self, Moto};
+use serde_json::json;
+
+mod policies;
+mod rolling;
+
+/// The cloud the lab stands in for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Aws,
+}
+
+/// The cloud API stand-in and the lab cloud following it.
+enum Cloud {
+    Aws {
+        /// Dropped last: the lab cloud reads it until it stops.
+        lab_cloud: Option<AwsCloud>,
+        _moto: Moto,
+    },
+}
+
+/// A node's health as the lab cloud's load balancer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetState {
+    pub node: String,
+    /// Whether the load balancer sends it new connections.
+    pub in_service: bool,
+    pub status: String,
+}
+
+pub struct CloudLab {
+    pub lab: LabTopology,
+    pub cluster: LabCluster,
+    pub provider: Provider,
+    cloud: Cloud,
+    /// The cloud's ID of each node (EC2 instance ID), by node name.
+    pub instances: BTreeMap<String, String>,
+    pub controller: Process,
+    pub agents: Vec<NsChild>,
+    /// One echo server per node, in the node's first pod.
+    pub echoes: Vec<Option<NsChild>>,
+}
+
+/// The annotations that shorten the provider's health checks to the shortest it allows.
+pub fn fast_checks(provider: Provider) -> Vec<(&'static str, &'static str)> {
+    use portico_api::keys::service as ann;
+    match provider {
+        Provider::Aws => vec![
+            (ann::AWS_HEALTHCHECK_INTERVAL, "5"),
+            (ann::AWS_HEALTHCHECK_TIMEOUT, "2"),
+            (ann::AWS_HEALTHCHECK_HEALTHY_THRESHOLD, "2"),
+            (ann::AWS_HEALTHCHECK_UNHEALTHY_THRESHOLD, "2"),
+        ],
+    }
+}
+
+impl CloudLab {
+    /// `nodes` nodes with one pod each on `node_subnet`, everything started. None where the
+    /// cloud API stand-in is not installed (outside CI).
+    pub async fn start(provider: Provider, node_subnet: &str, nodes: usize) -> Option<CloudLab> {
+        let lab_binary = portico_tests::workspace_binary("portico-lab")?;
+        // The lab cloud's load balancer: skipped without it, failed under CI.
+        portico_tests::tool("haproxy")?;
+        let spec = LabSpec::new(nodes, 1, lab_binary)
+            .with_node_subnet(node_subnet.parse().unwrap())
+            .with_cloud();
+        let mut lab = tokio::task::spawn_blocking(move || LabTopology::create(spec))
+            .await
+            .unwrap()
+            .expect("lab topology with a cloud");
+        lab.set_probe_timeout(Duration::from_secs(2));
+        let host_ip = IpAddr::V4(lab.host_ip());
+        let cluster = LabCluster::start_listening(vec![
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::new(host_ip, 0),
+        ])
+        .await;
+        let kubeconfig = cluster.kubeconfig_via(host_ip);
+        let (cloud, instances, controller) = match provider {
+            Provider::Aws => {
+                let moto = Moto::start().await?;
+                let ids = moto.setup(nodes);
+                let instances: BTreeMap<String, String> = lab
+                    .nodes()
+                    .iter()
+                    .zip(&ids)
+                    .map(|(node, id)| (node.name.clone(), id.clone()))
+                    .collect();
+                let cloud_layout = lab.cloud().expect("a cloud").clone();
+                let lab_cloud = AwsCloud::start(AwsCloudConfig {
+                    moto_endpoint: moto.endpoint(),
+                    python: portico_tests::tool("python3")?,
+                    cloud_ns: cloud_layout.ns.clone(),
+                    client_ns: lab.client_ns().to_owned(),
+                    instances: lab
+                        .nodes()
+                        .iter()
+                        .map(|node| (instances[&node.name].clone(), node.ip))
+                        .collect(),
+                    load_balancer_range: cloud_layout.load_balancer_range,
+                    dir: cluster.dir.path().join("cloud"),
+                })
+                .await
+                .expect("the lab cloud starts");
+                let controller =
+                    moto::spawn_aws_controller(&cluster, &moto.endpoint(), "controller", &[]);
+                let cloud = Cloud::Aws {
+                    lab_cloud: Some(lab_cloud),
+                    _moto: moto,
+                };
+                (cloud, instances, controller)
+            }
+        };
+        let node_api: Api<Node> = Api::all(cluster.client.clone());
+        for node in lab.nodes() {
+            let mut object = objects::node_object(&node.name, node.ip);
+            object.spec.get_or_insert_default().provider_id =
+                Some(provider_id(provider, &instances[&node.name]));
+            node_api
+                .create(&PostParams::default(), &object)
+                .await
+                .unwrap();
+        }
+        let agent = portico_tests::workspace_binary("portico-agent")?;
+        let mut agents = Vec::new();
+        let mut echoes = Vec::new();
+        for node in lab.nodes() {
+            let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
+            let args = [
+                "--node-name",
+                &node.name,
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--cluster-cidr",
+                "10.244.0.0/16",
+                "--healthz-bind-address",
+                &health,
+                "--admin-addr",
+                "127.0.0.1:9473",
+            ];
+            agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
+            let listen = SocketAddr::from(([0, 0, 0, 0], ECHO_PORT));
+            echoes.push(Some(
+                lab.spawn_echo_server(&node.pods[0].ns, listen).unwrap(),
+            ));
+        }
+        Some(CloudLab {
+            lab,
+            cluster,
+            provider,
+            cloud,
+            instances,
+            controller,
+            agents,
+            echoes,
+        })
+    }
+
+    /// Creates `name` (port 80 → the echo servers' 8080) with `policy` and `annotations`, and
+    /// its EndpointSlice with no endpoints yet.
+    pub async fn create_service(&self, name: &str, policy: &str, annotations: &[(&str, &str)]) {
+        let mut service = objects::echo_service(name, policy);
+        service.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        self.cluster.create_service(NAMESPACE, &service).await;
+        self.set_endpoints(name, &[]).await;
+    }
+
+    /// Replaces the Service's endpoints: `(node index, ready, serving, terminating)`, one pod
+    /// (the node's first) per entry.
+    pub async fn set_endpoints(&self, service: &str, endpoints: &[(usize, bool, bool, bool)]) {
+        let nodes = self.lab.nodes();
+        let endpoints: Vec<_> = endpoints
+            .iter()
+            .map(|&(node, ready, serving, terminating)| {
+                json!({
+                    "addresses": [nodes[node].pods[0].ip.to_string()],
+                    "nodeName": nodes[node].name,
+                    "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
+                })
+            })
+            .collect();
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {
+                "name": format!("{service}-x1"), "namespace": NAMESPACE,
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "tcp", "port": ECHO_PORT, "protocol": "TCP"}],
+        }))
+        .unwrap();
+        let slices: Api<EndpointSlice> = Api::namespaced(self.cluster.client.clone(), NAMESPACE);
+        slices
+            .patch(
+                &format!("{service}-x1"),
+                &PatchParams::apply("lab-cloud-test").force(),
+                &Patch::Apply(&slice),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// What the client connects to for `service`: the load balancer's DNS name (AWS) or IP, and
+    /// the Service's port, once the controller wrote the status.
+    pub async fn lb_target(&self, service: &str) -> String {
+        let api = self.cluster.services(NAMESPACE);
+        let host = wait_for(
+            &format!("a load balancer for {service}"),
+            Duration::from_secs(60),
+            || async {
+                let service: Service = api.get(service).await.ok()?;
+                let ingress = service.status?.load_balancer?.ingress?.into_iter().next()?;
+                ingress.hostname.or(ingress.ip)
+            },
+        )
+        .await;
+        format!("{host}:{SERVICE_PORT}")
+    }
+
+    /// Every target of `service`'s load balancer as the lab cloud sees it now.
+    pub async fn targets(&self, service: &str) -> Vec<TargetState> {
+        let target = self.lb_target(service).await;
+        let host = target.rsplit_once(':').map(|(h, _)| h).unwrap_or(&target);
+        match &self.cloud {
+            Cloud::Aws { lab_cloud, .. } => {
+                let health = lab_cloud
+                    .as_ref()
+                    .expect("running")
+                    .target_health()
+                    .await
+                    .unwrap_or_default();
+                health
+                    .into_iter()
+                    .filter(|t| t.dns == host)
+                    .filter_map(|t| {
+                        let node = self
+                            .instances
+                            .iter()
+                            .find(|(_, id)| **id == t.instance)?
+                            .0
+                            .clone();
+                        Some(TargetState {
+                            node,
+                            in_service: t.status.starts_with("UP"),
+                            status: t.status,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Waits until exactly `nodes` (by index) take new connections for `service`; returns how
+    /// long that took.
+    pub async fn wait_for_in_service(&self, service: &str, nodes: &[usize]) -> Duration {
+        let started = Instant::now();
+        let wanted: BTreeSet<String> = nodes
+            .iter()
+            .map(|&i| self.lab.nodes()[i].name.clone())
+            .collect();
+        let deadline = started + Duration::from_secs(90);
+        loop {
+            let targets = self.targets(service).await;
+            let in_service: BTreeSet<String> = targets
+                .iter()
+                .filter(|t| t.in_service)
+                .map(|t| t.node.clone())
+                .collect();
+            // Fully UP or DOWN: a target half-way through its thresholds is not settled.
+            let settled = targets
+                .iter()
+                .all(|t| t.status == "UP" || t.status == "DOWN");
+            if in_service == wanted && settled {
+                return started.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service}: the lab cloud never had exactly {wanted:?} in service; last {targets:?}\ncontroller:\n{}",
+                self.controller.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One request from the client to `service`'s load balancer: the echo body, or None.
+    pub async fn request(&self, service: &str) -> Option<String> {
+        let target = self.lb_target(service).await;
+        portico_lab::netns::probe::probe_name_from(
+            self.lab.lab_binary(),
+            self.lab.client_ns(),
+            &target,
+            portico_lab::netns::probe::ProbeMode::Tcp,
+            "/",
+            Duration::from_secs(2),
+        )
+        .await
+        .ok()
+    }
+
+    /// `count` requests: who answered (the pod's node) and the address the pod saw, each.
+    pub async fn who_answers(&self, service: &str, count: usize) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        for _ in 0..count {
+            let body = self
+                .request(service)
+                .await
+                .unwrap_or_else(|| panic!("{service}: a request through the load balancer failed"));
+            let pod_ns = echo_field(&body, "namespace").unwrap_or_default();
+            let node = self
+                .lab
+                .nodes()
+                .iter()
+                .find(|n| n.pods.iter().any(|p| p.ns == pod_ns))
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            let client = echo_field(&body, "client_address")
+                .unwrap_or_default()
+                .to_owned();
+            seen.push((node, client));
+        }
+        seen
+    }
+
+    /// The node whose IP is `ip` (its address on the node subnet, or on its pod bridge, which
+    /// is what a node masquerades to when the endpoint is its own pod), if any.
+    pub fn node_with_ip(&self, ip: &str) -> Option<String> {
+        let ip: Ipv4Addr = ip.parse().ok()?;
+        self.lab
+            .nodes()
+            .iter()
+            .find(|n| n.ip == ip || n.pod_gateway == ip)
+            .map(|n| n.name.clone())
+    }
+
+    /// Stops everything and removes the namespaces.
+    pub async fn teardown(mut self) {
+        match &mut self.cloud {
+            Cloud::Aws { lab_cloud, .. } => {
+                if let Some(cloud) = lab_cloud.take() {
+                    cloud.stop().await;
+                }
+            }
+        }
+        self.agents.clear();
+        self.echoes.clear();
+        let lab = self.lab;
+        tokio::task::spawn_blocking(move || lab.teardown())
+            .await
+            .unwrap();
+    }
+}
+
+/// The Node's `spec.providerID` for the cloud's ID of it.
+fn provider_id(provider: Provider, id: &str) -> String {
+    match provider {
+        Provider::Aws => format!("aws:///us-east-1a/{id}"),
+    }
+}
