@@ -6,7 +6,7 @@
 //!   up ─▶ portico-lab fake-compute (host, on the lab address; addresses from the cloud's range)
 //!      ─▶ Nodes with providerID gce://lab-project/us-central1-a/<node> (the pool's instances)
 //!      ─▶ portico-controller --provider gcp --gcp-endpoint-url <fake>
-//!      ─▶ portico-lab gcp-cloud in the cloud namespace (checks + ECMP routes)
+//!      ─▶ portico-lab cloud --provider gcp ─▶ gcp-cloud in the cloud namespace (checks, routes)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -15,11 +15,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::report::render_table;
-use super::state::{LabState, NodeState};
+use super::state::{CloudState, LabState, NodeState};
 use super::up::{spawn_detached, wait_for_output};
 use crate::cloud::gcp::client::ComputeClient;
 use crate::fake_compute::{PROJECT, REGION};
-use crate::netns::process::command_in;
 
 /// The zone every lab node is in.
 pub fn zone() -> String {
@@ -91,22 +90,31 @@ pub fn controller_args(endpoint: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// Starts `portico-lab gcp-cloud` in the cloud namespace, detached and recorded.
+/// Starts the lab cloud (`portico-lab cloud --provider gcp`, which runs `gcp-cloud` in the
+/// cloud namespace), detached and recorded as `lab-cloud`, as `up --provider aws` does.
 pub async fn start_lab_cloud(
     dir: &Path,
     state: &mut LabState,
     lab_binary: &Path,
-    cloud_ns: &str,
-    endpoint: &str,
+    cloud: &CloudState,
 ) -> anyhow::Result<()> {
-    let mut command = command_in(cloud_ns, lab_binary);
-    command.args(["gcp-cloud", "--compute-url", endpoint]);
+    let mut command = Command::new(lab_binary);
+    command
+        .args(["cloud", "--provider", "gcp", "--endpoint", &cloud.endpoint])
+        .args([
+            "--cloud-netns",
+            &cloud.ns,
+            "--client-netns",
+            &state.client_ns,
+        ])
+        .arg("--dir")
+        .arg(&cloud.dir);
     for node in &state.nodes {
-        command.args(["--node", &format!("{}={}", node.name, node.ip)]);
+        command.args(["--instance", &format!("{}={}", node.name, node.ip)]);
     }
-    spawn_detached(dir, state, "gcp-cloud", lab_binary, command)?;
-    wait_for_output(dir, state, "gcp-cloud", Duration::from_secs(10), |text| {
-        text.starts_with("gcp-cloud:")
+    spawn_detached(dir, state, "lab-cloud", lab_binary, command)?;
+    wait_for_output(dir, state, "lab-cloud", Duration::from_secs(20), |text| {
+        text.contains("lab cloud ready")
     })
     .await?;
     Ok(())

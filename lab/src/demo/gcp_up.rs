@@ -1,12 +1,13 @@
 //! `portico-lab up --provider gcp`: the demo with a GCP-like cloud in front of the nodes. The
 //! fake Compute server stands in for GCP, the lab's nodes are its instances (providerID
 //! `gce://lab-project/us-central1-a/<node>`), the controller runs with `--provider gcp`, and the
-//! GCP lab cloud (`portico-lab gcp-cloud`, detached, in the cloud namespace) checks the pool
-//! members and routes each forwarding rule's IP to the healthy ones, unchanged (pass-through).
+//! GCP lab cloud (`portico-lab cloud --provider gcp`, detached; it runs `gcp-cloud` in the cloud
+//! namespace) checks the pool members and routes each forwarding rule's IP to the healthy ones,
+//! unchanged (pass-through).
 //!
 //! ```text
 //!   netns --cloud ─▶ apiserver ─▶ fake-compute ─▶ Nodes (providerID) ─▶ echo pods, Services
-//!     ─▶ controller --provider gcp, agents ─▶ gcp-cloud
+//!     ─▶ controller --provider gcp, agents ─▶ portico-lab cloud --provider gcp (gcp-cloud)
 //!     ─▶ kubectl get svc, node health checks, the lab cloud's member health, the client
 //! ```
 
@@ -167,7 +168,7 @@ pub(super) async fn start_gcp(
         .collect();
     cloud.check = (1, 2);
     state.cloud = Some(cloud.clone());
-    demo_gcp::start_lab_cloud(dir, state, &binaries.lab, &cloud.ns, &endpoint).await?;
+    demo_gcp::start_lab_cloud(dir, state, &binaries.lab, &cloud).await?;
     for process in &state.processes {
         println!("{:<12} pid {}", process.name, process.pid);
     }

@@ -98,7 +98,7 @@ fn up_with_gcp_serves_the_forwarding_rules_through_the_lab_cloud_and_down_leaves
         Some("gcp")
     );
     assert!(
-        state.processes.iter().any(|p| p.name == "gcp-cloud")
+        state.processes.iter().any(|p| p.name == "lab-cloud")
             && state.processes.iter().any(|p| p.name == "fake-compute"),
         "{:?}",
         state.processes
