@@ -41,6 +41,13 @@ pub enum Command {
     /// Build the network-namespace cluster, print its layout, hold it until SIGTERM/SIGINT.
     #[command(hide = true)]
     Netns(crate::netns::hold::NetnsArgs),
+    /// Serve the fake Compute Engine API (GCP) on `--listen` until SIGTERM or SIGINT.
+    #[command(hide = true)]
+    FakeCompute(crate::fake_compute::FakeComputeArgs),
+    /// Run the GCP lab cloud (inside the cloud namespace): health checks and pass-through
+    /// routes for the Compute API's forwarding rules and target pools.
+    #[command(hide = true)]
+    GcpCloud(crate::cloud::gcp::GcpCloudArgs),
     /// Start the demo lab in the background (root): namespaces, API server, controller, agents,
     /// echo pods, two LoadBalancer Services; then show what a client sees.
     Up(crate::demo::UpArgs),
@@ -148,6 +155,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::EchoServer(a) => crate::netns::echo::run(a).await,
         Command::Probe(a) => crate::netns::probe::run(a).await,
         Command::Netns(a) => crate::netns::hold::run(a).await,
+        Command::FakeCompute(a) => crate::fake_compute::serve(a).await,
+        Command::GcpCloud(a) => crate::cloud::gcp::run(a).await,
         Command::Up(a) => crate::demo::up::up(a).await,
         Command::Down(a) => crate::demo::down(&a.state_dir),
         Command::Scenario(a) => match a.scenario {

@@ -9,6 +9,11 @@
 //! ```
 //! Runs in the host namespace (moto listens on its loopback); HAProxy runs in the cloud namespace.
 //! `portico-lab cloud --provider aws ...` runs it detached for the demo; tests start it in-process.
+//!
+//! GCP (`gcp`, `checker`): `portico-lab gcp-cloud` runs inside the cloud namespace, reads the
+//! fake Compute server, probes every target-pool member with its own checker and routes each
+//! forwarding rule's IP to the healthy members (pass-through, ECMP); `cloud --provider gcp`
+//! starts it there.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -19,6 +24,8 @@ use ipnet::Ipv4Net;
 
 pub mod aws;
 pub mod aws_run;
+pub mod checker;
+pub mod gcp;
 pub mod haproxy;
 
 /// What can go wrong running the lab cloud.
@@ -55,6 +62,8 @@ impl CloudError {
 pub enum CloudProvider {
     /// ELBv2 Network Load Balancers as moto holds them.
     Aws,
+    /// Target-pool network load balancers as the fake Compute server holds them.
+    Gcp,
 }
 
 /// Flags of `portico-lab cloud`.
@@ -103,6 +112,7 @@ fn parse_instance(value: &str) -> Result<(String, Ipv4Addr), String> {
 /// `portico-lab cloud`: runs until SIGTERM or SIGINT; prints `lab cloud ready` once serving.
 pub async fn run(args: CloudArgs) -> anyhow::Result<()> {
     match args.provider {
+        CloudProvider::Gcp => gcp::run_in_cloud_netns(args).await,
         CloudProvider::Aws => {
             let config = aws_run::AwsCloudConfig {
                 moto_endpoint: args.endpoint,

@@ -18,6 +18,8 @@ use ipnet::Ipv4Net;
 
 pub mod cloud_up;
 pub mod failover;
+pub mod gcp;
+pub mod gcp_up;
 pub mod health_checks;
 pub mod l2;
 pub mod objects;
@@ -74,6 +76,8 @@ pub struct UpArgs {
 pub enum DemoProvider {
     Baremetal,
     Aws,
+    /// The fake Compute server, target pools served by the GCP lab cloud (pass-through).
+    Gcp,
 }
 
 /// The scenarios `portico-lab scenario` replays.

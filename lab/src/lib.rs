@@ -21,6 +21,7 @@ pub mod apiserver;
 pub mod cli;
 pub mod cloud;
 pub mod demo;
+pub mod fake_compute;
 pub mod netns;
 
 pub use apiserver::{ApiServerConfig, ApiServerError, LabApiServer};

@@ -56,6 +56,7 @@ pub async fn cloud_targets(cloud: &CloudState) -> anyhow::Result<Vec<CloudTarget
                 status: t.status,
             })
             .collect()),
+        "gcp" => super::gcp::cloud_targets(cloud).await,
         other => anyhow::bail!("the lab cloud has no view for provider {other:?}"),
     }
 }

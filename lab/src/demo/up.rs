@@ -244,6 +244,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         super::DemoProvider::Aws => {
             super::cloud_up::start_aws(&args, &binaries, &dir, &mut state).await
         }
+        super::DemoProvider::Gcp => {
+            super::gcp_up::start_gcp(&args, &binaries, &dir, &mut state).await
+        }
     };
     match started {
         Ok(()) => Ok(()),

@@ -14,6 +14,7 @@ use portico_lab::demo::state::LabState;
 use portico_lab::demo::{l2, report};
 
 mod aws;
+mod gcp;
 mod install;
 
 /// Its own /24 and pool, so that it runs beside the other namespace tests.

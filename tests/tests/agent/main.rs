@@ -8,6 +8,7 @@ mod hairpin;
 mod health;
 mod l2_failover;
 mod lab_cloud;
+mod lab_cloud_gcp;
 mod nodes;
 mod source_ip;
 mod telling;

@@ -1,6 +1,7 @@
-//! The GCP provider against the fake Compute server (tests/src/fake_compute.rs) on loopback: the
-//! real controller binary with `--provider gcp --gcp-endpoint-url http://127.0.0.1:<port>`
-//! against the lab API server. Nodes carry `gce://lab-project/<zone>/<name>` providerIDs.
+//! The GCP provider against the fake Compute server (`lab/src/fake_compute.rs`, re-exported as
+//! `portico_tests::fake_compute`) on loopback: the real controller binary with `--provider gcp
+//! --gcp-endpoint-url http://127.0.0.1:<port>` against the lab API server. Nodes carry
+//! `gce://lab-project/<zone>/<name>` providerIDs.
 
 use std::time::Duration;
 
@@ -558,6 +559,54 @@ async fn the_fakes_resources_round_trip_through_the_clients_model_types() {
     let list: model::AddressList =
         serde_json::from_value(json!({"items": fake.list("addresses")})).unwrap();
     assert_eq!(list.items.len(), 1);
+}
+
+/// `targetPools.getHealth` answers in the client's `TargetPoolInstanceHealth` shape with what the
+/// lab cloud reported: a member nobody reported on is UNHEALTHY (GCP: new members start
+/// unhealthy), a non-member is refused.
+#[tokio::test]
+async fn the_fakes_pool_health_is_what_the_lab_cloud_reported_in_the_clients_shape() {
+    let fake = FakeCompute::start().await;
+    let node = |name: &str| {
+        format!(
+            "https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones/{REGION}-a/instances/{name}"
+        )
+    };
+    let pool = model::TargetPool::new()
+        .set_name("lb")
+        .set_instances([node("node-0"), node("node-1")]);
+    fake.insert("targetPools", serde_json::to_value(&pool).unwrap());
+    let rule = model::ForwardingRule::new()
+        .set_name("lb")
+        .set_ip_address("203.0.113.9")
+        .set_target(format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/regions/{REGION}/targetPools/lb"));
+    fake.insert("forwardingRules", serde_json::to_value(&rule).unwrap());
+    let state = |instance: &str| {
+        let (status, body) = fake.pool_health("lb", instance);
+        assert_eq!(status, 200, "{body}");
+        let health: model::TargetPoolInstanceHealth = serde_json::from_value(body).unwrap();
+        assert_eq!(health.health_status.len(), 1);
+        let status = &health.health_status[0];
+        assert_eq!(status.ip_address.as_deref(), Some("203.0.113.9"));
+        assert_eq!(status.instance.as_deref(), Some(instance));
+        status.health_state.clone()
+    };
+    use model::health_status::HealthState;
+    assert_eq!(state(&node("node-0")), Some(HealthState::Unhealthy));
+    let (status, _) = fake.report_health("lb", json!({ node("node-0"): "HEALTHY" }));
+    assert_eq!(status, 200);
+    assert_eq!(state(&node("node-0")), Some(HealthState::Healthy));
+    assert_eq!(state(&node("node-1")), Some(HealthState::Unhealthy));
+    let (status, body) = fake.pool_health("lb", &node("node-9"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a member")
+    );
+    let (status, _) = fake.report_health("lb", json!({ node("node-0"): "GREEN" }));
+    assert_eq!(status, 400);
 }
 
 #[test]

@@ -56,8 +56,14 @@ pub async fn run_policy_story(lab: &CloudLab) {
     lab.set_endpoints("cluster", &[(0, true, true, false)])
         .await;
     lab.wait_for_in_service("cluster", &[0, 1, 2]).await;
+    // GCP spreads flows by an L4 hash, not round robin: more requests to see every node.
+    let requests = if lab.provider == Provider::Gcp {
+        40
+    } else {
+        12
+    };
     let forwarders: BTreeSet<String> = lab
-        .who_answers("cluster", 12)
+        .who_answers("cluster", requests)
         .await
         .into_iter()
         .map(|(node, seen)| {

@@ -13,6 +13,9 @@ pub const BASE: &str = "https://www.googleapis.com/compute/v1";
 pub const REGIONAL: [&str; 3] = ["addresses", "targetPools", "forwardingRules"];
 pub const GLOBAL: [&str; 2] = ["firewalls", "httpHealthChecks"];
 
+/// External addresses come from TEST-NET-3 unless told otherwise.
+pub const DEFAULT_ADDRESS_BASE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 0);
+
 /// An HTTP answer: status and JSON body.
 pub type Answer = (u16, Value);
 
@@ -60,6 +63,11 @@ pub struct State {
     next_ip: u32,
     /// (collection, error code): the next mutation on the collection fails in its Operation.
     pub operation_errors: Vec<(String, String)>,
+    /// Where reserved external addresses are numbered from (`.1`, `.2`, ...); the lab cloud sets
+    /// its load-balancer range so the addresses route through the cloud namespace.
+    pub address_base: Option<std::net::Ipv4Addr>,
+    /// Pool name → instance URL → `HEALTHY`/`UNHEALTHY`, as the lab cloud last reported it.
+    pub health: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl State {
@@ -141,7 +149,7 @@ impl State {
         Some(self.operation_errors.remove(i).1)
     }
 
-    fn not_found(collection: &str, name: &str) -> Answer {
+    pub(crate) fn not_found(collection: &str, name: &str) -> Answer {
         let path = link(collection, name).replace(&format!("{BASE}/"), "");
         error(
             404,
@@ -254,7 +262,9 @@ impl State {
             "addresses" => {
                 if body["address"].is_null() {
                     self.next_ip += 1;
-                    body["address"] = json!(format!("203.0.113.{}", self.next_ip));
+                    let base = u32::from(self.address_base.unwrap_or(DEFAULT_ADDRESS_BASE));
+                    let address = std::net::Ipv4Addr::from(base + self.next_ip);
+                    body["address"] = json!(address.to_string());
                 }
                 body["status"] = json!("RESERVED");
                 body["addressType"] = json!("EXTERNAL");

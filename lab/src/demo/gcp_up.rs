@@ -1,0 +1,318 @@
+//! `portico-lab up --provider gcp`: the demo with a GCP-like cloud in front of the nodes. The
+//! fake Compute server stands in for GCP, the lab's nodes are its instances (providerID
+//! `gce://lab-project/us-central1-a/<node>`), the controller runs with `--provider gcp`, and the
+//! GCP lab cloud (`portico-lab cloud --provider gcp`, detached; it runs `gcp-cloud` in the cloud
+//! namespace) checks the pool members and routes each forwarding rule's IP to the healthy ones,
+//! unchanged (pass-through).
+//!
+//! ```text
+//!   netns --cloud ─▶ apiserver ─▶ fake-compute ─▶ Nodes (providerID) ─▶ echo pods, Services
+//!     ─▶ controller --provider gcp, agents ─▶ portico-lab cloud --provider gcp (gcp-cloud)
+//!     ─▶ kubectl get svc, node health checks, the lab cloud's member health, the client
+//! ```
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::PostParams;
+
+use super::gcp::{self as demo_gcp, cloud_targets};
+use super::objects::{self, ECHO_PORT, NAMESPACE, SERVICE_PORT};
+use super::report::{self, HEALTH_HEADERS, render_table, say};
+use super::state::LabState;
+use super::up::{
+    Binaries, NODES, agent_command, kubectl_get_svc, parse_layout, sock, spawn_detached,
+    wait_for_api, wait_for_output,
+};
+use crate::netns::echo::echo_field;
+use crate::netns::process::command_in;
+
+const CLUSTER_SERVICE: &str = "echo-cluster";
+const LOCAL_SERVICE: &str = "echo-local";
+/// A Local Service's own check shortened (1 s interval and timeout, healthy after 1, unhealthy
+/// after 2) so the demo settles fast; Cluster Services share cloud-provider-gcp's 8 s check.
+const FAST_CHECKS: [(&str, &str); 4] = [
+    ("portico.dev/gcp-healthcheck-interval", "1"),
+    ("portico.dev/gcp-healthcheck-timeout", "1"),
+    ("portico.dev/gcp-healthcheck-healthy-threshold", "1"),
+    ("portico.dev/gcp-healthcheck-unhealthy-threshold", "2"),
+];
+
+/// `up` with `--provider gcp`.
+pub(super) async fn start_gcp(
+    args: &super::UpArgs,
+    binaries: &Binaries,
+    dir: &Path,
+    state: &mut LabState,
+) -> anyhow::Result<()> {
+    say("building the network-namespace cluster (a client behind a cloud, 3 nodes, a pod each)");
+    let mut netns = Command::new(&binaries.lab);
+    netns.args([
+        "netns",
+        "--nodes",
+        &NODES.to_string(),
+        "--pods-per-node",
+        "1",
+    ]);
+    netns.args(["--node-subnet", &args.node_subnet.to_string(), "--cloud"]);
+    spawn_detached(dir, state, "netns", &binaries.lab, netns)?;
+    let layout = wait_for_output(dir, state, "netns", Duration::from_secs(60), |text| {
+        text.lines().any(|l| l.starts_with("pod node-2 "))
+    })
+    .await?;
+    parse_layout(&layout, state)?;
+    let mut cloud = state
+        .cloud
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("portico-lab netns --cloud printed no cloud line"))?;
+    state.save(dir)?;
+    let host_ip = state.host_ip.expect("parsed");
+    println!(
+        "client {} ({}) → cloud {} → nodes {}",
+        state.client_ip(),
+        state.client_ns,
+        cloud.ns,
+        state
+            .nodes
+            .iter()
+            .map(|n| format!("{} {}", n.name, n.ip))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    say("starting the lab API server");
+    let mut apiserver = Command::new(&binaries.lab);
+    apiserver
+        .args(["apiserver", "--listen", &format!("{host_ip}:{}", args.port)])
+        .args(["--listen", &format!("127.0.0.1:{}", args.port)])
+        .arg("--kubeconfig")
+        .arg(&state.kubeconfig);
+    spawn_detached(dir, state, "apiserver", &binaries.lab, apiserver)?;
+    let client = wait_for_api(&state.kubeconfig, state, dir).await?;
+
+    say("starting the fake Compute server (the GCP API), addresses from the cloud's range");
+    let endpoint = demo_gcp::start_fake_compute(
+        dir,
+        state,
+        &binaries.lab,
+        host_ip,
+        cloud.load_balancer_range.network(),
+    )
+    .await?;
+    println!("{endpoint}");
+
+    say("creating the CRDs, Nodes (GCE instances by name), echo pods and two Services");
+    objects::apply_crds(&client).await?;
+    objects::create_namespace(&client, "portico-system").await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for node in &state.nodes {
+        let mut object = objects::node(node);
+        let provider_id = demo_gcp::provider_id(&node.name);
+        println!("{}: {provider_id}, {}", node.name, node.ip);
+        object.spec.get_or_insert_default().provider_id = Some(provider_id);
+        nodes.create(&PostParams::default(), &object).await?;
+    }
+    for (index, node) in state.nodes.clone().iter().enumerate() {
+        let pod = node.pods[0].clone();
+        let name = format!("echo-n{index}");
+        let mut echo = command_in(&pod.ns, &binaries.lab);
+        echo.args(["echo-server", "--listen", &format!("0.0.0.0:{ECHO_PORT}")]);
+        spawn_detached(dir, state, &name, &binaries.lab, echo)?;
+        wait_for_output(dir, state, &name, Duration::from_secs(10), |text| {
+            text.starts_with("listening")
+        })
+        .await?;
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
+    let endpoint_node = state.nodes[0].clone();
+    for (name, policy) in [(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")] {
+        let mut service = objects::echo_service(name, policy);
+        service.metadata.annotations = Some(
+            FAST_CHECKS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        services.create(&PostParams::default(), &service).await?;
+        let slice = objects::echo_slice(name, &endpoint_node.name, endpoint_node.pods[0].ip);
+        slices.create(&PostParams::default(), &slice).await?;
+    }
+    println!("{CLUSTER_SERVICE} (Cluster) and {LOCAL_SERVICE} (Local), the endpoint on node-0");
+
+    say("starting portico-controller --provider gcp, the agents, and the GCP lab cloud");
+    let mut controller = Command::new(&binaries.controller);
+    controller
+        .arg("--kubeconfig")
+        .arg(&state.kubeconfig)
+        .args(["--leader-elect", "--admin-addr", "127.0.0.1:0"])
+        .args(demo_gcp::controller_args(&endpoint))
+        .env_remove("KUBECONFIG");
+    spawn_detached(dir, state, "controller", &binaries.controller, controller)?;
+    for node in state.nodes.clone() {
+        let agent = agent_command(&binaries.agent, state, &node);
+        let name = format!("agent-{}", node.name);
+        spawn_detached(dir, state, &name, &binaries.agent, agent)?;
+    }
+    cloud.provider = "gcp".into();
+    cloud.dir = dir.join("cloud");
+    cloud.endpoint = endpoint.clone();
+    cloud.targets = state
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.name.clone()))
+        .collect();
+    cloud.check = (1, 2);
+    state.cloud = Some(cloud.clone());
+    demo_gcp::start_lab_cloud(dir, state, &binaries.lab, &cloud).await?;
+    for process in &state.processes {
+        println!("{:<12} pid {}", process.name, process.pid);
+    }
+
+    let cluster = super::up::wait_for_vip(&services, CLUSTER_SERVICE).await?;
+    let local = super::up::wait_for_vip(&services, LOCAL_SERVICE).await?;
+    let ips = [
+        objects::ingress_ip(&cluster).expect("waited"),
+        objects::ingress_ip(&local).expect("waited"),
+    ];
+    say("waiting for the lab cloud's health checks to settle");
+    let settled = report::retry(Duration::from_secs(60), || async {
+        let targets = cloud_targets(&cloud).await.ok()?;
+        let up = |ip: &str| -> Vec<String> {
+            targets
+                .iter()
+                .filter(|t| t.lb == ip && t.status == "UP")
+                .map(|t| t.node.clone())
+                .collect()
+        };
+        (up(&ips[0].to_string()).len() == NODES && up(&ips[1].to_string()) == ["node-0"])
+            .then_some(())
+    })
+    .await;
+    if settled.is_none() {
+        println!("(not settled within 60s; showing what the lab cloud sees now)");
+    }
+    // 10256 passes before an agent has the rules for a new forwarding rule's IP (on GCP the
+    // load balancer takes far longer to program than the agents); wait for both to answer.
+    for ip in ips {
+        let target = sock(ip, SERVICE_PORT);
+        report::retry(Duration::from_secs(20), || {
+            report::seen_from(&state.lab_binary, &state.client_ns, target)
+        })
+        .await;
+    }
+
+    say("kubectl get svc");
+    kubectl_get_svc(&state.kubeconfig);
+
+    let health_port = objects::health_check_node_port(&local)
+        .ok_or_else(|| anyhow::anyhow!("{LOCAL_SERVICE} has no healthCheckNodePort"))?;
+    say("each node's health checks, asked from the cloud namespace as the load balancer asks");
+    let mut rows = Vec::new();
+    for node in &state.nodes {
+        for port in [health_port, 10256] {
+            let addr = sock(node.ip, port);
+            let answer = report::health_from(&state.lab_binary, &cloud.ns, addr).await;
+            rows.push(report::health_row(&node.name, addr, answer));
+        }
+    }
+    print!("{}", render_table(&HEALTH_HEADERS, &rows));
+
+    say("the lab cloud's view of member health (targetPools.getHealth)");
+    let pools: Vec<(String, String)> = [(CLUSTER_SERVICE, &cluster), (LOCAL_SERVICE, &local)]
+        .iter()
+        .map(|(name, service)| {
+            let uid = service.metadata.uid.clone().unwrap_or_default();
+            (name.to_string(), demo_gcp::lb_name(&uid))
+        })
+        .collect();
+    print!(
+        "{}",
+        demo_gcp::member_health_table(&endpoint, &pools, &state.nodes).await?
+    );
+
+    say("the cloud namespace's routes for the forwarding rules (ECMP over the healthy members)");
+    let routes = crate::netns::cmd::run_args(&[
+        "ip",
+        "netns",
+        "exec",
+        &cloud.ns,
+        "ip",
+        "route",
+        "show",
+        "root",
+        &cloud.load_balancer_range.to_string(),
+    ])
+    .unwrap_or_else(|error| format!("({error})\n"));
+    print!("{routes}");
+
+    say(&format!(
+        "what the client ({} in {}) sees through each forwarding rule (6 requests each)",
+        state.client_ip(),
+        state.client_ns
+    ));
+    let mut rows = Vec::new();
+    for (ip, (service, policy)) in ips
+        .iter()
+        .zip([(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")])
+    {
+        for _ in 0..6 {
+            rows.push(through_rule(state, sock(*ip, SERVICE_PORT), service, policy).await);
+        }
+    }
+    let headers = ["TARGET", "POLICY", "POD_ON", "CLIENT_ADDRESS"];
+    print!("{}", render_table(&headers, &rows));
+
+    state.complete = true;
+    state.save(dir)?;
+    say("the lab is up");
+    println!("logs and state: {}", dir.display());
+    println!(
+        "try: ip netns exec {} curl -s http://{}/; portico-lab scenario health-checks; portico-lab down",
+        state.client_ns, ips[1]
+    );
+    println!("export KUBECONFIG={}", state.kubeconfig.display());
+    Ok(())
+}
+
+/// One request from the client to a forwarding rule: which node's pod answered, what it saw.
+async fn through_rule(
+    state: &LabState,
+    target: std::net::SocketAddr,
+    service: &str,
+    policy: &str,
+) -> Vec<String> {
+    let answer = crate::netns::probe::probe_from(
+        &state.lab_binary,
+        &state.client_ns,
+        target,
+        crate::netns::probe::ProbeMode::Tcp,
+        "/",
+        report::PROBE_TIMEOUT,
+    )
+    .await;
+    let (pod_on, seen) = match answer {
+        Ok(body) => {
+            let pod_ns = echo_field(&body, "namespace").unwrap_or_default();
+            let node = state
+                .nodes
+                .iter()
+                .find(|n| n.pods.iter().any(|p| p.ns == pod_ns))
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            let seen = echo_field(&body, "client_address").unwrap_or_default();
+            (node, seen.to_owned())
+        }
+        Err(error) => (report::NO_ANSWER.to_owned(), error.to_string()),
+    };
+    vec![
+        format!("{service} {target}"),
+        policy.to_owned(),
+        pod_on,
+        seen,
+    ]
+}
