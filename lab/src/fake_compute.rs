@@ -22,7 +22,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use self::state::{Answer, State, error};
+use self::state::{Answer, Page, State, error};
 pub use self::state::{PROJECT, REGION};
 
 /// One request the fake answered: method, path, and whether it was throttled.
@@ -95,7 +95,7 @@ impl FakeCompute {
 
     /// Every resource of a collection.
     pub fn list(&self, collection: &str) -> Vec<Value> {
-        self.lock().state.list(collection).1["items"]
+        self.lock().state.list(collection, &Page::default()).1["items"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -140,6 +140,12 @@ impl FakeCompute {
     /// Numbers reserved addresses from `base` (`base`+1 first) instead of 203.0.113.0.
     pub fn set_address_base(&self, base: std::net::Ipv4Addr) {
         self.lock().state.address_base = Some(base);
+    }
+
+    /// Lists return at most `items` per page from now on (the real API may return fewer than
+    /// `maxResults`; clients must follow `nextPageToken`).
+    pub fn limit_pages(&self, items: usize) {
+        self.lock().state.page_limit = Some(items.max(1));
     }
 
     pub fn throttle_next(&self, requests: u32) {
@@ -198,6 +204,18 @@ pub async fn serve(args: FakeComputeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `maxResults` and `pageToken` from the query string (an unreadable `maxResults` counts as 0,
+/// which the list refuses as the API does).
+fn page(uri: &Uri) -> Page {
+    let query: std::collections::HashMap<String, String> = axum::extract::Query::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    Page {
+        max_results: query.get("maxResults").map(|n| n.parse().unwrap_or(0)),
+        token: query.get("pageToken").cloned(),
+    }
+}
+
 fn respond(shared: &Mutex<Shared>, method: &Method, uri: &Uri, body: &[u8]) -> Response {
     let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
     let path = uri.path().to_owned();
@@ -211,7 +229,7 @@ fn respond(shared: &Mutex<Shared>, method: &Method, uri: &Uri, body: &[u8]) -> R
         shared.throttle -= 1;
         error(429, "rateLimitExceeded", "Rate Limit Exceeded")
     } else {
-        route(&mut shared.state, method, &path, body)
+        route(&mut shared.state, method, &path, &page(uri), body)
     };
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -221,7 +239,7 @@ fn respond(shared: &Mutex<Shared>, method: &Method, uri: &Uri, body: &[u8]) -> R
         .into_response()
 }
 
-fn route(state: &mut State, method: &Method, path: &str, body: &[u8]) -> Answer {
+fn route(state: &mut State, method: &Method, path: &str, page: &Page, body: &[u8]) -> Answer {
     let json = || serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
     // Not Google's: where the lab cloud reports the health it measured.
     if let Some(pool) = path.strip_prefix("/lab/health/") {
@@ -245,7 +263,7 @@ fn route(state: &mut State, method: &Method, path: &str, body: &[u8]) -> Answer 
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["operations", name]) => state.poll(name, false),
         ("POST", ["operations", name, "wait"]) => state.poll(name, true),
-        ("GET", [collection]) => state.list(collection),
+        ("GET", [collection]) => state.list(collection, page),
         ("POST", [collection]) => state.insert(collection, json()),
         ("GET", [collection, name]) => state.get(collection, name),
         ("DELETE", [collection, name]) => state.delete(collection, name),

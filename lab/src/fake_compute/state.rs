@@ -54,6 +54,16 @@ fn ends_with_name(url: &Value, collection: &str, name: &str) -> bool {
         .is_some_and(|u| u.ends_with(&format!("/{collection}/{name}")))
 }
 
+/// The most items one list page holds (`maxResults`' default and cap).
+const MAX_RESULTS: usize = 500;
+
+/// A list request's paging parameters.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub max_results: Option<usize>,
+    pub token: Option<String>,
+}
+
 #[derive(Default)]
 pub struct State {
     pub resources: BTreeMap<(String, String), Value>,
@@ -68,6 +78,8 @@ pub struct State {
     pub address_base: Option<std::net::Ipv4Addr>,
     /// Pool name → instance URL → `HEALTHY`/`UNHEALTHY`, as the lab cloud last reported it.
     pub health: BTreeMap<String, BTreeMap<String, String>>,
+    /// At most this many items per list page (tests page with small numbers); None: 500.
+    pub page_limit: Option<usize>,
 }
 
 impl State {
@@ -168,18 +180,43 @@ impl State {
         }
     }
 
-    pub fn list(&self, collection: &str) -> Answer {
-        let items: Vec<Value> = self
+    /// One page of `collection`, in name order: at most `page.max_results` items (the API's
+    /// default and cap is 500; `page_limit` lowers the cap, as the real server may return fewer
+    /// than asked), from after `page.token`, with `nextPageToken` while more remain.
+    pub fn list(&self, collection: &str, page: &Page) -> Answer {
+        if page.max_results == Some(0) || page.max_results.is_some_and(|n| n > MAX_RESULTS) {
+            return error(
+                400,
+                "invalid",
+                &format!(
+                    "Invalid value for field 'maxResults': must be between 0 and {MAX_RESULTS}"
+                ),
+            );
+        }
+        let size = page
+            .max_results
+            .unwrap_or(MAX_RESULTS)
+            .min(self.page_limit.unwrap_or(MAX_RESULTS));
+        let mut names = self
             .resources
             .iter()
-            .filter(|((c, _), _)| c == collection)
-            .map(|(_, v)| v.clone())
-            .collect();
+            .filter(|((c, name), _)| {
+                c == collection
+                    && page
+                        .token
+                        .as_deref()
+                        .is_none_or(|after| name.as_str() > after)
+            })
+            .map(|((_, name), value)| (name, value));
+        let items: Vec<Value> = names.by_ref().take(size).map(|(_, v)| v.clone()).collect();
         let list_link = link(collection, "").trim_end_matches('/').to_owned();
-        (
-            200,
-            json!({"kind": format!("{}List", kind(collection)), "id": list_link, "items": items, "selfLink": list_link}),
-        )
+        let mut list = json!({"kind": format!("{}List", kind(collection)), "id": list_link, "items": items, "selfLink": list_link});
+        if names.next().is_some() {
+            // Opaque to clients: the name the next page starts after.
+            let last = list["items"][size - 1]["name"].clone();
+            list["nextPageToken"] = last;
+        }
+        (200, list)
     }
 
     /// What refers to `collection/name` (the API refuses the delete while anything does).
@@ -378,5 +415,75 @@ impl State {
         pool[field] = json!(current);
         self.resources.insert(key, pool);
         self.operation(action, "targetPools", name, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &Value) -> Vec<&str> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn lists_page_by_max_results_and_the_page_limit_following_next_page_token() {
+        let mut state = State::default();
+        for name in ["c", "a", "b"] {
+            assert_eq!(state.insert("firewalls", json!({"name": name})).0, 200);
+        }
+        let (status, all) = state.list("firewalls", &Page::default());
+        assert_eq!((status, names(&all)), (200, vec!["a", "b", "c"]));
+        assert!(all.get("nextPageToken").is_none(), "{all}");
+
+        let first = state
+            .list(
+                "firewalls",
+                &Page {
+                    max_results: Some(2),
+                    token: None,
+                },
+            )
+            .1;
+        assert_eq!(names(&first), ["a", "b"]);
+        let token = first["nextPageToken"].as_str().unwrap().to_owned();
+        let second = state
+            .list(
+                "firewalls",
+                &Page {
+                    max_results: Some(2),
+                    token: Some(token),
+                },
+            )
+            .1;
+        assert_eq!(names(&second), ["c"]);
+        assert!(second.get("nextPageToken").is_none(), "{second}");
+
+        // The server may return fewer than asked: the limit wins over maxResults.
+        state.page_limit = Some(1);
+        let limited = state
+            .list(
+                "firewalls",
+                &Page {
+                    max_results: Some(500),
+                    token: None,
+                },
+            )
+            .1;
+        assert_eq!(names(&limited), ["a"]);
+        assert_eq!(limited["nextPageToken"], "a");
+
+        for bad in [0, 501] {
+            let page = Page {
+                max_results: Some(bad),
+                token: None,
+            };
+            assert_eq!(state.list("firewalls", &page).0, 400, "maxResults {bad}");
+        }
     }
 }

@@ -391,32 +391,36 @@ async fn on_start_drift_is_repaired_and_load_balancers_of_deleted_services_are_d
     add_nodes(&cluster, &["node-0", "node-1"]).await;
     let mut controller = spawn_gcp_controller(&cluster, &fake, "controller");
     let mut names = Vec::new();
-    for service in ["kept", "gone"] {
+    for service in ["kept", "gone", "gone-too"] {
         let created = cluster
             .create_service("default", &mk_lb_service(service, 80, &[]))
             .await;
         names.push(lb_name(created.metadata.uid.as_deref().unwrap()));
     }
-    let (kept, gone) = (names[0].clone(), names[1].clone());
-    wait_fake("two rules", || {
-        fake.list("forwardingRules").len() == 2 && instances(&fake, &gone).len() == 2
+    let (kept, gone, gone_too) = (names[0].clone(), names[1].clone(), names[2].clone());
+    wait_fake("three rules", || {
+        fake.list("forwardingRules").len() == 3
+            && instances(&fake, &gone).len() == 2
+            && instances(&fake, &gone_too).len() == 2
     })
     .await;
     controller.kill();
 
     let services = cluster.services("default");
-    services
-        .patch(
-            "gone",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
-        .await
-        .unwrap();
-    services
-        .delete("gone", &DeleteParams::default())
-        .await
-        .unwrap();
+    for service in ["gone", "gone-too"] {
+        services
+            .patch(
+                service,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .unwrap();
+        services
+            .delete(service, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     fake.set("forwardingRules", &kept, None);
     let mut pool = fake.get("targetPools", &kept).unwrap();
     pool["instances"].as_array_mut().unwrap().pop();
@@ -425,6 +429,8 @@ async fn on_start_drift_is_repaired_and_load_balancers_of_deleted_services_are_d
     firewall["sourceRanges"] = json!(["10.0.0.0/8"]);
     fake.set("firewalls", &format!("k8s-fw-{kept}"), Some(firewall));
 
+    // One item per list page: the orphan scan must follow nextPageToken to find both.
+    fake.limit_pages(1);
     let _restarted = spawn_gcp_controller(&cluster, &fake, "restarted");
     wait_fake("the orphan deleted and the drift repaired", || {
         fake.get("forwardingRules", &kept).is_some()
@@ -433,6 +439,7 @@ async fn on_start_drift_is_repaired_and_load_balancers_of_deleted_services_are_d
                 .get("firewalls", &format!("k8s-fw-{kept}"))
                 .is_some_and(|f| f["sourceRanges"] == json!(["0.0.0.0/0"]))
             && fake.get("addresses", &gone).is_none()
+            && fake.get("addresses", &gone_too).is_none()
     })
     .await;
     for collection in [
@@ -443,9 +450,10 @@ async fn on_start_drift_is_repaired_and_load_balancers_of_deleted_services_are_d
         "httpHealthChecks",
     ] {
         assert!(
-            fake.list(collection)
-                .iter()
-                .all(|r| !r["name"].as_str().unwrap().contains(&gone)),
+            fake.list(collection).iter().all(|r| {
+                let name = r["name"].as_str().unwrap();
+                !name.contains(&gone) && !name.contains(&gone_too)
+            }),
             "{collection}: {:?}",
             fake.list(collection)
         );

@@ -159,40 +159,30 @@ impl GcpProvider {
     /// the regional addresses, pools and rules), each deleted.
     pub(super) async fn delete_orphans_lb(&self, live: &HashSet<String>) -> GcpResult<Vec<String>> {
         let c = &self.compute;
-        let mut descriptions: Vec<Option<String>> = Vec::new();
-        let addresses = c
-            .call("addresses.list", || {
-                c.addresses
-                    .list()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_max_results(500u32)
-                    .send()
-            })
-            .await?;
-        descriptions.extend(addresses.items.into_iter().map(|a| a.description));
-        let pools = c
-            .call("targetPools.list", || {
-                c.pools
-                    .list()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_max_results(500u32)
-                    .send()
-            })
-            .await?;
-        descriptions.extend(pools.items.into_iter().map(|p| p.description));
-        let rules = c
-            .call("forwardingRules.list", || {
-                c.rules
-                    .list()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_max_results(500u32)
-                    .send()
-            })
-            .await?;
-        descriptions.extend(rules.items.into_iter().map(|r| r.description));
+        // The three regional lists differ only in their client and item type.
+        macro_rules! descriptions {
+            ($client:ident, $operation:literal) => {
+                every_page(|token| async move {
+                    let list = c
+                        .call($operation, || {
+                            c.$client
+                                .list()
+                                .set_project(&c.project)
+                                .set_region(&c.region)
+                                .set_max_results(PAGE)
+                                .set_or_clear_page_token(token.clone())
+                                .send()
+                        })
+                        .await?;
+                    let items = list.items.into_iter().map(|item| item.description);
+                    Ok((items.collect::<Vec<_>>(), list.next_page_token))
+                })
+                .await?
+            };
+        }
+        let mut descriptions = descriptions!(addresses, "addresses.list");
+        descriptions.extend(descriptions!(pools, "targetPools.list"));
+        descriptions.extend(descriptions!(rules, "forwardingRules.list"));
         let orphans: BTreeSet<String> = descriptions
             .into_iter()
             .flatten()
@@ -205,5 +195,27 @@ impl GcpProvider {
             deleted.extend(self.delete_uid(&uid).await?);
         }
         Ok(deleted)
+    }
+}
+
+/// Items per list page asked for: Compute's maximum (it may return fewer).
+const PAGE: u32 = 500;
+
+/// The items of every page of a list, following `nextPageToken` until the last page (a server
+/// that hands back the token it was given ends the walk rather than looping).
+async fn every_page<T, F, Fut>(mut page: F) -> GcpResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = GcpResult<(Vec<T>, Option<String>)>>,
+{
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (items, next) = page(token.clone()).await?;
+        all.extend(items);
+        match next.filter(|next| !next.is_empty()) {
+            Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+            _ => return Ok(all),
+        }
     }
 }
