@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use super::names::TABLE;
 use super::service::family_word;
+use super::transaction::Transaction;
 use crate::dataplane::IpFamily;
 
 /// Why an nft command failed.
@@ -24,6 +25,8 @@ pub enum NftError {
         status: String,
         stderr: String,
     },
+    #[error("nft_netlink: {0}")]
+    Netlink(#[from] super::netlink::NetlinkError),
 }
 
 impl NftError {
@@ -32,6 +35,7 @@ impl NftError {
         match self {
             NftError::Spawn { .. } => "nft_spawn",
             NftError::Failed { .. } => "nft_failed",
+            NftError::Netlink(_) => "nft_netlink",
         }
     }
 }
@@ -104,6 +108,30 @@ impl Nft {
     /// Applies one transaction (`nft -f -`): all of it or nothing.
     pub async fn apply(&self, transaction: &str) -> Result<(), NftError> {
         self.run(&["-f", "-"], Some(transaction)).await.map(|_| ())
+    }
+
+    /// Applies a partial transaction: as one netlink batch when every command has a known
+    /// shape, else as `nft -f` text. Both are one atomic transaction.
+    /// Returns whether it went as netlink.
+    pub async fn apply_partial(&self, transaction: &Transaction) -> Result<bool, NftError> {
+        match super::netlink::encode(transaction) {
+            Ok(batch) => {
+                let netns = self.netns.clone();
+                tokio::task::spawn_blocking(move || super::netlink::send(netns.as_deref(), &batch))
+                    .await
+                    .map_err(|join| {
+                        NftError::Netlink(super::netlink::NetlinkError::Io {
+                            context: "the netlink thread",
+                            source: std::io::Error::other(join.to_string()),
+                        })
+                    })??;
+                Ok(true)
+            }
+            Err(unsupported) => {
+                tracing::debug!(%unsupported, "partial transaction through nft -f");
+                self.apply(&transaction.text()).await.map(|()| false)
+            }
+        }
     }
 
     /// Whether Portico's table of `family` exists, asked without listing its contents (which

@@ -25,6 +25,8 @@ pub struct NftablesBackend {
     families: BTreeMap<IpFamily, Family>,
     /// Whether the iptables backend's rules were removed (once, at the first sync).
     other_mode_removed: bool,
+    /// Partial transactions sent as netlink batches (the others went through `nft -f`).
+    netlink_partials: usize,
 }
 
 impl NftablesBackend {
@@ -33,7 +35,13 @@ impl NftablesBackend {
             nft: Nft::new(netns),
             families: BTreeMap::new(),
             other_mode_removed: false,
+            netlink_partials: 0,
         }
+    }
+
+    /// How many partial transactions went straight to the kernel as netlink batches.
+    pub fn netlink_partials(&self) -> usize {
+        self.netlink_partials
     }
 
     /// The last full transaction of `family` (what the kernel holds after a successful sync).
@@ -77,7 +85,9 @@ impl NftablesBackend {
                 cache: TableCache::new(node, family),
                 in_sync: false,
             });
-            if let Some(kind) = sync_family(&self.nft, entry, state, node, full, check).await? {
+            let synced = sync_family(&self.nft, entry, state, node, full, check).await?;
+            if let Some((kind, netlink)) = synced {
+                self.netlink_partials += usize::from(netlink);
                 writes.push(kind);
             }
         }
@@ -92,15 +102,19 @@ async fn sync_family(
     node: &NodeContext,
     full: bool,
     check: bool,
-) -> Result<Option<WriteKind>, NftError> {
+) -> Result<Option<(WriteKind, bool)>, NftError> {
     if full || !family.in_sync {
         family.cache.invalidate();
     }
     let update = family.cache.update(state, node);
+    let mut netlink = false;
     let mut kind = match &update {
         Update::Unchanged => None,
-        Update::Partial(text) => match nft.apply(text).await {
-            Ok(()) => Some("partial"),
+        Update::Partial(transaction) => match nft.apply_partial(transaction).await {
+            Ok(as_netlink) => {
+                netlink = as_netlink;
+                Some("partial")
+            }
             Err(error) => {
                 tracing::warn!(%error, "partial nft transaction failed; falling back to a full one");
                 family.cache.invalidate();
@@ -119,7 +133,7 @@ async fn sync_family(
         write_full(nft, family).await?;
         kind = Some("repair");
     }
-    Ok(kind)
+    Ok(kind.map(|kind| (kind, netlink)))
 }
 
 async fn write_full(nft: &Nft, family: &mut Family) -> Result<(), NftError> {

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use super::names::{self, TABLE};
 use super::service::{NftContext, PortObjects, addr_type, family_word, render_port};
+use super::transaction::{Command, Transaction};
 use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
 
 impl NftContext {
@@ -39,7 +40,7 @@ impl NftContext {
 pub enum Update {
     Unchanged,
     /// Only these commands (one transaction).
-    Partial(String),
+    Partial(Transaction),
     /// The whole table.
     Full,
 }
@@ -110,11 +111,14 @@ impl TableCache {
             diff.add(old.as_ref(), Some(&objects));
             self.ports.insert(port.key.clone(), (port.clone(), objects));
         }
-        let text = diff.text(&self.ctx, &self.hairpin);
-        if text.is_empty() {
+        let transaction = Transaction {
+            family: self.ctx.family,
+            commands: diff.commands(&self.hairpin),
+        };
+        if transaction.is_empty() {
             Update::Unchanged
         } else {
-            Update::Partial(text)
+            Update::Partial(transaction)
         }
     }
 
@@ -419,9 +423,8 @@ impl Diff {
 
     /// The commands in an order the kernel accepts within one transaction: references go
     /// before what they point at is deleted, and exist before they are used.
-    fn text(&self, ctx: &NftContext, hairpin: &BTreeMap<IpAddr, usize>) -> String {
-        let ip = family_word(ctx.family);
-        let mut text = String::new();
+    fn commands(&self, hairpin: &BTreeMap<IpAddr, usize>) -> Vec<Command> {
+        let mut commands = Vec::new();
         let mut hairpin_add = Vec::new();
         let mut hairpin_delete = Vec::new();
         if self.endpoints_changed
@@ -439,68 +442,66 @@ impl Diff {
         }
         // Adding first makes every delete valid whether or not the element was there.
         if !hairpin_delete.is_empty() {
-            let _ = writeln!(
-                text,
-                "add element {ip} {TABLE} {} {{ {} }}",
-                names::HAIRPIN,
-                hairpin_delete.join(", ")
-            );
-            let _ = writeln!(
-                text,
-                "delete element {ip} {TABLE} {} {{ {} }}",
-                names::HAIRPIN,
-                hairpin_delete.join(", ")
-            );
+            commands.push(Command::AddElements {
+                set: names::HAIRPIN.into(),
+                elements: hairpin_delete.clone(),
+            });
+            commands.push(Command::DeleteElements {
+                set: names::HAIRPIN.into(),
+                keys: hairpin_delete,
+            });
         }
         for (map, keys) in &self.delete_elements {
-            let _ = writeln!(
-                text,
-                "delete element {ip} {TABLE} {map} {{ {} }}",
-                keys.join(", ")
-            );
+            commands.push(Command::DeleteElements {
+                set: (*map).into(),
+                keys: keys.clone(),
+            });
         }
         for name in &self.flush_chains {
-            let _ = writeln!(text, "flush chain {ip} {TABLE} {name}");
+            commands.push(Command::FlushChain(name.clone()));
         }
         for (name, body) in &self.add_sets {
             if self.delete_sets.contains(name) {
                 continue;
             }
-            let _ = writeln!(text, "add set {ip} {TABLE} {name} {{ {body} }}");
+            commands.push(Command::AddSet {
+                name: name.clone(),
+                body: body.clone(),
+            });
         }
         for name in &self.add_chains {
-            let _ = writeln!(text, "add chain {ip} {TABLE} {name}");
+            commands.push(Command::AddChain(name.clone()));
         }
         for (name, rules) in &self.rules {
             for rule in rules {
-                let _ = writeln!(text, "add rule {ip} {TABLE} {name} {rule}");
+                commands.push(Command::AddRule {
+                    chain: name.clone(),
+                    rule: rule.clone(),
+                });
             }
         }
         for name in &self.delete_chains {
-            let _ = writeln!(text, "delete chain {ip} {TABLE} {name}");
+            commands.push(Command::DeleteChain(name.clone()));
         }
         for name in &self.delete_sets {
             if self.add_sets.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            let _ = writeln!(text, "delete set {ip} {TABLE} {name}");
+            commands.push(Command::DeleteSet(name.clone()));
         }
         for (map, elements) in &self.add_elements {
-            let _ = writeln!(
-                text,
-                "add element {ip} {TABLE} {map} {{ {} }}",
-                elements.join(", ")
-            );
+            commands.push(Command::AddElements {
+                set: (*map).into(),
+                elements: elements.clone(),
+            });
         }
         if !hairpin_add.is_empty() {
-            let _ = writeln!(
-                text,
-                "add element {ip} {TABLE} {} {{ {} }}",
-                names::HAIRPIN,
-                hairpin_add.join(", ")
-            );
+            commands.push(Command::AddElements {
+                set: names::HAIRPIN.into(),
+                elements: hairpin_add,
+            });
         }
-        text
+        commands
     }
 }
 

@@ -117,6 +117,9 @@ async fn a_partial_transaction_ends_where_a_full_load_of_the_same_state_does() {
             full.full_text(IpFamily::V4).unwrap_or_default()
         );
     }
+    // Every partial step above went to the kernel as one netlink batch (not `nft -f`), so the
+    // equal listings prove the netlink encoding equal to nft's.
+    assert_eq!(incremental.netlink_partials(), steps.len() - 1);
 }
 
 #[tokio::test]

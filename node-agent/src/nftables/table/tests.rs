@@ -82,9 +82,10 @@ fn the_first_render_and_a_new_node_context_are_full() {
 fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
     let mut cache = TableCache::new(&node(), IpFamily::V4);
     cache.update(&many(None), &node());
-    let Update::Partial(text) = cache.update(&many(Some(42)), &node()) else {
+    let Update::Partial(transaction) = cache.update(&many(Some(42)), &node()) else {
         panic!("a partial update");
     };
+    let text = transaction.text();
     assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
     for line in text.lines() {
         assert!(
@@ -103,9 +104,10 @@ fn a_removed_service_loses_its_elements_before_its_chains() {
         &state(vec![port(1, vec![endpoint("10.245.0.1", "node-b")])]),
         &node(),
     );
-    let Update::Partial(text) = cache.update(&DesiredState::default(), &node()) else {
+    let Update::Partial(transaction) = cache.update(&DesiredState::default(), &node()) else {
         panic!("a partial update");
     };
+    let text = transaction.text();
     let element = text
         .find("delete element ip portico service-ips")
         .expect(&text);
