@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod fixed;
 pub mod names;
 pub mod netlink;
 pub mod service;

@@ -110,10 +110,14 @@ impl Nft {
         self.run(&["-f", "-"], Some(transaction)).await.map(|_| ())
     }
 
-    /// Applies a partial transaction: as one netlink batch when every command has a known
-    /// shape, else as `nft -f` text. Both are one atomic transaction.
+    /// Applies a transaction: as one netlink batch when every command has a known shape, else
+    /// as `nft -f` text (`fallback`, the same commands). Both are one atomic transaction.
     /// Returns whether it went as netlink.
-    pub async fn apply_partial(&self, transaction: &Transaction) -> Result<bool, NftError> {
+    pub async fn apply_transaction(
+        &self,
+        transaction: &Transaction,
+        fallback: impl FnOnce() -> String,
+    ) -> Result<bool, NftError> {
         match super::netlink::encode(transaction) {
             Ok(batch) => {
                 let netns = self.netns.clone();
@@ -128,8 +132,8 @@ impl Nft {
                 Ok(true)
             }
             Err(unsupported) => {
-                tracing::debug!(%unsupported, "partial transaction through nft -f");
-                self.apply(&transaction.text()).await.map(|()| false)
+                tracing::debug!(%unsupported, "transaction through nft -f");
+                self.apply(&fallback()).await.map(|()| false)
             }
         }
     }

@@ -39,6 +39,8 @@ pub struct Unsupported(pub String);
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
@@ -55,8 +57,15 @@ const NLM_F_APPEND: u16 = 0x800;
 const NLA_F_NESTED: u16 = 0x8000;
 
 // Attribute numbers from linux/netfilter/nf_tables.h.
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_FLAGS: u16 = 2;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -65,6 +74,8 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_TIMEOUT: u16 = 11;
 const NFTA_SET_USERDATA: u16 = 13;
@@ -79,7 +90,18 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 
+const NFT_SET_MAP: u32 = 0x8;
 const NFT_SET_TIMEOUT: u32 = 0x10;
+/// The data type of verdict maps (`NFT_DATA_VERDICT`).
+const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+/// nft 1.0.6's user data for sets and maps with concatenated keys, byte for byte (seen with
+/// `nft --debug=mnl`; the same for both families).
+const SET_USERDATA_CONCAT: [u8; 16] = [0, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0];
+const MAP_USERDATA_CONCAT: [u8; 28] = [
+    0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0,
+];
+/// Elements per message: the element list is one attribute, whose length is 16 bits.
+const ELEMENTS_PER_MESSAGE: usize = 200;
 const NFT_SET_EVAL: u32 = 0x20;
 /// nft's set user data: key byte order (NFTNL_UDATA_SET_KEYBYTEORDER) = big endian, as nft
 /// 1.0.6 writes it for address sets; `nft list` reads the type from it.
@@ -201,14 +223,46 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
     let mut set_id = 0u32;
     for command in &transaction.commands {
         let start = match command {
-            Command::AddElements { set, elements } => {
-                let start = batch.command(NFT_MSG_NEWSETELEM, NLM_F_CREATE, proto);
-                put_elements(&mut batch, set, elements)?;
+            Command::AddTable | Command::DeleteTable => {
+                let (msg, flags) = if matches!(command, Command::AddTable) {
+                    (NFT_MSG_NEWTABLE, NLM_F_CREATE)
+                } else {
+                    (NFT_MSG_DELTABLE, 0)
+                };
+                let start = batch.command(msg, flags, proto);
+                batch.put_str(NFTA_TABLE_NAME, TABLE);
+                if msg == NFT_MSG_NEWTABLE {
+                    batch.put_u32(NFTA_TABLE_FLAGS, 0);
+                }
                 start
             }
+            Command::AddElements { set, elements } => {
+                for chunk in elements.chunks(ELEMENTS_PER_MESSAGE) {
+                    let start = batch.command(NFT_MSG_NEWSETELEM, NLM_F_CREATE, proto);
+                    put_elements(&mut batch, set, chunk)?;
+                    batch.end(start);
+                }
+                continue;
+            }
             Command::DeleteElements { set, keys } => {
-                let start = batch.command(NFT_MSG_DELSETELEM, 0, proto);
-                put_elements(&mut batch, set, keys)?;
+                for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
+                    let start = batch.command(NFT_MSG_DELSETELEM, 0, proto);
+                    put_elements(&mut batch, set, chunk)?;
+                    batch.end(start);
+                }
+                continue;
+            }
+            Command::AddBaseChain { name, hook } => {
+                let hook = Hook::parse(hook)?;
+                let start = batch.command(NFT_MSG_NEWCHAIN, NLM_F_CREATE, proto);
+                batch.put_str(NFTA_CHAIN_TABLE, TABLE);
+                batch.put_str(NFTA_CHAIN_NAME, name);
+                batch.put_str(NFTA_CHAIN_TYPE, hook.kind);
+                batch.put_u32(NFTA_CHAIN_POLICY, hook.policy);
+                let nest = batch.nest(NFTA_CHAIN_HOOK);
+                batch.put_u32(NFTA_HOOK_HOOKNUM, hook.number);
+                batch.put_u32(NFTA_HOOK_PRIORITY, hook.priority as u32);
+                batch.end_nest(nest);
                 start
             }
             Command::FlushChain(chain) => {
@@ -217,7 +271,7 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
                 batch.put_str(NFTA_RULE_CHAIN, chain);
                 start
             }
-            Command::AddSet { name, body } => {
+            Command::AddSet { name, body } | Command::AddMap { name, body } => {
                 let set = SetDecl::parse(body, family)?;
                 set_id += 1;
                 let start = batch.command(NFT_MSG_NEWSET, NLM_F_CREATE, proto);
@@ -226,11 +280,20 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
                 batch.put_u32(NFTA_SET_FLAGS, set.flags);
                 batch.put_u32(NFTA_SET_KEY_TYPE, set.key_type);
                 batch.put_u32(NFTA_SET_KEY_LEN, set.key_len);
+                if set.flags & NFT_SET_MAP != 0 {
+                    batch.put_u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
+                    batch.put_u32(NFTA_SET_DATA_LEN, 0);
+                }
                 batch.put_u32(NFTA_SET_ID, set_id);
                 if let Some(ms) = set.timeout_ms {
                     batch.put(NFTA_SET_TIMEOUT, &ms.to_be_bytes());
                 }
-                batch.put(NFTA_SET_USERDATA, &SET_USERDATA_BIG_ENDIAN_KEY);
+                let userdata: &[u8] = match (set.fields, set.flags & NFT_SET_MAP != 0) {
+                    (1, _) => &SET_USERDATA_BIG_ENDIAN_KEY,
+                    (_, false) => &SET_USERDATA_CONCAT,
+                    (_, true) => &MAP_USERDATA_CONCAT,
+                };
+                batch.put(NFTA_SET_USERDATA, userdata);
                 start
             }
             Command::AddChain(name) | Command::DeleteChain(name) => {
@@ -325,12 +388,26 @@ pub fn element_key(key: &str) -> Result<Vec<u8>, Unsupported> {
     Ok(bytes)
 }
 
-/// An affinity set's declaration: `type ipv4_addr; flags dynamic,timeout; timeout 10800s;`.
+/// A set's declaration as Portico writes it: `type ipv4_addr . inet_proto . inet_service :
+/// verdict;`, `type ipv4_addr . ipv4_addr;`, or an affinity set's
+/// `type ipv4_addr; flags dynamic,timeout; timeout 10800s;`.
 struct SetDecl {
     key_type: u32,
     key_len: u32,
+    fields: u32,
     flags: u32,
     timeout_ms: Option<u64>,
+}
+
+/// A key type's id and length in a concatenation (padded to 4 bytes), from nft's datatypes.
+fn key_type(name: &str, family: IpFamily) -> Option<(u32, u32)> {
+    match (name, family) {
+        ("ipv4_addr", IpFamily::V4) => Some((7, 4)),
+        ("ipv6_addr", IpFamily::V6) => Some((8, 16)),
+        ("inet_proto", _) => Some((12, 4)),
+        ("inet_service", _) => Some((13, 4)),
+        _ => None,
+    }
 }
 
 impl SetDecl {
@@ -339,15 +416,34 @@ impl SetDecl {
         let mut decl = SetDecl {
             key_type: 0,
             key_len: 0,
+            fields: 0,
             flags: 0,
             timeout_ms: None,
         };
         for part in body.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (word, value) = part.split_once(' ').ok_or_else(unsupported)?;
-            match (word, value.trim(), family) {
-                ("type", "ipv4_addr", IpFamily::V4) => (decl.key_type, decl.key_len) = (7, 4),
-                ("type", "ipv6_addr", IpFamily::V6) => (decl.key_type, decl.key_len) = (8, 16),
-                ("flags", flags, _) => {
+            match (word, value.trim()) {
+                ("type", types) => {
+                    let (key, data) = match types.split_once(" : ") {
+                        Some((key, "verdict")) => (key, true),
+                        Some(_) => return Err(unsupported()),
+                        None => (types, false),
+                    };
+                    for name in key.split(" . ") {
+                        let (id, len) = key_type(name.trim(), family).ok_or_else(unsupported)?;
+                        decl.key_type = (decl.key_type << 6) | id;
+                        decl.key_len += len;
+                        decl.fields += 1;
+                    }
+                    if data {
+                        decl.flags |= NFT_SET_MAP;
+                    }
+                    // A lone protocol or port would be its natural length; Portico has none.
+                    if decl.fields == 1 && decl.key_type >= 12 {
+                        return Err(unsupported());
+                    }
+                }
+                ("flags", flags) => {
                     for flag in flags.split(',') {
                         decl.flags |= match flag.trim() {
                             "dynamic" => NFT_SET_EVAL,
@@ -356,7 +452,7 @@ impl SetDecl {
                         };
                     }
                 }
-                ("timeout", seconds, _) => {
+                ("timeout", seconds) => {
                     let seconds: u64 = seconds
                         .strip_suffix('s')
                         .and_then(|s| s.parse().ok())
@@ -370,6 +466,62 @@ impl SetDecl {
             return Err(unsupported());
         }
         Ok(decl)
+    }
+}
+
+/// A base chain's declaration: `type nat hook prerouting priority dstnat; policy accept;`.
+struct Hook {
+    kind: &'static str,
+    number: u32,
+    priority: i32,
+    policy: u32,
+}
+
+impl Hook {
+    fn parse(text: &str) -> Result<Hook, Unsupported> {
+        let unsupported = || Unsupported(format!("hook {text}"));
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let [
+            "type",
+            kind,
+            "hook",
+            hook,
+            "priority",
+            priority,
+            "policy",
+            "accept",
+        ] = words[..]
+        else {
+            return Err(unsupported());
+        };
+        let kind = match kind {
+            "nat" => "nat",
+            "filter" => "filter",
+            _ => return Err(unsupported()),
+        };
+        let number = match hook {
+            "prerouting" => 0,
+            "input" => 1,
+            "forward" => 2,
+            "output" => 3,
+            "postrouting" => 4,
+            _ => return Err(unsupported()),
+        };
+        let priority = match priority {
+            "dstnat" => -100,
+            "srcnat" => 100,
+            "filter" => 0,
+            number => number.parse().map_err(|_| unsupported())?,
+        };
+        Ok(Hook {
+            kind,
+            number,
+            priority,
+            policy: 1,
+        })
     }
 }
 

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::fixed::{fixed_commands, fixed_part, hairpin_type, map_type};
 use super::names::{self, TABLE};
-use super::service::{NftContext, PortObjects, addr_type, family_word, render_port};
+use super::service::{NftContext, PortObjects, family_word, render_port};
 use super::transaction::{Command, Transaction};
 use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
 
@@ -177,6 +178,64 @@ impl TableCache {
     }
 }
 
+impl TableCache {
+    /// The whole table as commands (for the netlink full load): the table deleted and declared
+    /// anew in one transaction, like `full_text`.
+    pub fn full_transaction(&self) -> Transaction {
+        let mut commands = vec![Command::AddTable, Command::DeleteTable, Command::AddTable];
+        fixed_commands(&self.ctx, &mut commands);
+        let mut elements: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (_, objects) in self.ports.values() {
+            for (name, body) in &objects.sets {
+                commands.push(Command::AddSet {
+                    name: name.clone(),
+                    body: body.clone(),
+                });
+            }
+            for (name, _) in &objects.chains {
+                commands.push(Command::AddChain(name.clone()));
+            }
+            for (map, key, value) in &objects.elements {
+                elements
+                    .entry(map)
+                    .or_default()
+                    .push(format!("{key} : {value}"));
+            }
+        }
+        // Rules after every chain exists, since a policy chain jumps to its endpoint chains.
+        for (_, objects) in self.ports.values() {
+            for (name, rules) in &objects.chains {
+                for rule in rules {
+                    commands.push(Command::AddRule {
+                        chain: name.clone(),
+                        rule: rule.clone(),
+                    });
+                }
+            }
+        }
+        for (map, elements) in elements {
+            commands.push(Command::AddElements {
+                set: map.into(),
+                elements,
+            });
+        }
+        if !self.hairpin.is_empty() {
+            commands.push(Command::AddElements {
+                set: names::HAIRPIN.into(),
+                elements: self
+                    .hairpin
+                    .keys()
+                    .map(|ip| format!("{ip} . {ip}"))
+                    .collect(),
+            });
+        }
+        Transaction {
+            family: self.ctx.family,
+            commands,
+        }
+    }
+}
+
 fn count(counts: &mut BTreeMap<IpAddr, usize>, ips: &[IpAddr], add: bool) {
     for ip in ips {
         if add {
@@ -196,148 +255,6 @@ fn write_chain(text: &mut String, name: &str, rules: &[String]) {
         let _ = writeln!(text, "{rule}");
     }
     text.push_str("}\n");
-}
-
-fn map_type(ctx: &NftContext, map: &str) -> String {
-    if names::PORT_MAPS.contains(&map) {
-        "type inet_proto . inet_service : verdict".into()
-    } else {
-        format!(
-            "type {} . inet_proto . inet_service : verdict",
-            addr_type(ctx.family)
-        )
-    }
-}
-
-fn hairpin_type(ctx: &NftContext) -> String {
-    let addr = addr_type(ctx.family);
-    format!("type {addr} . {addr}")
-}
-
-/// The maps, sets and chains that do not depend on Services: the hooks, dispatch through the
-/// maps, masquerade, REJECT, and the filter checks.
-pub fn fixed_part(ctx: &NftContext) -> String {
-    let ip = family_word(ctx.family);
-    let mut text = String::new();
-    for map in names::ADDRESS_MAPS.iter().chain(&names::PORT_MAPS) {
-        let _ = writeln!(text, "map {map} {{ {}; }}", map_type(ctx, map));
-    }
-    let _ = writeln!(text, "set {} {{ {}; }}", names::HAIRPIN, hairpin_type(ctx));
-    // NodePorts are served on every local address, or only on --nodeport-addresses.
-    let local_destination = match &ctx.nodeport_ips {
-        None => "fib daddr type local".to_string(),
-        Some(ips) => {
-            let elements: Vec<String> = ips.iter().map(ToString::to_string).collect();
-            let _ = writeln!(
-                text,
-                "set {} {{ type {}; {}}}",
-                names::NODEPORT_IPS,
-                addr_type(ctx.family),
-                if elements.is_empty() {
-                    String::new()
-                } else {
-                    format!("elements = {{ {} }}; ", elements.join(", "))
-                }
-            );
-            format!("{ip} daddr @{}", names::NODEPORT_IPS)
-        }
-    };
-    let dispatch = |map: &str| format!("{ip} daddr . meta l4proto . th dport vmap @{map}");
-    let node_port = |map: &str| format!("{local_destination} meta l4proto . th dport vmap @{map}");
-    let chains: Vec<(&str, &str, Vec<String>)> = vec![
-        (names::REJECT, "", vec!["reject".into()]),
-        (
-            names::MARK_MASQ,
-            "",
-            vec!["meta mark set meta mark or 0x4000".into()],
-        ),
-        (
-            names::SERVICES,
-            "",
-            // Node ports last, so that Service addresses that are also local match first.
-            vec![
-                dispatch(names::SERVICE_IPS),
-                node_port(names::SERVICE_NODEPORTS),
-            ],
-        ),
-        (
-            "nat-prerouting",
-            "type nat hook prerouting priority dstnat; policy accept;",
-            vec![format!("jump {}", names::SERVICES)],
-        ),
-        (
-            "nat-output",
-            "type nat hook output priority -100; policy accept;",
-            vec![format!("jump {}", names::SERVICES)],
-        ),
-        (
-            "nat-postrouting",
-            "type nat hook postrouting priority srcnat; policy accept;",
-            vec![
-                // A pod that reached itself through a Service: masqueraded, so its reply comes
-                // back through this node (kube-proxy's per-endpoint `saddr jump mark`).
-                format!(
-                    "ct status dnat {ip} saddr . {ip} daddr @{} jump {}",
-                    names::HAIRPIN,
-                    names::MARK_MASQ
-                ),
-                "meta mark & 0x4000 == 0 return".into(),
-                // Cleared so a packet re-routed or encapsulated is not masqueraded twice.
-                "meta mark set meta mark xor 0x4000".into(),
-                "masquerade fully-random".into(),
-            ],
-        ),
-        (
-            "service-endpoints-check",
-            "",
-            vec![dispatch(names::NO_ENDPOINT_SERVICES)],
-        ),
-        (
-            "external-endpoints-check",
-            "",
-            vec![
-                dispatch(names::NO_ENDPOINT_EXTERNAL),
-                node_port(names::NO_ENDPOINT_NODEPORTS),
-            ],
-        ),
-        ("firewall-check", "", vec![dispatch(names::FIREWALL_IPS)]),
-        (
-            "filter-input",
-            "type filter hook input priority -5; policy accept;",
-            vec![
-                "ct state new jump external-endpoints-check".into(),
-                "ct state new jump firewall-check".into(),
-            ],
-        ),
-        (
-            "filter-forward",
-            "type filter hook forward priority -5; policy accept;",
-            vec![
-                "ct state new jump service-endpoints-check".into(),
-                "ct state new jump external-endpoints-check".into(),
-                "ct state new jump firewall-check".into(),
-            ],
-        ),
-        (
-            "filter-output",
-            "type filter hook output priority -5; policy accept;",
-            vec![
-                "ct state new jump service-endpoints-check".into(),
-                "ct state new jump firewall-check".into(),
-            ],
-        ),
-    ];
-    for (name, hook, rules) in chains {
-        let _ = writeln!(text, "chain {name} {{");
-        if !hook.is_empty() {
-            let _ = writeln!(text, "{hook}");
-        }
-        for rule in rules {
-            let _ = writeln!(text, "{rule}");
-        }
-        text.push_str("}\n");
-    }
-    text
 }
 
 /// The changes of a partial sync, gathered over the changed ports.

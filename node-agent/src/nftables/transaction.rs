@@ -11,6 +11,18 @@ use crate::dataplane::IpFamily;
 /// One command of a transaction, in the order it must run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    AddTable,
+    DeleteTable,
+    /// A map and its declaration body (`type ... : verdict;`).
+    AddMap {
+        name: String,
+        body: String,
+    },
+    /// A chain that hooks into netfilter: `type nat hook prerouting priority dstnat; policy accept;`.
+    AddBaseChain {
+        name: String,
+        hook: String,
+    },
     /// Elements as nft writes them: `key` (sets) or `key : verdict` (maps).
     AddElements {
         set: String,
@@ -53,6 +65,14 @@ impl Transaction {
         let mut text = String::new();
         for command in &self.commands {
             let _ = match command {
+                Command::AddTable => writeln!(text, "add table {ip} {TABLE}"),
+                Command::DeleteTable => writeln!(text, "delete table {ip} {TABLE}"),
+                Command::AddMap { name, body } => {
+                    writeln!(text, "add map {ip} {TABLE} {name} {{ {body} }}")
+                }
+                Command::AddBaseChain { name, hook } => {
+                    writeln!(text, "add chain {ip} {TABLE} {name} {{ {hook} }}")
+                }
                 Command::AddElements { set, elements } => writeln!(
                     text,
                     "add element {ip} {TABLE} {set} {{ {} }}",

@@ -117,9 +117,67 @@ async fn a_partial_transaction_ends_where_a_full_load_of_the_same_state_does() {
             full.full_text(IpFamily::V4).unwrap_or_default()
         );
     }
-    // Every partial step above went to the kernel as one netlink batch (not `nft -f`), so the
-    // equal listings prove the netlink encoding equal to nft's.
-    assert_eq!(incremental.netlink_partials(), steps.len() - 1);
+    // Every step above (the first full, then partials) went to the kernel as one netlink batch,
+    // not `nft -f`; the full loads it is compared with are netlink too, and
+    // `a_netlink_full_load_equals_nft_reading_the_table_text` ties those to nft's own encoding.
+    assert_eq!(incremental.netlink_transactions(), steps.len());
+}
+
+#[tokio::test]
+async fn a_netlink_full_load_equals_nft_reading_the_table_text() {
+    if !root_or_skip("a_netlink_full_load_equals_nft_reading_the_table_text") {
+        return;
+    }
+    let topology = Topology::new("nfnl");
+    let text = Topology::new("nfnlt");
+    let mut sticky = mk_service("sticky", "10.96.0.12", "ClusterIP", None);
+    sticky.spec.as_mut().unwrap().session_affinity = Some("ClientIP".into());
+    let mut ranged = with_lb_ip(
+        with_local_policy(mk_service(
+            "ranged",
+            "10.96.0.11",
+            "LoadBalancer",
+            Some(30081),
+        )),
+        LB_IP,
+    );
+    ranged.spec.as_mut().unwrap().load_balancer_source_ranges = Some(vec!["203.0.113.0/24".into()]);
+    let desired = state(
+        &[
+            mk_service("web", "10.96.0.10", "NodePort", Some(30080)),
+            mk_service("empty", "10.96.0.13", "NodePort", Some(30082)),
+            ranged,
+            sticky,
+        ],
+        &[
+            mk_slice("web", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+            mk_slice("ranged", &[(POD_B_IP, "node-b")]),
+            mk_slice("sticky", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+        ],
+    );
+    let mut nodeport_addresses = node_context();
+    nodeport_addresses.nodeport_ips = Some(vec![NODE_IP.parse().unwrap()]);
+    for node in [node_context(), nodeport_addresses] {
+        let mut netlink = NftablesBackend::new(Some(&topology.node), &node);
+        portico_agent::dataplane::backend::Backend::sync_full(&mut netlink, &desired, &node)
+            .await
+            .expect("full sync");
+        assert_eq!(
+            netlink.netlink_transactions(),
+            1,
+            "the full load went as netlink"
+        );
+        let table = netlink.full_text(IpFamily::V4).expect("an IPv4 table");
+        portico_agent::nftables::Nft::new(Some(&text.node))
+            .apply(&table)
+            .await
+            .expect("nft -f of the same table");
+        assert_eq!(
+            table_listing(&topology.node),
+            table_listing(&text.node),
+            "netlink and nft -f differ; table text:\n{table}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -27,6 +27,16 @@ const NFTA_EXPR_DATA: u16 = 2;
 const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 const NFT_REG_2: u32 = 2;
+const NFT_REG32_00: u32 = 8;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFT_META_MARK: u32 = 3;
+const NFT_CT_STATE: u32 = 0;
+const NFT_CT_STATUS: u32 = 2;
+const IPS_DST_NAT: u32 = 0x20;
+const NF_CT_STATE_NEW: u32 = 0x8;
+const NFT_RETURN: i32 = -5;
+const ICMP_PORT_UNREACH: u8 = 3;
+const ICMPV6_PORT_UNREACH: u8 = 4;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const NFT_META_L4PROTO: u32 = 16;
 const NFT_CMP_EQ: u32 = 0;
@@ -56,6 +66,10 @@ impl Verdict {
                 code: NF_ACCEPT,
                 chain: None,
             },
+            (Some("return"), None, None) => Verdict {
+                code: NFT_RETURN,
+                chain: None,
+            },
             (Some(kind @ ("jump" | "goto")), Some(chain), None) => Verdict {
                 code: if kind == "jump" { NFT_JUMP } else { NFT_GOTO },
                 chain: Some(chain.to_string()),
@@ -69,17 +83,60 @@ impl Verdict {
 /// One nf_tables expression of the shapes above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
-    Payload { offset: u32, len: u32 },
-    Bitwise { mask: Vec<u8> },
-    Cmp { op: u32, data: Vec<u8> },
-    Meta { key: u32 },
-    Numgen { modulus: u32 },
-    Immediate { dreg: u32, data: Vec<u8> },
+    Payload {
+        base: u32,
+        offset: u32,
+        len: u32,
+        dreg: u32,
+    },
+    Bitwise {
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
+    Cmp {
+        op: u32,
+        data: Vec<u8>,
+    },
+    Meta {
+        key: u32,
+        dreg: u32,
+    },
+    MetaSet {
+        key: u32,
+    },
+    Ct {
+        key: u32,
+    },
+    Numgen {
+        modulus: u32,
+    },
+    Immediate {
+        dreg: u32,
+        data: Vec<u8>,
+    },
     Verdict(Verdict),
-    Dnat { family: IpFamily },
-    FibSaddrType,
-    Lookup { set: String, invert: bool },
-    DynsetUpdate { set: String },
+    Dnat {
+        family: IpFamily,
+    },
+    /// `fib saddr|daddr type`: flags say which address.
+    FibType {
+        flags: u32,
+    },
+    Lookup {
+        set: String,
+        invert: bool,
+        /// `Some(0)`: a verdict map.
+        dreg: Option<u32>,
+    },
+    DynsetUpdate {
+        set: String,
+    },
+    Reject {
+        icmp_code: u8,
+    },
+    Masquerade {
+        flags: u32,
+    },
 }
 
 pub fn l4proto(name: &str) -> Option<u8> {
@@ -99,11 +156,34 @@ fn family_of(word: &str) -> Option<IpFamily> {
     }
 }
 
-/// `ip saddr`: offset and length in the network header.
-fn saddr(family: IpFamily) -> (u32, u32) {
-    match family {
-        IpFamily::V4 => (12, 4),
-        IpFamily::V6 => (8, 16),
+/// `ip saddr` / `ip daddr`: offset and length in the network header.
+fn address(family: IpFamily, field: &str) -> Option<(u32, u32)> {
+    match (family, field) {
+        (IpFamily::V4, "saddr") => Some((12, 4)),
+        (IpFamily::V4, "daddr") => Some((16, 4)),
+        (IpFamily::V6, "saddr") => Some((8, 16)),
+        (IpFamily::V6, "daddr") => Some((24, 16)),
+        _ => None,
+    }
+}
+
+fn load_address(family: IpFamily, field: &str, dreg: u32) -> Option<Expr> {
+    let (offset, len) = address(family, field)?;
+    Some(Expr::Payload {
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset,
+        len,
+        dreg,
+    })
+}
+
+/// The register at `unit` 32-bit words past the start of register 1, as nft names it: the
+/// 128-bit name when aligned, else the 32-bit one (`reg 9` follows a 4-byte `reg 1`).
+fn register(unit: u32) -> u32 {
+    if unit.is_multiple_of(4) {
+        NFT_REG_1 + unit / 4
+    } else {
+        NFT_REG32_00 + unit
     }
 }
 
@@ -116,22 +196,33 @@ fn octets(addr: IpAddr) -> Vec<u8> {
 
 /// `ip saddr [!=] <address or prefix>` as nft compiles it: a byte-aligned prefix loads only its
 /// bytes; another prefix loads the address and masks it.
-fn saddr_match(family: IpFamily, operand: &str, op: u32) -> Result<Vec<Expr>, Unsupported> {
+fn address_match(
+    family: IpFamily,
+    field: &str,
+    operand: &str,
+    op: u32,
+) -> Result<Vec<Expr>, Unsupported> {
     let unsupported = || Unsupported(format!("address match {operand}"));
     let net: IpNet = match operand.parse::<IpAddr>() {
         Ok(addr) => IpNet::from(addr),
         Err(_) => operand.parse().map_err(|_| unsupported())?,
     };
-    if (matches!(net, IpNet::V4(_)) != (family == IpFamily::V4)) || net.prefix_len() == 0 {
+    if matches!(net, IpNet::V4(_)) != (family == IpFamily::V4) || net.prefix_len() == 0 {
         return Err(unsupported());
     }
-    let (offset, len) = saddr(family);
+    let (offset, len) = address(family, field).ok_or_else(unsupported)?;
     let network = octets(net.network());
     let prefix = u32::from(net.prefix_len());
+    let payload = |len| Expr::Payload {
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset,
+        len,
+        dreg: NFT_REG_1,
+    };
     if prefix.is_multiple_of(8) {
         let bytes = prefix / 8;
         return Ok(vec![
-            Expr::Payload { offset, len: bytes },
+            payload(bytes),
             Expr::Cmp {
                 op,
                 data: network[..bytes as usize].to_vec(),
@@ -139,12 +230,48 @@ fn saddr_match(family: IpFamily, operand: &str, op: u32) -> Result<Vec<Expr>, Un
         ]);
     }
     Ok(vec![
-        Expr::Payload { offset, len },
+        payload(len),
         Expr::Bitwise {
             mask: octets(net.netmask()),
+            xor: vec![0; len as usize],
         },
         Expr::Cmp { op, data: network },
     ])
+}
+
+/// `meta l4proto . th dport` into the registers from `unit` on.
+fn proto_port(unit: u32) -> [Expr; 2] {
+    [
+        Expr::Meta {
+            key: NFT_META_L4PROTO,
+            dreg: register(unit),
+        },
+        Expr::Payload {
+            base: NFT_PAYLOAD_TRANSPORT_HEADER,
+            offset: 2,
+            len: 2,
+            dreg: register(unit + 1),
+        },
+    ]
+}
+
+/// A 32-bit host-order field masked and compared: `(x & mask) ^ xor` then `op data`.
+fn masked(mask: u32, xor: u32) -> Expr {
+    Expr::Bitwise {
+        mask: mask.to_ne_bytes().to_vec(),
+        xor: xor.to_ne_bytes().to_vec(),
+    }
+}
+
+fn is_zero(op: u32) -> Expr {
+    Expr::Cmp {
+        op,
+        data: 0u32.to_ne_bytes().to_vec(),
+    }
+}
+
+fn hex(value: &str) -> Option<u32> {
+    u32::from_str_radix(value.strip_prefix("0x")?, 16).ok()
 }
 
 /// The expressions of one rule, or `Unsupported`.
@@ -153,33 +280,73 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
     let words: Vec<&str> = rule.split_whitespace().collect();
     let mut exprs = Vec::new();
     let mut at = 0;
+    let ours = |word: &str| family_of(word) == Some(family);
     while at < words.len() {
         let rest = &words[at..];
         match rest {
-            [ip, "saddr", "!=", operand, ..] if family_of(ip) == Some(family) => {
-                if let Some(set) = operand.strip_prefix('@') {
-                    let (offset, len) = saddr(family);
-                    exprs.push(Expr::Payload { offset, len });
-                    exprs.push(Expr::Lookup {
-                        set: set.into(),
-                        invert: true,
-                    });
-                } else {
-                    exprs.extend(saddr_match(family, operand, NFT_CMP_NEQ)?);
-                }
+            // ip daddr . meta l4proto . th dport vmap @map
+            [
+                ip,
+                field,
+                ".",
+                "meta",
+                "l4proto",
+                ".",
+                "th",
+                "dport",
+                "vmap",
+                map,
+                ..,
+            ] if ours(ip) => {
+                let map = map.strip_prefix('@').ok_or_else(unsupported)?;
+                let (_, len) = address(family, field).ok_or_else(unsupported)?;
+                exprs.push(load_address(family, field, NFT_REG_1).ok_or_else(unsupported)?);
+                exprs.extend(proto_port(len / 4));
+                exprs.push(Expr::Lookup {
+                    set: map.into(),
+                    invert: false,
+                    dreg: Some(NFT_REG_VERDICT),
+                });
+                at += 10;
+            }
+            // meta l4proto . th dport vmap @map
+            ["meta", "l4proto", ".", "th", "dport", "vmap", map, ..] => {
+                let map = map.strip_prefix('@').ok_or_else(unsupported)?;
+                exprs.extend(proto_port(0));
+                exprs.push(Expr::Lookup {
+                    set: map.into(),
+                    invert: false,
+                    dreg: Some(NFT_REG_VERDICT),
+                });
+                at += 7;
+            }
+            // ip saddr . ip daddr @set
+            [ip, first, ".", ip2, second, set, ..] if ours(ip) && ours(ip2) => {
+                let set = set.strip_prefix('@').ok_or_else(unsupported)?;
+                let (_, len) = address(family, first).ok_or_else(unsupported)?;
+                exprs.push(load_address(family, first, NFT_REG_1).ok_or_else(unsupported)?);
+                exprs
+                    .push(load_address(family, second, register(len / 4)).ok_or_else(unsupported)?);
+                exprs.push(Expr::Lookup {
+                    set: set.into(),
+                    invert: false,
+                    dreg: None,
+                });
+                at += 6;
+            }
+            [
+                ip,
+                field @ ("saddr" | "daddr"),
+                op @ ("!=" | "=="),
+                operand,
+                ..,
+            ] if ours(ip) => {
+                let negate = *op == "!=";
+                exprs.extend(operand_match(family, field, operand, negate)?);
                 at += 4;
             }
-            [ip, "saddr", operand, ..] if family_of(ip) == Some(family) => {
-                if let Some(set) = operand.strip_prefix('@') {
-                    let (offset, len) = saddr(family);
-                    exprs.push(Expr::Payload { offset, len });
-                    exprs.push(Expr::Lookup {
-                        set: set.into(),
-                        invert: false,
-                    });
-                } else {
-                    exprs.extend(saddr_match(family, operand, NFT_CMP_EQ)?);
-                }
+            [ip, field @ ("saddr" | "daddr"), operand, ..] if ours(ip) => {
+                exprs.extend(operand_match(family, field, operand, false)?);
                 at += 3;
             }
             ["numgen", "random", "mod", modulus, value, ..] => {
@@ -196,6 +363,7 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                 let proto = l4proto(proto).ok_or_else(unsupported)?;
                 exprs.push(Expr::Meta {
                     key: NFT_META_L4PROTO,
+                    dreg: NFT_REG_1,
                 });
                 exprs.push(Expr::Cmp {
                     op: NFT_CMP_EQ,
@@ -203,7 +371,54 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                 });
                 at += 3;
             }
-            ["dnat", ip, "to", target, ..] if family_of(ip) == Some(family) => {
+            // meta mark & 0x4000 == 0
+            ["meta", "mark", "&", mask, "==", "0", ..] => {
+                let mask = hex(mask).ok_or_else(unsupported)?;
+                exprs.push(Expr::Meta {
+                    key: NFT_META_MARK,
+                    dreg: NFT_REG_1,
+                });
+                exprs.push(masked(mask, 0));
+                exprs.push(is_zero(NFT_CMP_EQ));
+                at += 6;
+            }
+            // meta mark set meta mark or|xor 0x4000
+            [
+                "meta",
+                "mark",
+                "set",
+                "meta",
+                "mark",
+                op @ ("or" | "xor"),
+                value,
+                ..,
+            ] => {
+                let value = hex(value).ok_or_else(unsupported)?;
+                exprs.push(Expr::Meta {
+                    key: NFT_META_MARK,
+                    dreg: NFT_REG_1,
+                });
+                exprs.push(if *op == "or" {
+                    masked(!value, value)
+                } else {
+                    masked(u32::MAX, value)
+                });
+                exprs.push(Expr::MetaSet { key: NFT_META_MARK });
+                at += 7;
+            }
+            ["ct", "status", "dnat", ..] => {
+                exprs.push(Expr::Ct { key: NFT_CT_STATUS });
+                exprs.push(masked(IPS_DST_NAT, 0));
+                exprs.push(is_zero(NFT_CMP_NEQ));
+                at += 3;
+            }
+            ["ct", "state", "new", ..] => {
+                exprs.push(Expr::Ct { key: NFT_CT_STATE });
+                exprs.push(masked(NF_CT_STATE_NEW, 0));
+                exprs.push(is_zero(NFT_CMP_NEQ));
+                at += 3;
+            }
+            ["dnat", ip, "to", target, ..] if ours(ip) => {
                 let (addr, port) = dnat_target(target).ok_or_else(unsupported)?;
                 if matches!(addr, IpAddr::V4(_)) != (family == IpFamily::V4) {
                     return Err(unsupported());
@@ -219,26 +434,46 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                 exprs.push(Expr::Dnat { family });
                 at += 4;
             }
-            ["fib", "saddr", "type", "local", ..] => {
-                exprs.push(Expr::FibSaddrType);
+            ["fib", field @ ("saddr" | "daddr"), "type", "local", ..] => {
+                exprs.push(Expr::FibType {
+                    flags: if *field == "saddr" {
+                        NFTA_FIB_F_SADDR
+                    } else {
+                        NFTA_FIB_F_DADDR
+                    },
+                });
                 exprs.push(Expr::Cmp {
                     op: NFT_CMP_EQ,
                     data: RTN_LOCAL.to_ne_bytes().to_vec(),
                 });
                 at += 4;
             }
-            ["update", set, "{", ip, "saddr", "}", ..] if family_of(ip) == Some(family) => {
+            ["update", set, "{", ip, "saddr", "}", ..] if ours(ip) => {
                 let set = set.strip_prefix('@').ok_or_else(unsupported)?;
-                let (offset, len) = saddr(family);
-                exprs.push(Expr::Payload { offset, len });
+                exprs.push(load_address(family, "saddr", NFT_REG_1).ok_or_else(unsupported)?);
                 exprs.push(Expr::DynsetUpdate { set: set.into() });
                 at += 6;
+            }
+            ["masquerade", "fully-random"] => {
+                exprs.push(Expr::Masquerade {
+                    flags: NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+                });
+                at += 2;
+            }
+            ["reject"] => {
+                exprs.push(Expr::Reject {
+                    icmp_code: match family {
+                        IpFamily::V4 => ICMP_PORT_UNREACH,
+                        IpFamily::V6 => ICMPV6_PORT_UNREACH,
+                    },
+                });
+                at += 1;
             }
             [kind @ ("jump" | "goto"), chain] => {
                 exprs.push(Expr::Verdict(Verdict::parse(&format!("{kind} {chain}"))?));
                 at += 2;
             }
-            [verdict @ ("drop" | "accept")] => {
+            [verdict @ ("drop" | "accept" | "return")] => {
                 exprs.push(Expr::Verdict(Verdict::parse(verdict)?));
                 at += 1;
             }
@@ -246,6 +481,29 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
         }
     }
     Ok(exprs)
+}
+
+/// `ip saddr <operand>`: a named set (`@set`) or an address or prefix.
+fn operand_match(
+    family: IpFamily,
+    field: &str,
+    operand: &str,
+    negate: bool,
+) -> Result<Vec<Expr>, Unsupported> {
+    if let Some(set) = operand.strip_prefix('@') {
+        let load = load_address(family, field, NFT_REG_1)
+            .ok_or_else(|| Unsupported(format!("field {field}")))?;
+        return Ok(vec![
+            load,
+            Expr::Lookup {
+                set: set.into(),
+                invert: negate,
+                dreg: None,
+            },
+        ]);
+    }
+    let op = if negate { NFT_CMP_NEQ } else { NFT_CMP_EQ };
+    address_match(family, field, operand, op)
 }
 
 /// `10.0.0.1:80` or `[fd00::1]:80`.
@@ -270,6 +528,9 @@ const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
+const NFTA_META_SREG: u16 = 3;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
 const NFTA_NUMGEN_DREG: u16 = 1;
 const NFTA_NUMGEN_MODULUS: u16 = 2;
 const NFTA_NUMGEN_TYPE: u16 = 3;
@@ -284,13 +545,20 @@ const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
 const NFTA_NAT_FLAGS: u16 = 7;
 const NFT_NAT_DNAT: u32 = 1;
 const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
+const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 0x10;
+const NFTA_MASQ_FLAGS: u16 = 1;
+const NFTA_REJECT_TYPE: u16 = 1;
+const NFTA_REJECT_ICMP_CODE: u16 = 2;
+const NFT_REJECT_ICMP_UNREACH: u32 = 0;
 const NFTA_FIB_DREG: u16 = 1;
 const NFTA_FIB_RESULT: u16 = 2;
 const NFTA_FIB_FLAGS: u16 = 3;
 const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 const NFTA_FIB_F_SADDR: u32 = 1;
+const NFTA_FIB_F_DADDR: u32 = 2;
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_DREG: u16 = 3;
 const NFTA_LOOKUP_FLAGS: u16 = 5;
 const NFT_LOOKUP_F_INV: u32 = 1;
 const NFTA_DYNSET_SET_NAME: u16 = 1;
@@ -304,13 +572,16 @@ impl Expr {
             Expr::Payload { .. } => "payload",
             Expr::Bitwise { .. } => "bitwise",
             Expr::Cmp { .. } => "cmp",
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
+            Expr::Ct { .. } => "ct",
             Expr::Numgen { .. } => "numgen",
             Expr::Immediate { .. } | Expr::Verdict(_) => "immediate",
             Expr::Dnat { .. } => "nat",
-            Expr::FibSaddrType => "fib",
+            Expr::FibType { .. } => "fib",
             Expr::Lookup { .. } => "lookup",
             Expr::DynsetUpdate { .. } => "dynset",
+            Expr::Reject { .. } => "reject",
+            Expr::Masquerade { .. } => "masq",
         }
     }
 
@@ -320,27 +591,40 @@ impl Expr {
         batch.put_str(NFTA_EXPR_NAME, self.name());
         let data = batch.nest(NFTA_EXPR_DATA);
         match self {
-            Expr::Payload { offset, len } => {
-                batch.put_u32(NFTA_PAYLOAD_DREG, NFT_REG_1);
-                batch.put_u32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
+                batch.put_u32(NFTA_PAYLOAD_DREG, *dreg);
+                batch.put_u32(NFTA_PAYLOAD_BASE, *base);
                 batch.put_u32(NFTA_PAYLOAD_OFFSET, *offset);
                 batch.put_u32(NFTA_PAYLOAD_LEN, *len);
             }
-            Expr::Bitwise { mask } => {
+            Expr::Bitwise { mask, xor } => {
                 batch.put_u32(NFTA_BITWISE_SREG, NFT_REG_1);
                 batch.put_u32(NFTA_BITWISE_DREG, NFT_REG_1);
                 batch.put_u32(NFTA_BITWISE_LEN, mask.len() as u32);
                 batch.put_value(NFTA_BITWISE_MASK, mask);
-                batch.put_value(NFTA_BITWISE_XOR, &vec![0; mask.len()]);
+                batch.put_value(NFTA_BITWISE_XOR, xor);
             }
             Expr::Cmp { op, data } => {
                 batch.put_u32(NFTA_CMP_SREG, NFT_REG_1);
                 batch.put_u32(NFTA_CMP_OP, *op);
                 batch.put_value(NFTA_CMP_DATA, data);
             }
-            Expr::Meta { key } => {
+            Expr::Meta { key, dreg } => {
                 batch.put_u32(NFTA_META_KEY, *key);
-                batch.put_u32(NFTA_META_DREG, NFT_REG_1);
+                batch.put_u32(NFTA_META_DREG, *dreg);
+            }
+            Expr::MetaSet { key } => {
+                batch.put_u32(NFTA_META_KEY, *key);
+                batch.put_u32(NFTA_META_SREG, NFT_REG_1);
+            }
+            Expr::Ct { key } => {
+                batch.put_u32(NFTA_CT_DREG, NFT_REG_1);
+                batch.put_u32(NFTA_CT_KEY, *key);
             }
             Expr::Numgen { modulus } => {
                 batch.put_u32(NFTA_NUMGEN_DREG, NFT_REG_1);
@@ -363,14 +647,17 @@ impl Expr {
                 batch.put_u32(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
                 batch.put_u32(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
             }
-            Expr::FibSaddrType => {
+            Expr::FibType { flags } => {
                 batch.put_u32(NFTA_FIB_DREG, NFT_REG_1);
                 batch.put_u32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-                batch.put_u32(NFTA_FIB_FLAGS, NFTA_FIB_F_SADDR);
+                batch.put_u32(NFTA_FIB_FLAGS, *flags);
             }
-            Expr::Lookup { set, invert } => {
+            Expr::Lookup { set, invert, dreg } => {
                 batch.put_u32(NFTA_LOOKUP_SREG, NFT_REG_1);
                 batch.put_str(NFTA_LOOKUP_SET, set);
+                if let Some(dreg) = dreg {
+                    batch.put_u32(NFTA_LOOKUP_DREG, *dreg);
+                }
                 if *invert {
                     batch.put_u32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
                 }
@@ -379,6 +666,13 @@ impl Expr {
                 batch.put_str(NFTA_DYNSET_SET_NAME, set);
                 batch.put_u32(NFTA_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
                 batch.put_u32(NFTA_DYNSET_SREG_KEY, NFT_REG_1);
+            }
+            Expr::Reject { icmp_code } => {
+                batch.put_u32(NFTA_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
+                batch.put(NFTA_REJECT_ICMP_CODE, &[*icmp_code]);
+            }
+            Expr::Masquerade { flags } => {
+                batch.put_u32(NFTA_MASQ_FLAGS, *flags);
             }
         }
         batch.end_nest(data);

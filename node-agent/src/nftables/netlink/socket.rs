@@ -79,6 +79,28 @@ fn enter_netns(file: &File) -> std::io::Result<()> {
     }
 }
 
+#[allow(unsafe_code)]
+fn force_send_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: the option value points at a live c_int of the length passed, and the socket's
+    // descriptor is open for the call (owned by `socket`).
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            (&raw const size).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Sends `batch` and waits for the kernel's verdict on it (blocking; the caller runs it on a
 /// blocking thread).
 pub fn send(netns: Option<&str>, batch: &Batch) -> Result<(), NetlinkError> {
@@ -91,10 +113,10 @@ pub fn send(netns: Option<&str>, batch: &Batch) -> Result<(), NetlinkError> {
         .map_err(io("set the reply timeout"))?;
     let bytes = batch.bytes();
     if bytes.len() > 128 * 1024 {
-        // Larger than a default socket buffer holds; the caller's text path handles these.
-        socket
-            .set_send_buffer_size(bytes.len() * 2)
-            .map_err(io("size the send buffer"))?;
+        // A batch is one message to the kernel, so the send buffer must hold all of it (a
+        // full load at 10,000 Services is megabytes), past the sysctl cap as nft does.
+        force_send_buffer(&socket, bytes.len() + 64 * 1024)
+            .map_err(io("size the send buffer (SO_SNDBUFFORCE)"))?;
     }
     let sent = socket.send(bytes).map_err(io("send the batch"))?;
     if sent != bytes.len() {

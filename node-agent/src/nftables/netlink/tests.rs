@@ -23,7 +23,12 @@ fn prefixes_load_only_their_bytes_when_byte_aligned_and_mask_otherwise() {
     assert_eq!(
         aligned.unwrap()[..2],
         [
-            Expr::Payload { offset: 12, len: 2 },
+            Expr::Payload {
+                base: 1,
+                offset: 12,
+                len: 2,
+                dreg: 1
+            },
             Expr::Cmp {
                 op: 1,
                 data: vec![10, 244]
@@ -34,7 +39,8 @@ fn prefixes_load_only_their_bytes_when_byte_aligned_and_mask_otherwise() {
     assert_eq!(
         masked[1],
         Expr::Bitwise {
-            mask: vec![255, 240, 0, 0]
+            mask: vec![255, 240, 0, 0],
+            xor: vec![0; 4]
         }
     );
 }
@@ -55,6 +61,27 @@ fn every_per_service_rule_shape_encodes_and_others_fall_back_to_text() {
         ),
         ("numgen random mod 3 0 goto endpoint-X", IpFamily::V4),
         ("goto service-X", IpFamily::V4),
+        (
+            "ip daddr . meta l4proto . th dport vmap @service-ips",
+            IpFamily::V4,
+        ),
+        (
+            "ip6 daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
+            IpFamily::V6,
+        ),
+        (
+            "fib daddr type local meta l4proto . th dport vmap @service-nodeports",
+            IpFamily::V4,
+        ),
+        (
+            "ct status dnat ip6 saddr . ip6 daddr @hairpin jump mark-for-masquerade",
+            IpFamily::V6,
+        ),
+        ("meta mark & 0x4000 == 0 return", IpFamily::V4),
+        ("meta mark set meta mark xor 0x4000", IpFamily::V4),
+        ("masquerade fully-random", IpFamily::V4),
+        ("ct state new jump firewall-check", IpFamily::V4),
+        ("reject", IpFamily::V6),
         ("ip saddr 198.18.0.10 goto external-X", IpFamily::V4),
     ] {
         assert!(parse(rule, family).is_ok(), "{rule}");
@@ -114,4 +141,68 @@ fn a_transaction_with_an_unknown_shape_is_not_encoded() {
         }],
     };
     assert!(encode(&transaction).is_err());
+}
+
+#[test]
+fn concatenations_use_the_registers_after_the_first_field() {
+    let v6 = parse(
+        "ct status dnat ip6 saddr . ip6 daddr @hairpin jump x",
+        IpFamily::V6,
+    )
+    .unwrap();
+    // A 16-byte address fills register 1; the second starts at register 2 (nft's `reg 2`).
+    assert!(
+        matches!(
+            v6[4],
+            Expr::Payload {
+                dreg: 2,
+                len: 16,
+                ..
+            }
+        ),
+        "{v6:?}"
+    );
+    let v4 = parse(
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+        IpFamily::V4,
+    )
+    .unwrap();
+    assert!(matches!(v4[1], Expr::Meta { dreg: 9, .. }), "{v4:?}");
+    assert!(matches!(v4[2], Expr::Payload { dreg: 10, .. }), "{v4:?}");
+}
+
+#[test]
+fn a_full_table_is_one_batch_whose_element_lists_fit_an_attribute() {
+    let elements: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                "10.96.{}.{} . tcp . 80 : goto service-{i}",
+                i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    let transaction = Transaction {
+        family: IpFamily::V4,
+        commands: vec![
+            Command::AddTable,
+            Command::DeleteTable,
+            Command::AddTable,
+            Command::AddMap {
+                name: "service-ips".into(),
+                body: "type ipv4_addr . inet_proto . inet_service : verdict;".into(),
+            },
+            Command::AddBaseChain {
+                name: "nat-prerouting".into(),
+                hook: "type nat hook prerouting priority dstnat; policy accept;".into(),
+            },
+            Command::AddElements {
+                set: "service-ips".into(),
+                elements,
+            },
+        ],
+    };
+    let batch = encode(&transaction).unwrap();
+    // begin + 3 table commands + map + chain + 5 element messages of 200 + end
+    assert_eq!(batch.last_seq(), Some(11));
 }
