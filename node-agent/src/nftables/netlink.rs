@@ -1,30 +1,36 @@
-//! A partial transaction sent straight to the kernel as one nf_tables netlink batch
-//! (`NFNL_MSG_BATCH_BEGIN` … `END`: one atomic commit), without the nft binary.
+//! Transactions sent straight to the kernel as one nf_tables netlink batch
+//! (`NFNL_MSG_BATCH_BEGIN` … `END`: one atomic commit), without the nft binary: partial syncs
+//! and full loads alike.
 //!
 //! ```text
-//!   Transaction (transaction.rs) ─▶ encode (pure: commands ─▶ nfnetlink messages;
-//!                                   rules via rule.rs) ─▶ socket::send (one sendmsg, read acks)
+//!   Transaction (transaction.rs) ─▶ encode (pure: commands ─▶ nfnetlink messages; rules via
+//!                                   rule.rs ─▶ expr.rs, declarations via decl.rs)
+//!                                ─▶ socket::send (one sendmsg, then the kernel's verdict)
 //!          └─ a command or rule shape this encoder does not know ─▶ Unsupported ─▶ `nft -f` text
 //! ```
 //!
-//! Why not `nft -f` for every change: nft 1.0.6 starts by fetching and parsing every chain and
-//! set of the table (its cache) before sending anything, about 16 ms of CPU at 10,000 Services
-//! here against 0.2 ms for the encode and the send. Why hand-built rather than a crate: the
-//! pure-Rust `rustables` has no numgen, fib or dynset expressions and no verdict-map elements;
-//! `nftnl`/`mnl` bind libnftnl/libmnl (C -dev packages on every builder) and still cover only
-//! some expressions. Portico's partial transactions use a dozen fixed shapes, listed in
-//! `rule.rs`; anything else falls back to the text path, so correctness never depends on this
-//! encoder knowing a shape. The full load stays `nft -f` text (one parse, then the kernel).
+//! Why not `nft -f`: nft 1.0.6 first fetches and parses every chain and set of the table (its
+//! cache, about 16 ms of CPU at 10,000 Services here for any change), and a full load spends
+//! about two thirds of its time in nft's own parsing and evaluation (1.2 s of CPU at 10,000
+//! Services against 0.5 s through netlink, most of that the kernel's). Why hand-built rather
+//! than a crate: the pure-Rust `rustables` has no numgen, fib, ct status or dynset expressions
+//! and no verdict-map elements; `nftnl`/`mnl` bind libnftnl/libmnl (C -dev packages on every
+//! builder) and still cover only some expressions. Portico's table uses a few dozen fixed
+//! shapes, listed in `rule.rs`; anything else falls back to the text path, so correctness never
+//! depends on this encoder knowing a shape.
 //!
 //! The messages mirror what nft 1.0.6 sends for the same text (checked with
-//! `nft --debug=netlink,mnl`), and the test `a_partial_transaction_ends_where_a_full_load_of_the_same_state_does`
-//! compares the kernel's listing after netlink partials with a text full load.
+//! `nft --debug=netlink,mnl`). Kernel-level tests compare listings: a netlink full load with
+//! `nft -f` of the table text, and netlink partials with a full load of the same state.
 
+mod decl;
+pub mod expr;
 pub mod rule;
 pub mod socket;
 
 use std::net::IpAddr;
 
+use self::decl::{Hook, SetDecl};
 use super::names::TABLE;
 use super::transaction::{Command, Transaction};
 use crate::dataplane::IpFamily;
@@ -91,7 +97,6 @@ const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 
 const NFT_SET_MAP: u32 = 0x8;
-const NFT_SET_TIMEOUT: u32 = 0x10;
 /// The data type of verdict maps (`NFT_DATA_VERDICT`).
 const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 /// nft 1.0.6's user data for sets and maps with concatenated keys, byte for byte (seen with
@@ -102,7 +107,6 @@ const MAP_USERDATA_CONCAT: [u8; 28] = [
 ];
 /// Elements per message: the element list is one attribute, whose length is 16 bits.
 const ELEMENTS_PER_MESSAGE: usize = 200;
-const NFT_SET_EVAL: u32 = 0x20;
 /// nft's set user data: key byte order (NFTNL_UDATA_SET_KEYBYTEORDER) = big endian, as nft
 /// 1.0.6 writes it for address sets; `nft list` reads the type from it.
 const SET_USERDATA_BIG_ENDIAN_KEY: [u8; 6] = [0, 4, 2, 0, 0, 0];
@@ -194,7 +198,7 @@ impl Batch {
     }
 
     /// `NFTA_DATA_VERDICT` inside `attr`.
-    pub fn put_verdict(&mut self, attr: u16, verdict: &rule::Verdict) {
+    pub fn put_verdict(&mut self, attr: u16, verdict: &expr::Verdict) {
         let outer = self.nest(attr);
         let inner = self.nest(NFTA_DATA_VERDICT);
         self.put_u32(NFTA_VERDICT_CODE, verdict.code as u32);
@@ -351,7 +355,7 @@ fn put_elements(batch: &mut Batch, set: &str, elements: &[String]) -> Result<(),
     let list = batch.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
     for element in elements {
         let (key, verdict) = match element.split_once(" : ") {
-            Some((key, verdict)) => (key, Some(rule::Verdict::parse(verdict)?)),
+            Some((key, verdict)) => (key, Some(expr::Verdict::parse(verdict)?)),
             None => (element.as_str(), None),
         };
         let item = batch.nest(NFTA_LIST_ELEM);
@@ -386,143 +390,6 @@ pub fn element_key(key: &str) -> Result<Vec<u8>, Unsupported> {
         }
     }
     Ok(bytes)
-}
-
-/// A set's declaration as Portico writes it: `type ipv4_addr . inet_proto . inet_service :
-/// verdict;`, `type ipv4_addr . ipv4_addr;`, or an affinity set's
-/// `type ipv4_addr; flags dynamic,timeout; timeout 10800s;`.
-struct SetDecl {
-    key_type: u32,
-    key_len: u32,
-    fields: u32,
-    flags: u32,
-    timeout_ms: Option<u64>,
-}
-
-/// A key type's id and length in a concatenation (padded to 4 bytes), from nft's datatypes.
-fn key_type(name: &str, family: IpFamily) -> Option<(u32, u32)> {
-    match (name, family) {
-        ("ipv4_addr", IpFamily::V4) => Some((7, 4)),
-        ("ipv6_addr", IpFamily::V6) => Some((8, 16)),
-        ("inet_proto", _) => Some((12, 4)),
-        ("inet_service", _) => Some((13, 4)),
-        _ => None,
-    }
-}
-
-impl SetDecl {
-    fn parse(body: &str, family: IpFamily) -> Result<SetDecl, Unsupported> {
-        let unsupported = || Unsupported(format!("set {body}"));
-        let mut decl = SetDecl {
-            key_type: 0,
-            key_len: 0,
-            fields: 0,
-            flags: 0,
-            timeout_ms: None,
-        };
-        for part in body.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (word, value) = part.split_once(' ').ok_or_else(unsupported)?;
-            match (word, value.trim()) {
-                ("type", types) => {
-                    let (key, data) = match types.split_once(" : ") {
-                        Some((key, "verdict")) => (key, true),
-                        Some(_) => return Err(unsupported()),
-                        None => (types, false),
-                    };
-                    for name in key.split(" . ") {
-                        let (id, len) = key_type(name.trim(), family).ok_or_else(unsupported)?;
-                        decl.key_type = (decl.key_type << 6) | id;
-                        decl.key_len += len;
-                        decl.fields += 1;
-                    }
-                    if data {
-                        decl.flags |= NFT_SET_MAP;
-                    }
-                    // A lone protocol or port would be its natural length; Portico has none.
-                    if decl.fields == 1 && decl.key_type >= 12 {
-                        return Err(unsupported());
-                    }
-                }
-                ("flags", flags) => {
-                    for flag in flags.split(',') {
-                        decl.flags |= match flag.trim() {
-                            "dynamic" => NFT_SET_EVAL,
-                            "timeout" => NFT_SET_TIMEOUT,
-                            _ => return Err(unsupported()),
-                        };
-                    }
-                }
-                ("timeout", seconds) => {
-                    let seconds: u64 = seconds
-                        .strip_suffix('s')
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(unsupported)?;
-                    decl.timeout_ms = Some(seconds * 1000);
-                }
-                _ => return Err(unsupported()),
-            }
-        }
-        if decl.key_len == 0 {
-            return Err(unsupported());
-        }
-        Ok(decl)
-    }
-}
-
-/// A base chain's declaration: `type nat hook prerouting priority dstnat; policy accept;`.
-struct Hook {
-    kind: &'static str,
-    number: u32,
-    priority: i32,
-    policy: u32,
-}
-
-impl Hook {
-    fn parse(text: &str) -> Result<Hook, Unsupported> {
-        let unsupported = || Unsupported(format!("hook {text}"));
-        let words: Vec<&str> = text
-            .split(|c: char| c.is_whitespace() || c == ';')
-            .filter(|w| !w.is_empty())
-            .collect();
-        let [
-            "type",
-            kind,
-            "hook",
-            hook,
-            "priority",
-            priority,
-            "policy",
-            "accept",
-        ] = words[..]
-        else {
-            return Err(unsupported());
-        };
-        let kind = match kind {
-            "nat" => "nat",
-            "filter" => "filter",
-            _ => return Err(unsupported()),
-        };
-        let number = match hook {
-            "prerouting" => 0,
-            "input" => 1,
-            "forward" => 2,
-            "output" => 3,
-            "postrouting" => 4,
-            _ => return Err(unsupported()),
-        };
-        let priority = match priority {
-            "dstnat" => -100,
-            "srcnat" => 100,
-            "filter" => 0,
-            number => number.parse().map_err(|_| unsupported())?,
-        };
-        Ok(Hook {
-            kind,
-            number,
-            priority,
-            policy: 1,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-use super::rule::{Expr, parse};
+use super::expr::Expr;
+use super::rule::parse;
 use super::*;
 
 #[test]
