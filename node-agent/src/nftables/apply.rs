@@ -8,7 +8,7 @@ use tokio::process::Command;
 
 use super::names::TABLE;
 use super::service::family_word;
-use super::transaction::Transaction;
+use super::transaction::{Command as NftCommand, Transaction};
 use crate::dataplane::IpFamily;
 
 /// Why an nft command failed.
@@ -141,12 +141,24 @@ impl Nft {
     /// Whether Portico's table of `family` exists, asked without listing its contents (which
     /// nft 1.0.6 does by fetching the whole ruleset, close to a second at 10,000 Services):
     /// `create table` fails on an existing table, and creating it empty when it was gone is
-    /// harmless, since the caller then rewrites it.
+    /// harmless, since the caller then rewrites it. Sent as netlink, so the periodic check does
+    /// not pay nft's cache fetch either.
     pub async fn table_exists(&self, family: IpFamily) -> Result<bool, NftError> {
-        let command = format!("create table {} {TABLE}\n", family_word(family));
-        match self.apply(&command).await {
-            Ok(()) => Ok(false),
+        let transaction = Transaction {
+            family,
+            commands: vec![NftCommand::CreateTable],
+        };
+        match self
+            .apply_transaction(&transaction, || transaction.text())
+            .await
+        {
+            Ok(_) => Ok(false),
             Err(NftError::Failed { stderr, .. }) if stderr.contains("File exists") => Ok(true),
+            Err(NftError::Netlink(super::netlink::NetlinkError::Refused { source, .. }))
+                if source.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(true)
+            }
             Err(e) => Err(e),
         }
     }

@@ -58,6 +58,7 @@ const NFT_MSG_DELSETELEM: u16 = 14;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLA_F_NESTED: u16 = 0x8000;
@@ -227,11 +228,11 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
     let mut set_id = 0u32;
     for command in &transaction.commands {
         let start = match command {
-            Command::AddTable | Command::DeleteTable => {
-                let (msg, flags) = if matches!(command, Command::AddTable) {
-                    (NFT_MSG_NEWTABLE, NLM_F_CREATE)
-                } else {
-                    (NFT_MSG_DELTABLE, 0)
+            Command::AddTable | Command::CreateTable | Command::DeleteTable => {
+                let (msg, flags) = match command {
+                    Command::AddTable => (NFT_MSG_NEWTABLE, NLM_F_CREATE),
+                    Command::CreateTable => (NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL),
+                    _ => (NFT_MSG_DELTABLE, 0),
                 };
                 let start = batch.command(msg, flags, proto);
                 batch.put_str(NFTA_TABLE_NAME, TABLE);

@@ -12,6 +12,8 @@ use crate::dataplane::IpFamily;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     AddTable,
+    /// Fails (EEXIST) when the table exists: how a check asks without listing it.
+    CreateTable,
     DeleteTable,
     /// A map and its declaration body (`type ... : verdict;`).
     AddMap {
@@ -66,6 +68,7 @@ impl Transaction {
         for command in &self.commands {
             let _ = match command {
                 Command::AddTable => writeln!(text, "add table {ip} {TABLE}"),
+                Command::CreateTable => writeln!(text, "create table {ip} {TABLE}"),
                 Command::DeleteTable => writeln!(text, "delete table {ip} {TABLE}"),
                 Command::AddMap { name, body } => {
                     writeln!(text, "add map {ip} {TABLE} {name} {{ {body} }}")

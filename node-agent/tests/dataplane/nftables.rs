@@ -243,7 +243,14 @@ async fn foreign_tables_and_iptables_rules_survive_and_cleanup_removes_only_port
         connect_from(&topology.client, &format!("{NODE_IP}:30080")),
         Answer::Peer(NODE_POD_GATEWAY.into())
     );
-    // A deleted table is found by the periodic check and written again.
+    // The periodic check finds the table in place (its netlink `create table` meets EEXIST)
+    // and writes nothing; a deleted table it finds gone and writes again.
+    let writes = nft
+        .check(&state(&services, &slices), &node_context())
+        .await
+        .expect("check");
+    assert!(writes.is_empty(), "{writes:?}");
+    foreign_intact("after a check");
     in_ns(node, &["nft", "delete table ip portico"]);
     let writes = nft
         .check(&state(&services, &slices), &node_context())
