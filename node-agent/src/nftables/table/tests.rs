@@ -135,3 +135,27 @@ fn no_endpoints_reject_and_local_without_local_endpoints_drops() {
         "{text}"
     );
 }
+
+#[test]
+fn an_update_with_removals_additions_and_changes_ends_where_a_fresh_render_does() {
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&many(None), &node());
+    // Ports gone at the start, the middle and the end of the key order, one changed, one new.
+    let mut next = many(Some(42));
+    for gone in [1, 50, 99] {
+        let key = port(gone, vec![]).key;
+        next.ports.remove(&key);
+    }
+    next.insert(port(200, vec![endpoint("10.245.2.1", "node-b")]));
+    let Update::Partial(transaction) = cache.update(&next, &node()) else {
+        panic!("a partial update");
+    };
+    let text = transaction.text();
+    for touched in ["/svc1/", "/svc50/", "/svc99/", "/svc42/", "/svc200/"] {
+        assert!(text.contains(touched), "{touched} in {text}");
+    }
+    assert!(!text.contains("/svc2/"), "{text}");
+    let mut fresh = TableCache::new(&node(), IpFamily::V4);
+    fresh.update(&next, &node());
+    assert_eq!(cache.full_text(), fresh.full_text());
+}
