@@ -110,31 +110,44 @@ impl Nft {
         self.run(&["-f", "-"], Some(transaction)).await.map(|_| ())
     }
 
+    /// Sends a transaction as one netlink batch (on a blocking thread), or says why not.
+    async fn send_netlink(&self, transaction: &Transaction) -> Option<Result<(), NftError>> {
+        let batch = match super::netlink::encode(transaction) {
+            Ok(batch) => batch,
+            Err(unsupported) => {
+                tracing::debug!(%unsupported, "transaction through nft -f");
+                return None;
+            }
+        };
+        let netns = self.netns.clone();
+        let sent =
+            tokio::task::spawn_blocking(move || super::netlink::send(netns.as_deref(), &batch))
+                .await
+                .map_err(|join| super::netlink::NetlinkError::Io {
+                    context: "the netlink thread",
+                    source: std::io::Error::other(join.to_string()),
+                })
+                .and_then(|sent| sent);
+        Some(sent.map_err(NftError::Netlink))
+    }
+
     /// Applies a transaction: as one netlink batch when every command has a known shape, else
-    /// as `nft -f` text (`fallback`, the same commands). Both are one atomic transaction.
-    /// Returns whether it went as netlink.
+    /// as `nft -f` text (`fallback`, the same commands). Both are one atomic transaction. A
+    /// batch the kernel refused was rolled back whole, so the text is then tried once: an
+    /// encoding slip costs speed, not the dataplane. Returns whether it went as netlink.
     pub async fn apply_transaction(
         &self,
         transaction: &Transaction,
         fallback: impl FnOnce() -> String,
     ) -> Result<bool, NftError> {
-        match super::netlink::encode(transaction) {
-            Ok(batch) => {
-                let netns = self.netns.clone();
-                tokio::task::spawn_blocking(move || super::netlink::send(netns.as_deref(), &batch))
-                    .await
-                    .map_err(|join| {
-                        NftError::Netlink(super::netlink::NetlinkError::Io {
-                            context: "the netlink thread",
-                            source: std::io::Error::other(join.to_string()),
-                        })
-                    })??;
-                Ok(true)
-            }
-            Err(unsupported) => {
-                tracing::debug!(%unsupported, "transaction through nft -f");
+        match self.send_netlink(transaction).await {
+            Some(Ok(())) => Ok(true),
+            Some(Err(NftError::Netlink(error @ super::netlink::NetlinkError::Refused { .. }))) => {
+                tracing::warn!(%error, "the kernel refused a netlink transaction; trying nft -f");
                 self.apply(&fallback()).await.map(|()| false)
             }
+            Some(Err(error)) => Err(error),
+            None => self.apply(&fallback()).await.map(|()| false),
         }
     }
 
@@ -148,11 +161,12 @@ impl Nft {
             family,
             commands: vec![NftCommand::CreateTable],
         };
-        match self
-            .apply_transaction(&transaction, || transaction.text())
-            .await
-        {
-            Ok(_) => Ok(false),
+        let sent = match self.send_netlink(&transaction).await {
+            Some(sent) => sent,
+            None => self.apply(&transaction.text()).await,
+        };
+        match sent {
+            Ok(()) => Ok(false),
             Err(NftError::Failed { stderr, .. }) if stderr.contains("File exists") => Ok(true),
             Err(NftError::Netlink(super::netlink::NetlinkError::Refused { source, .. }))
                 if source.raw_os_error() == Some(libc::EEXIST) =>
