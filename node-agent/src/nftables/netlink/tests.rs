@@ -207,3 +207,60 @@ fn a_full_table_is_one_batch_whose_element_lists_fit_an_attribute() {
     // begin + 3 table commands + map + chain + 5 element messages of 200 + end
     assert_eq!(batch.last_seq(), Some(11));
 }
+
+#[test]
+fn an_interval_element_is_a_start_with_the_data_and_an_end_after_it() {
+    let transaction = Transaction {
+        family: IpFamily::V4,
+        commands: vec![Command::AddElements {
+            set: "endpoints".into(),
+            elements: vec!["4096-6143 : 10.0.0.1 . 8080".into()],
+        }],
+    };
+    let batch = encode(&transaction).unwrap();
+    let bytes = batch.bytes();
+    let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // The start key 4096 and the end key 6144, big endian; the data address . port padded.
+    assert!(find(&4096u32.to_be_bytes()));
+    assert!(find(&6144u32.to_be_bytes()));
+    assert!(find(&[10, 0, 0, 1, 0x1f, 0x90, 0, 0]));
+    // The end carries NFT_SET_ELEM_INTERVAL_END (attribute 3, value 1 big endian).
+    assert!(find(&[8, 0, 3, 0, 0, 0, 0, 1]));
+}
+
+#[test]
+fn the_endpoint_choice_loads_its_data_from_the_map() {
+    let v4 = parse(
+        "meta l4proto tcp dnat ip to numgen random mod 4096 offset 8192 map @endpoints",
+        IpFamily::V4,
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            v4[2],
+            Expr::Numgen {
+                modulus: 4096,
+                offset: 8192
+            }
+        ),
+        "{v4:?}"
+    );
+    assert!(matches!(v4[3], Expr::HostToNetwork), "{v4:?}");
+    assert!(
+        matches!(
+            v4[5],
+            Expr::Dnat {
+                proto_reg: 9,
+                flags: None,
+                ..
+            }
+        ),
+        "{v4:?}"
+    );
+    let v6 = parse(
+        "meta l4proto udp dnat ip6 to numgen random mod 4096 offset 0 map @endpoints",
+        IpFamily::V6,
+    )
+    .unwrap();
+    assert!(matches!(v6[5], Expr::Dnat { proto_reg: 2, .. }), "{v6:?}");
+}
