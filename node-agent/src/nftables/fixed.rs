@@ -27,14 +27,7 @@ pub struct FixedPart {
 }
 
 pub fn map_type(ctx: &NftContext, map: &str) -> String {
-    if map == names::ENDPOINTS {
-        // `th dport`, not `tcp dport`: one map serves TCP, UDP and SCTP DNAT.
-        format!(
-            "typeof numgen random mod {} : {} daddr . th dport; flags interval",
-            super::service::ENDPOINT_BUCKETS,
-            family_word(ctx.family)
-        )
-    } else if names::PORT_MAPS.contains(&map) {
+    if names::PORT_MAPS.contains(&map) {
         "type inet_proto . inet_service : verdict".into()
     } else {
         format!(
@@ -55,7 +48,6 @@ pub fn fixed_objects(ctx: &NftContext) -> FixedPart {
     let mut sets: Vec<FixedSet> = names::ADDRESS_MAPS
         .iter()
         .chain(&names::PORT_MAPS)
-        .chain(&[names::ENDPOINTS])
         .map(|map| FixedSet {
             is_map: true,
             name: (*map).into(),

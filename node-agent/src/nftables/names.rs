@@ -18,8 +18,6 @@ pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const FIREWALL_IPS: &str = "firewall-ips";
 /// Pairs `a . a` of endpoint addresses: a DNATed connection from an endpoint to itself.
 pub const HAIRPIN: &str = "hairpin";
-/// Random bucket ranges of each policy chain → endpoint address . port (DNAT data, no verdicts).
-pub const ENDPOINTS: &str = "endpoints";
 /// `--nodeport-addresses` of this family.
 pub const NODEPORT_IPS: &str = "nodeport-ips";
 

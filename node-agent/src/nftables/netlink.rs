@@ -91,8 +91,6 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
-const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
@@ -288,16 +286,14 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
                 batch.put_u32(NFTA_SET_KEY_TYPE, set.key_type);
                 batch.put_u32(NFTA_SET_KEY_LEN, set.key_len);
                 if set.flags & NFT_SET_MAP != 0 {
-                    let (data_type, data_len) = set.data.unwrap_or((NFT_DATA_VERDICT, 0));
-                    batch.put_u32(NFTA_SET_DATA_TYPE, data_type);
-                    batch.put_u32(NFTA_SET_DATA_LEN, data_len);
+                    batch.put_u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
+                    batch.put_u32(NFTA_SET_DATA_LEN, 0);
                 }
                 batch.put_u32(NFTA_SET_ID, set_id);
                 if let Some(ms) = set.timeout_ms {
                     batch.put(NFTA_SET_TIMEOUT, &ms.to_be_bytes());
                 }
                 let userdata: &[u8] = match (set.fields, set.flags & NFT_SET_MAP != 0) {
-                    _ if set.typeof_userdata.is_some() => set.typeof_userdata.unwrap_or_default(),
                     (1, _) => &SET_USERDATA_BIG_ENDIAN_KEY,
                     (_, false) => &SET_USERDATA_CONCAT,
                     (_, true) => &MAP_USERDATA_CONCAT,
@@ -359,51 +355,19 @@ fn put_elements(batch: &mut Batch, set: &str, elements: &[String]) -> Result<(),
     batch.put_str(NFTA_SET_ELEM_LIST_SET, set);
     let list = batch.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
     for element in elements {
-        let (key, data) = match element.split_once(" : ") {
-            Some((key, data)) => (key, Some(data)),
+        let (key, verdict) = match element.split_once(" : ") {
+            Some((key, verdict)) => (key, Some(expr::Verdict::parse(verdict)?)),
             None => (element.as_str(), None),
         };
-        let data = match data {
-            None => None,
-            Some(data) => Some(match expr::Verdict::parse(data) {
-                Ok(verdict) => ElementData::Verdict(verdict),
-                Err(_) => ElementData::Value(element_key(data)?),
-            }),
-        };
-        // A range `a-b` of an interval map is two elements: `a` with the data, and `b + 1`
-        // closing it (as nft writes intervals; a block ending at 2^32 - 1 needs no end).
-        if let Some((first, last)) = key.split_once('-')
-            && let (Ok(first), Ok(last)) = (first.parse::<u32>(), last.parse::<u32>())
-        {
-            put_element(batch, &first.to_be_bytes(), data.as_ref(), 0);
-            if let Some(end) = last.checked_add(1) {
-                put_element(batch, &end.to_be_bytes(), None, NFT_SET_ELEM_INTERVAL_END);
-            }
-            continue;
+        let item = batch.nest(NFTA_LIST_ELEM);
+        batch.put_value(NFTA_SET_ELEM_KEY, &element_key(key)?);
+        if let Some(verdict) = verdict {
+            batch.put_verdict(NFTA_SET_ELEM_DATA, &verdict);
         }
-        put_element(batch, &element_key(key)?, data.as_ref(), 0);
+        batch.end_nest(item);
     }
     batch.end_nest(list);
     Ok(())
-}
-
-enum ElementData {
-    Verdict(expr::Verdict),
-    Value(Vec<u8>),
-}
-
-fn put_element(batch: &mut Batch, key: &[u8], data: Option<&ElementData>, flags: u32) {
-    let item = batch.nest(NFTA_LIST_ELEM);
-    if flags != 0 {
-        batch.put_u32(NFTA_SET_ELEM_FLAGS, flags);
-    }
-    batch.put_value(NFTA_SET_ELEM_KEY, key);
-    match data {
-        Some(ElementData::Verdict(verdict)) => batch.put_verdict(NFTA_SET_ELEM_DATA, verdict),
-        Some(ElementData::Value(value)) => batch.put_value(NFTA_SET_ELEM_DATA, value),
-        None => {}
-    }
-    batch.end_nest(item);
 }
 
 /// A concatenated key (`10.96.0.1 . tcp . 80`): each field in network order, padded to 4 bytes

@@ -7,22 +7,15 @@
 //!                                      ─▶ external-<h> (external IP, LB IP) or firewall-<h> ─▶ external-<h>
 //!   service-nodeports (proto . port) ───▶ external-<h> ─ Cluster: mark, service-<h>
 //!                                                     ─ Local: pods ▶ service-<h>, node ▶ mark + service-<h>, else ▶ local-<h>
-//!   service-<h> / local-<h> ─▶ dnat to `numgen random mod 4096 offset <block>` in the endpoints map
-//!                              (with affinity: `numgen random mod (n-i)` ─▶ endpoint-<h>, which DNATs)
+//!   service-<h> / local-<h> ─▶ `numgen random mod (n-i)` per endpoint ─▶ dnat (or endpoint-<h> with affinity)
 //!   no-endpoint-* and firewall-ips maps (filter hooks): reject, or drop
 //! ```
 //!
-//! The endpoint choice is one global interval map, `endpoints`, from random buckets to
-//! `address . port`: each policy chain owns a block of 4,096 buckets (its number comes from the
-//! table cache and stays while the chain exists) and one rule, `dnat to numgen random mod 4096
-//! offset <block> map @endpoints`; each endpoint owns an equal range of the block. So an endpoint
-//! change is only elements of a map without verdicts, which the kernel commits in under a
-//! millisecond; a rule with a DNAT or a goto makes it re-validate every chain of the table
-//! (`nft_table_validate`, 20-30 ms at 10,000 Services). Not one anonymous map per Service: the
-//! kernel names each anonymous set by scanning every set of the table, so 10,000 of them took
-//! 18 s to load; nor a named map per Service: set lookup by name is linear too (4 s of kernel
-//! time for 10,000). ClientIP affinity keeps one chain per endpoint (`numgen random mod (n - i)
-//! 0`, iptables' `statistic --probability 1/(n-i)`), as it needs a dynamic set per endpoint.
+//! The endpoint choice is one rule per endpoint, `numgen random mod (n - i) 0`, the nftables
+//! spelling of iptables' `statistic --probability 1/(n-i)`, rather than one anonymous
+//! `numgen random mod N map { ... }` per Service: the kernel names each anonymous set by scanning
+//! every set of the table (`nf_tables_set_alloc_name`), so 10,000 of them took 18 s to load here
+//! against 2 s for the rules.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -85,13 +78,8 @@ pub fn one_or_set<T: std::fmt::Display>(items: &[T]) -> String {
     }
 }
 
-/// Renders one Service port for the node in `ctx`. `chain_id` gives a policy chain its stable
-/// number, whose block of `ENDPOINT_BUCKETS` keys in the `endpoints` map holds its endpoints.
-pub fn render_port(
-    port: &ServicePort,
-    ctx: &NftContext,
-    chain_id: &mut dyn FnMut(&str) -> u32,
-) -> PortObjects {
+/// Renders one Service port for the node in `ctx`.
+pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
     let sets = categorize(port, &ctx.node_name);
     let has_endpoints = sets.has_any();
     let has_internal = if port.internal_policy_local() {
@@ -199,23 +187,13 @@ pub fn render_port(
         if with_masq {
             rules.extend(masquerade.clone());
         }
-        if port.affinity_timeout_seconds.is_none() {
-            rules.push(spread(
-                port,
-                endpoints,
-                ctx,
-                chain_id(name),
-                &mut out.elements,
-            ));
-        } else {
-            rules.extend(load_balance(
-                port,
-                endpoints,
-                ctx,
-                &mut endpoint_chains,
-                &mut out.sets,
-            ));
-        }
+        rules.extend(load_balance(
+            port,
+            endpoints,
+            ctx,
+            &mut endpoint_chains,
+            &mut out.sets,
+        ));
         (name.clone(), rules)
     };
     let mut chains = Vec::new();
@@ -297,46 +275,6 @@ fn dnat(port: &ServicePort, endpoint: &Endpoint, ctx: &NftContext) -> String {
         port.key.protocol.as_str(),
         family_word(ctx.family),
         endpoint.address()
-    )
-}
-
-/// Random buckets per policy chain in the `endpoints` map: each endpoint owns an equal share
-/// (to within 1/4,096) of its chain's block, and 2^20 chains fit the 32-bit key.
-pub const ENDPOINT_BUCKETS: u32 = 4096;
-
-/// The endpoint choice without affinity: one rule that never changes while the chain exists,
-/// `dnat to numgen random mod 65536 offset <block> map @endpoints`, and one interval element per
-/// endpoint. An endpoint change is then only elements of a map without verdicts, which the
-/// kernel commits without re-validating the whole table (a rule with a DNAT or a goto makes it
-/// walk every chain: 20-30 ms at 10,000 Services, against under 1 ms for elements).
-fn spread(
-    port: &ServicePort,
-    endpoints: &[&Endpoint],
-    ctx: &NftContext,
-    id: u32,
-    elements: &mut Vec<Element>,
-) -> String {
-    let base = u64::from(id) * u64::from(ENDPOINT_BUCKETS);
-    let count = endpoints.len() as u64;
-    for (index, endpoint) in endpoints.iter().enumerate() {
-        let index = index as u64;
-        let first = base + index * u64::from(ENDPOINT_BUCKETS) / count;
-        let last = base + (index + 1) * u64::from(ENDPOINT_BUCKETS) / count - 1;
-        let addr = match endpoint.ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => v6.to_string(),
-        };
-        elements.push((
-            names::ENDPOINTS,
-            format!("{first}-{last}"),
-            format!("{addr} . {}", endpoint.port),
-        ));
-    }
-    format!(
-        "meta l4proto {} dnat {} to numgen random mod {ENDPOINT_BUCKETS} offset {base} map @{}",
-        port.key.protocol.as_str(),
-        family_word(ctx.family),
-        names::ENDPOINTS
     )
 }
 

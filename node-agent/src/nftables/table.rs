@@ -53,42 +53,7 @@ pub struct TableCache {
     ports: BTreeMap<ServicePortKey, (ServicePort, PortObjects)>,
     /// Endpoint address → how many ports may DNAT to it (the hairpin set holds those > 0).
     hairpin: BTreeMap<IpAddr, usize>,
-    /// Policy chain → its block number in the `endpoints` map, kept while the chain exists so
-    /// that its DNAT rule never changes.
-    chain_ids: ChainIds,
     rendered: bool,
-}
-
-/// Stable small numbers for policy chains, reused after a chain is gone.
-#[derive(Debug, Default)]
-struct ChainIds {
-    ids: BTreeMap<String, u32>,
-    free: Vec<u32>,
-    next: u32,
-}
-
-impl ChainIds {
-    fn id(&mut self, chain: &str) -> u32 {
-        if let Some(id) = self.ids.get(chain) {
-            return *id;
-        }
-        let id = self.free.pop().unwrap_or_else(|| {
-            self.next += 1;
-            self.next
-        });
-        self.ids.insert(chain.to_string(), id);
-        id
-    }
-
-    /// Frees the ids of `old`'s chains that `new` no longer has.
-    fn release(&mut self, old: &PortObjects, new: Option<&PortObjects>) {
-        for (name, _) in &old.chains {
-            let kept = new.is_some_and(|new| new.chains.iter().any(|(n, _)| n == name));
-            if !kept && let Some(id) = self.ids.remove(name) {
-                self.free.push(id);
-            }
-        }
-    }
 }
 
 impl TableCache {
@@ -97,7 +62,6 @@ impl TableCache {
             ctx: NftContext::new(node, family),
             ports: BTreeMap::new(),
             hairpin: BTreeMap::new(),
-            chain_ids: ChainIds::default(),
             rendered: false,
         }
     }
@@ -113,10 +77,8 @@ impl TableCache {
             self.ctx = ctx;
             self.ports.clear();
             self.hairpin.clear();
-            self.chain_ids = ChainIds::default();
             for port in state.ports_of(self.ctx.family) {
-                let ids = &mut self.chain_ids;
-                let objects = render_port(port, &self.ctx, &mut |chain| ids.id(chain));
+                let objects = render_port(port, &self.ctx);
                 count(&mut self.hairpin, &objects.endpoint_ips, true);
                 self.ports.insert(port.key.clone(), (port.clone(), objects));
             }
@@ -143,17 +105,14 @@ impl TableCache {
         }
         for key in gone {
             if let Some((_, old)) = self.ports.remove(&key) {
-                self.chain_ids.release(&old, None);
                 count(&mut self.hairpin, &old.endpoint_ips, false);
                 diff.add(Some(&old), None);
             }
         }
         for port in changed {
-            let ids = &mut self.chain_ids;
-            let objects = render_port(port, &self.ctx, &mut |chain| ids.id(chain));
+            let objects = render_port(port, &self.ctx);
             let old = self.ports.remove(&port.key).map(|(_, objects)| objects);
             if let Some(old) = &old {
-                self.chain_ids.release(old, Some(&objects));
                 count(&mut self.hairpin, &old.endpoint_ips, false);
             }
             count(&mut self.hairpin, &objects.endpoint_ips, true);

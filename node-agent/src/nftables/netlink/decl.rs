@@ -4,25 +4,8 @@
 use super::{NFT_SET_MAP, Unsupported};
 use crate::dataplane::IpFamily;
 
-const NFT_SET_INTERVAL: u32 = 0x4;
 const NFT_SET_TIMEOUT: u32 = 0x10;
 const NFT_SET_EVAL: u32 = 0x20;
-/// `integer`, the key type of a `typeof numgen ...` map.
-const TYPE_INTEGER: u32 = 4;
-/// nft 1.0.6's user data for `typeof numgen random mod 4096 : ip daddr . th dport` (it holds
-/// the typeof expressions, so `nft list` prints them), byte for byte from `nft --debug=mnl`.
-const ENDPOINTS_USERDATA_V4: [u8; 100] = [
-    0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 26, 0, 4, 23, 0, 0, 0, 1, 18, 0, 4, 1, 0, 0, 0, 1, 4, 0,
-    16, 0, 0, 2, 4, 0, 0, 0, 0, 4, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0,
-    4, 12, 0, 0, 0, 1, 4, 12, 0, 0, 0, 1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 11, 0, 0, 0, 1, 4, 2,
-    0, 0, 0, 6, 4, 0, 0, 0, 0,
-];
-const ENDPOINTS_USERDATA_V6: [u8; 100] = [
-    0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 26, 0, 4, 23, 0, 0, 0, 1, 18, 0, 4, 1, 0, 0, 0, 1, 4, 0,
-    16, 0, 0, 2, 4, 0, 0, 0, 0, 4, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0,
-    4, 13, 0, 0, 0, 1, 4, 9, 0, 0, 0, 1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 11, 0, 0, 0, 1, 4, 2,
-    0, 0, 0, 6, 4, 0, 0, 0, 0,
-];
 
 /// A set's declaration as Portico writes it: `type ipv4_addr . inet_proto . inet_service :
 /// verdict;`, `type ipv4_addr . ipv4_addr;`, or an affinity set's
@@ -33,10 +16,6 @@ pub(super) struct SetDecl {
     pub fields: u32,
     pub flags: u32,
     pub timeout_ms: Option<u64>,
-    /// A data map's data type and length (verdict maps leave this empty).
-    pub data: Option<(u32, u32)>,
-    /// User data nft writes for a `typeof` declaration.
-    pub typeof_userdata: Option<&'static [u8]>,
 }
 
 /// A key type's id and length in a concatenation (padded to 4 bytes), from nft's datatypes.
@@ -59,31 +38,8 @@ impl SetDecl {
             fields: 0,
             flags: 0,
             timeout_ms: None,
-            data: None,
-            typeof_userdata: None,
         };
         for part in body.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            if let Some(typeof_) = part.strip_prefix("typeof ") {
-                // Only the endpoints map: numgen buckets to address . port.
-                let (ip, data_type, data_len, userdata) = match family {
-                    IpFamily::V4 => ("ip", (7 << 6) | 13, 8, &ENDPOINTS_USERDATA_V4),
-                    IpFamily::V6 => ("ip6", (8 << 6) | 13, 20, &ENDPOINTS_USERDATA_V6),
-                };
-                let expected = format!(
-                    "numgen random mod {} : {ip} daddr . th dport",
-                    crate::nftables::service::ENDPOINT_BUCKETS
-                );
-                if typeof_ != expected {
-                    return Err(unsupported());
-                }
-                decl.key_type = TYPE_INTEGER;
-                decl.key_len = 4;
-                decl.fields = 1;
-                decl.flags |= NFT_SET_MAP;
-                decl.data = Some((data_type, data_len));
-                decl.typeof_userdata = Some(userdata);
-                continue;
-            }
             let (word, value) = part.split_once(' ').ok_or_else(unsupported)?;
             match (word, value.trim()) {
                 ("type", types) => {
@@ -109,7 +65,6 @@ impl SetDecl {
                 ("flags", flags) => {
                     for flag in flags.split(',') {
                         decl.flags |= match flag.trim() {
-                            "interval" => NFT_SET_INTERVAL,
                             "dynamic" => NFT_SET_EVAL,
                             "timeout" => NFT_SET_TIMEOUT,
                             _ => return Err(unsupported()),

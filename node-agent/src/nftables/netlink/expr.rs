@@ -92,21 +92,14 @@ pub enum Expr {
     },
     Numgen {
         modulus: u32,
-        offset: u32,
     },
-    /// Host to network order, 4 bytes, in register 1 (a numgen key for an interval map).
-    HostToNetwork,
     Immediate {
         dreg: u32,
         data: Vec<u8>,
     },
     Verdict(Verdict),
-    /// DNAT to the address in register 1 and the port in `proto_reg`; `flags` as nft sends
-    /// them (it leaves them out when the data comes from a map).
     Dnat {
         family: IpFamily,
-        proto_reg: u32,
-        flags: Option<u32>,
     },
     /// `fib saddr|daddr type`: flags say which address.
     FibType {
@@ -160,12 +153,6 @@ pub(super) const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
 pub(super) const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
 pub(super) const NFTA_NAT_FLAGS: u16 = 7;
 pub(super) const NFT_NAT_DNAT: u32 = 1;
-pub(super) const NFTA_BYTEORDER_SREG: u16 = 1;
-pub(super) const NFTA_BYTEORDER_DREG: u16 = 2;
-pub(super) const NFTA_BYTEORDER_OP: u16 = 3;
-pub(super) const NFTA_BYTEORDER_LEN: u16 = 4;
-pub(super) const NFTA_BYTEORDER_SIZE: u16 = 5;
-pub(super) const NFT_BYTEORDER_HTON: u32 = 1;
 pub(super) const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
 pub(super) const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 0x10;
 pub(super) const NFTA_MASQ_FLAGS: u16 = 1;
@@ -197,7 +184,6 @@ impl Expr {
             Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
             Expr::Ct { .. } => "ct",
             Expr::Numgen { .. } => "numgen",
-            Expr::HostToNetwork => "byteorder",
             Expr::Immediate { .. } | Expr::Verdict(_) => "immediate",
             Expr::Dnat { .. } => "nat",
             Expr::FibType { .. } => "fib",
@@ -249,18 +235,11 @@ impl Expr {
                 batch.put_u32(NFTA_CT_DREG, NFT_REG_1);
                 batch.put_u32(NFTA_CT_KEY, *key);
             }
-            Expr::Numgen { modulus, offset } => {
+            Expr::Numgen { modulus } => {
                 batch.put_u32(NFTA_NUMGEN_DREG, NFT_REG_1);
                 batch.put_u32(NFTA_NUMGEN_MODULUS, *modulus);
                 batch.put_u32(NFTA_NUMGEN_TYPE, NFT_NG_RANDOM);
-                batch.put_u32(NFTA_NUMGEN_OFFSET, *offset);
-            }
-            Expr::HostToNetwork => {
-                batch.put_u32(NFTA_BYTEORDER_SREG, NFT_REG_1);
-                batch.put_u32(NFTA_BYTEORDER_DREG, NFT_REG_1);
-                batch.put_u32(NFTA_BYTEORDER_OP, NFT_BYTEORDER_HTON);
-                batch.put_u32(NFTA_BYTEORDER_LEN, 4);
-                batch.put_u32(NFTA_BYTEORDER_SIZE, 4);
+                batch.put_u32(NFTA_NUMGEN_OFFSET, 0);
             }
             Expr::Immediate { dreg, data } => {
                 batch.put_u32(NFTA_IMMEDIATE_DREG, *dreg);
@@ -270,18 +249,12 @@ impl Expr {
                 batch.put_u32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
                 batch.put_verdict(NFTA_IMMEDIATE_DATA, verdict);
             }
-            Expr::Dnat {
-                family,
-                proto_reg,
-                flags,
-            } => {
+            Expr::Dnat { family } => {
                 batch.put_u32(NFTA_NAT_TYPE, NFT_NAT_DNAT);
                 batch.put_u32(NFTA_NAT_FAMILY, u32::from(super::nfproto(*family)));
                 batch.put_u32(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
-                batch.put_u32(NFTA_NAT_REG_PROTO_MIN, *proto_reg);
-                if let Some(flags) = flags {
-                    batch.put_u32(NFTA_NAT_FLAGS, *flags);
-                }
+                batch.put_u32(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+                batch.put_u32(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
             }
             Expr::FibType { flags } => {
                 batch.put_u32(NFTA_FIB_DREG, NFT_REG_1);

@@ -8,7 +8,6 @@
 //! | `numgen random mod 3 0` | numgen, cmp |
 //! | `meta l4proto tcp` | meta, cmp |
 //! | `dnat ip to 10.0.0.1:80` / `dnat ip6 to [fd00::1]:80` | immediate ×2, nat (proto specified) |
-//! | `dnat ip to numgen random mod 4096 offset 8192 map @endpoints` | numgen, byteorder, lookup to register 1, nat (port from register 9, or 2 for IPv6) |
 //! | `fib saddr type local` | fib, cmp |
 //! | `update @set { ip saddr }` | payload, dynset update |
 //! | `ip daddr . meta l4proto . th dport vmap @m` | payload, meta, payload (registers 1, 9, 10), lookup to the verdict register |
@@ -243,7 +242,7 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
             ["numgen", "random", "mod", modulus, value, ..] => {
                 let modulus: u32 = modulus.parse().map_err(|_| unsupported())?;
                 let value: u32 = value.parse().map_err(|_| unsupported())?;
-                exprs.push(Expr::Numgen { modulus, offset: 0 });
+                exprs.push(Expr::Numgen { modulus });
                 exprs.push(Expr::Cmp {
                     op: NFT_CMP_EQ,
                     data: value.to_ne_bytes().to_vec(),
@@ -309,39 +308,6 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                 exprs.push(is_zero(NFT_CMP_NEQ));
                 at += 3;
             }
-            // dnat ip to numgen random mod 4096 offset 8192 map @endpoints
-            [
-                "dnat",
-                ip,
-                "to",
-                "numgen",
-                "random",
-                "mod",
-                modulus,
-                "offset",
-                offset,
-                "map",
-                map,
-                ..,
-            ] if ours(ip) => {
-                let modulus: u32 = modulus.parse().map_err(|_| unsupported())?;
-                let offset: u32 = offset.parse().map_err(|_| unsupported())?;
-                let map = map.strip_prefix('@').ok_or_else(unsupported)?;
-                let (_, addr_len) = address(family, "daddr").ok_or_else(unsupported)?;
-                exprs.push(Expr::Numgen { modulus, offset });
-                exprs.push(Expr::HostToNetwork);
-                exprs.push(Expr::Lookup {
-                    set: map.into(),
-                    invert: false,
-                    dreg: Some(NFT_REG_1),
-                });
-                exprs.push(Expr::Dnat {
-                    family,
-                    proto_reg: register(addr_len / 4),
-                    flags: None,
-                });
-                at += 11;
-            }
             ["dnat", ip, "to", target, ..] if ours(ip) => {
                 let (addr, port) = dnat_target(target).ok_or_else(unsupported)?;
                 if matches!(addr, IpAddr::V4(_)) != (family == IpFamily::V4) {
@@ -355,11 +321,7 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                     dreg: NFT_REG_2,
                     data: port.to_be_bytes().to_vec(),
                 });
-                exprs.push(Expr::Dnat {
-                    family,
-                    proto_reg: NFT_REG_2,
-                    flags: Some(NF_NAT_RANGE_PROTO_SPECIFIED),
-                });
+                exprs.push(Expr::Dnat { family });
                 at += 4;
             }
             ["fib", field @ ("saddr" | "daddr"), "type", "local", ..] => {

@@ -79,38 +79,21 @@ fn the_first_render_and_a_new_node_context_are_full() {
 }
 
 #[test]
-fn a_changed_endpoint_set_is_only_elements_of_maps_without_verdicts() {
+fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
     let mut cache = TableCache::new(&node(), IpFamily::V4);
     cache.update(&many(None), &node());
     let Update::Partial(transaction) = cache.update(&many(Some(42)), &node()) else {
         panic!("a partial update");
     };
     let text = transaction.text();
-    // No rule, chain or verdict element: the kernel commits it without walking the table.
+    assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
     for line in text.lines() {
         assert!(
-            line.contains(&format!(" {} ", names::ENDPOINTS)) || line.contains(names::HAIRPIN),
-            "only endpoint and hairpin elements: {line}"
+            line.contains("svc42") || line.contains(names::HAIRPIN),
+            "only svc42's objects: {line}"
         );
     }
-    // svc42's block, split in two halves between its old and its new endpoint.
-    let half = crate::nftables::service::ENDPOINT_BUCKETS / 2;
-    let added = text
-        .lines()
-        .find(|line| line.starts_with("add element ip portico endpoints"))
-        .expect(&text);
-    let block = |line: &str, ip: &str| {
-        line.split_once(&format!(" : {ip} . 8080"))
-            .and_then(|(before, _)| before.split_whitespace().last())
-            .map(str::to_string)
-            .unwrap_or_default()
-    };
-    let (first, second) = (block(added, "10.245.0.42"), block(added, "10.245.1.1"));
-    let span = |range: &str| {
-        let (a, b) = range.split_once('-').unwrap_or_default();
-        b.parse::<u32>().unwrap_or_default() + 1 - a.parse::<u32>().unwrap_or_default()
-    };
-    assert_eq!((span(&first), span(&second)), (half, half), "{added}");
+    assert!(text.contains("numgen random mod 2 0"), "{text}");
     assert!(text.contains("10.245.1.1 . 10.245.1.1"), "{text}");
 }
 
@@ -168,77 +151,11 @@ fn an_update_with_removals_additions_and_changes_ends_where_a_fresh_render_does(
         panic!("a partial update");
     };
     let text = transaction.text();
-    for touched in [
-        "/svc1/",
-        "/svc50/",
-        "/svc99/",
-        "/svc200/",
-        "10.245.1.1 . 8080",
-    ] {
+    for touched in ["/svc1/", "/svc50/", "/svc99/", "/svc42/", "/svc200/"] {
         assert!(text.contains(touched), "{touched} in {text}");
     }
     assert!(!text.contains("/svc2/"), "{text}");
     let mut fresh = TableCache::new(&node(), IpFamily::V4);
     fresh.update(&next, &node());
-    // Equal but for which block of the endpoints map each chain got (freed blocks are reused).
-    assert_eq!(
-        without_blocks(&cache.full_text()),
-        without_blocks(&fresh.full_text())
-    );
-}
-
-/// The table text with every chain's block number in the endpoints map left out.
-fn without_blocks(text: &str) -> String {
-    let buckets = u64::from(crate::nftables::service::ENDPOINT_BUCKETS);
-    text.split(' ')
-        .map(|word| {
-            let word = word.trim_end_matches(',');
-            if let Some((first, last)) = word.split_once('-')
-                && let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>())
-            {
-                return format!("{}-{}", first % buckets, last % buckets);
-            }
-            match word.parse::<u64>() {
-                Ok(number) if number % buckets == 0 && number > 0 => "BLOCK".into(),
-                _ => word.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[test]
-fn endpoints_split_their_chains_block_into_ranges_that_cover_it_once() {
-    let eps = (1..=3)
-        .map(|i| endpoint(&format!("10.245.0.{i}"), "node-b"))
-        .collect();
-    let mut cache = TableCache::new(&node(), IpFamily::V4);
-    cache.update(&state(vec![port(7, eps)]), &node());
-    let text = cache.full_text();
-    let buckets = crate::nftables::service::ENDPOINT_BUCKETS;
-    let rule = text
-        .lines()
-        .find(|line| line.contains("map @endpoints"))
-        .expect(&text);
-    let base: u32 = rule
-        .split("offset ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect(rule);
-    let mut next = base;
-    let elements = text
-        .lines()
-        .find(|line| line.starts_with("map endpoints") && line.contains("elements"))
-        .expect(&text);
-    for i in 1..=3 {
-        let (before, _) = elements
-            .split_once(&format!(" : 10.245.0.{i} . 8080"))
-            .expect(elements);
-        let range = before.split_whitespace().last().unwrap_or_default();
-        let (first, last) = range.split_once('-').expect(range);
-        assert_eq!(first.parse::<u32>().unwrap(), next, "{elements}");
-        next = last.parse::<u32>().unwrap() + 1;
-    }
-    assert_eq!(next, base + buckets, "{elements}");
+    assert_eq!(cache.full_text(), fresh.full_text());
 }
