@@ -1,7 +1,8 @@
 //! Both dataplane backends side by side, through the backend seam, applied for real inside
 //! throwaway network namespaces, with kube-proxy's nftables layout (written by
 //! `/work/shared/peers/kubeproxy_nft_layout.py`, or `BENCH_KUBEPROXY_SCRIPT`) loaded in the same
-//! run for the ratio. Not a timed test: it prints a table.
+//! run for the ratio, and the nftables backend's own table loaded through `nft -f` text (the path
+//! before netlink batches) for the before/after. Not a timed test: it prints a table.
 //!
 //! Rows: a full sync of 1,000 and 10,000 Services × 5 endpoints into an empty namespace; one
 //! changed Service (an endpoint added) among 10,000; TCP connect latency from the node to the
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use portico_agent::args::ProxyMode;
 use portico_agent::dataplane::backend::for_mode;
-use portico_agent::dataplane::{DesiredState, Endpoint};
+use portico_agent::dataplane::{DesiredState, Endpoint, IpFamily};
+use portico_agent::nftables::{Nft, TableCache, Update};
 
 #[path = "common/services.rs"]
 mod services;
@@ -243,8 +245,89 @@ fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
+/// CPU time of this process (every thread, so the kernel's work in our netlink send) and of its
+/// waited-for children (nft, iptables-restore): on a loaded machine wall time mostly measures
+/// the wait for a core, CPU time the work.
+fn cpu_now() -> Duration {
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage writes one rusage into the zeroed value it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(who, &mut usage);
+            usage
+        };
+        for time in [usage.ru_utime, usage.ru_stime] {
+            total += Duration::from_secs(time.tv_sec as u64)
+                + Duration::from_micros(time.tv_usec as u64);
+        }
+    }
+    total
+}
+
+/// Wall and CPU time of `work`.
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Timed {
+    fn start() -> (Instant, Duration) {
+        (Instant::now(), cpu_now())
+    }
+
+    fn since((started, cpu): (Instant, Duration)) -> Timed {
+        Timed {
+            wall: started.elapsed(),
+            cpu: cpu_now().saturating_sub(cpu),
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!("{} (CPU {})", ms(self.wall), ms(self.cpu))
+    }
+}
+
+/// The median by wall time.
+fn median(mut times: Vec<Timed>) -> Timed {
+    times.sort_by_key(|t| t.wall);
+    times.swap_remove(times.len() / 2)
+}
+
+/// How many times a one-Service change is measured (alternately applied and reverted).
+const CHANGES: usize = 7;
+
+/// The nftables backend's table through `nft -f` text (the path before netlink batches): a full
+/// load of `services`, and at the largest scale one changed Service as the same partial
+/// transaction in text.
+async fn nft_text(services: usize, with_change: bool) -> (Timed, Option<Timed>) {
+    let lab = Lab::new(&format!("text{services}"));
+    let nft = Nft::new(Some(&lab.node));
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&state(services, None), &node());
+    let text = cache.full_text();
+    let started = Timed::start();
+    nft.apply(&text).await.expect("nft -f full");
+    let full = Timed::since(started);
+    if !with_change {
+        return (full, None);
+    }
+    let mut partials = Vec::new();
+    for round in 0..CHANGES {
+        let changed = (round % 2 == 0).then_some(services / 2);
+        let Update::Partial(transaction) = cache.update(&state(services, changed), &node()) else {
+            panic!("one changed Service is a partial update");
+        };
+        let text = transaction.text();
+        let started = Timed::start();
+        nft.apply(&text).await.expect("nft -f partial");
+        partials.push(Timed::since(started));
+    }
+    (full, Some(median(partials)))
+}
+
 /// Loads kube-proxy's layout for `services` × 5 with `nft -f` into a fresh namespace.
-fn kube_proxy_load(services: usize) -> Option<Duration> {
+fn kube_proxy_load(services: usize) -> Option<Timed> {
     let script = std::env::var("BENCH_KUBEPROXY_SCRIPT")
         .unwrap_or_else(|_| "/work/shared/peers/kubeproxy_nft_layout.py".into());
     let output = Command::new("python3")
@@ -259,7 +342,7 @@ fn kube_proxy_load(services: usize) -> Option<Duration> {
         return None;
     }
     let lab = Lab::new(&format!("kp{services}"));
-    let started = Instant::now();
+    let started = Timed::start();
     let mut child = Command::new("ip")
         .args(["netns", "exec", &lab.node, "nft", "-f", "-"])
         .stdin(Stdio::piped())
@@ -267,7 +350,7 @@ fn kube_proxy_load(services: usize) -> Option<Duration> {
         .ok()?;
     child.stdin.take()?.write_all(&output.stdout).ok()?;
     let status = child.wait().ok()?;
-    status.success().then(|| started.elapsed())
+    status.success().then(|| Timed::since(started))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -296,23 +379,40 @@ async fn main() {
             let lab = Lab::new(&format!("full{services}{mode:?}"));
             let mut backend = for_mode(mode, Some(&lab.node), &node()).unwrap();
             let desired = state(services, None);
-            let started = Instant::now();
+            let started = Timed::start();
             backend.sync(&desired, &node()).await.expect("full sync");
-            cells.push(ms(started.elapsed()));
+            cells.push(Timed::since(started).cell());
             if services == *scales.iter().max().unwrap() {
-                // One changed Service (an endpoint more) among them: a partial sync.
-                let changed = state(services, Some(services / 2));
-                let started = Instant::now();
-                let writes = backend.sync(&changed, &node()).await.expect("partial sync");
-                let partial = started.elapsed();
+                // One changed Service (an endpoint more, then back) among them: partial syncs.
+                let mut partials = Vec::new();
+                let mut kinds = Vec::new();
+                for round in 0..CHANGES {
+                    let changed = state(services, (round % 2 == 0).then_some(services / 2));
+                    let started = Timed::start();
+                    let writes = backend.sync(&changed, &node()).await.expect("partial sync");
+                    partials.push(Timed::since(started));
+                    kinds.extend(writes);
+                }
+                kinds.dedup();
                 rows.push((
-                    format!("one changed Service among {services} ({writes:?})"),
-                    vec![ms(partial)],
+                    format!(
+                        "one changed Service among {services} ({kinds:?}, median of {CHANGES})"
+                    ),
+                    vec![median(partials).cell()],
                 ));
             }
         }
+        let largest = services == *scales.iter().max().unwrap();
+        let (text_full, text_partial) = nft_text(services, largest).await;
+        cells.push(text_full.cell());
+        if let Some(partial) = text_partial {
+            rows.push((
+                format!("one changed Service among {services} (nft -f text, median of {CHANGES})"),
+                vec![partial.cell()],
+            ));
+        }
         let kube_proxy = if services <= kube_proxy_max {
-            kube_proxy_load(services).map_or("failed".into(), ms)
+            kube_proxy_load(services).map_or("failed".into(), |t| t.cell())
         } else {
             "skipped (BENCH_KUBEPROXY_MAX)".into()
         };
@@ -345,10 +445,13 @@ async fn main() {
             let _ = echo.kill();
             let _ = echo.wait();
         }
+        cells.push("(same table)".into());
         rows.push((format!("connect to the last Service of {services}"), cells));
     }
-    println!("| scenario | iptables | nftables | kube-proxy nftables layout |");
-    println!("| --- | --- | --- | --- |");
+    println!(
+        "| scenario | iptables | nftables (netlink) | nftables via nft -f text | kube-proxy nftables layout |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
     let mut partials = Vec::new();
     for (name, cells) in &rows {
         if name.starts_with("one changed") {
@@ -357,7 +460,7 @@ async fn main() {
         }
         println!("| {name} | {} |", cells.join(" | "));
     }
-    for chunk in partials.chunks(2) {
+    for chunk in partials.chunks(3) {
         let cells: Vec<String> = chunk
             .iter()
             .map(|(name, cell)| format!("{cell} {name}"))

@@ -9,7 +9,15 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SyncLabels {
-    /// `full`, `partial` or `check` for syncs; `full`, `partial` or `repair` for restores.
+    /// `full`, `partial` or `check`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// The `--proxy-mode` that wrote: `iptables` or `nftables`.
+    pub backend: &'static str,
+    /// `full`, `partial` or `repair`.
     pub kind: &'static str,
 }
 
@@ -46,7 +54,8 @@ fn sync_histogram() -> Histogram {
 pub struct AgentMetrics {
     pub sync_duration: Family<SyncLabels, Histogram, fn() -> Histogram>,
     pub sync_errors: Family<ErrorLabels, Counter>,
-    pub restores: Family<SyncLabels, Counter>,
+    /// Dataplane writes: one iptables-restore, or one nftables transaction, each.
+    pub writes: Family<WriteLabels, Counter>,
     pub endpoint_slice_problems: Family<ProblemLabels, Counter>,
     pub l2: AnnouncerMetrics,
 }
@@ -56,7 +65,7 @@ impl Default for AgentMetrics {
         AgentMetrics {
             sync_duration: Family::new_with_constructor(sync_histogram),
             sync_errors: Family::default(),
-            restores: Family::default(),
+            writes: Family::default(),
             endpoint_slice_problems: Family::default(),
             l2: AnnouncerMetrics::default(),
         }
@@ -85,9 +94,9 @@ pub fn registry(node_name: &str) -> (Registry, AgentMetrics) {
         metrics.sync_errors.clone(),
     );
     registry.register(
-        "iptables_restores",
-        "iptables-restore runs, by kind (full: every rule, partial: changed chains, repair: drift a check found)",
-        metrics.restores.clone(),
+        "dataplane_writes",
+        "Dataplane writes (one iptables-restore or one nftables transaction each), by backend and kind (full: every rule, partial: what changed, repair: drift a check found)",
+        metrics.writes.clone(),
     );
     registry.register(
         "endpoint_slice_problems",

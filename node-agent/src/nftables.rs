@@ -5,8 +5,9 @@
 //! ```text
 //!   DesiredState ─▶ TableCache::update (pure; re-renders changed ports) ─▶ Update
 //!        Full ─▶ full_text: `add table; delete table; table { ... }`   ┐
-//!        Partial ─▶ only the changed elements, chains and sets        ├▶ Nft::apply (`nft -f -`, one transaction)
-//!   NftablesBackend: partial when the kernel state is known, else full ┘
+//!        Partial ─▶ only the changed elements, chains and sets        ┘ ▶ Nft::apply (`nft -f -`, one transaction)
+//!                   ─▶ netlink::encode ─▶ one nf_tables batch (no nft binary, no cache fetch)
+//!   NftablesBackend: partial when the kernel state is known, else full
 //! ```
 //!
 //! Text rather than JSON (the `nftables` crate's form): nft 1.0.6 parses both into the same
@@ -18,11 +19,15 @@
 
 pub mod apply;
 pub mod backend;
+pub mod fixed;
 pub mod names;
+pub mod netlink;
 pub mod service;
 pub mod table;
+pub mod transaction;
 
 pub use apply::{Nft, NftError, remove_tables};
 pub use backend::NftablesBackend;
 pub use service::{NftContext, PortObjects, render_port};
 pub use table::{TableCache, Update};
+pub use transaction::{Command, Transaction};

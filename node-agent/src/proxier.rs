@@ -22,7 +22,7 @@ use crate::dataplane::backend::{Backend, BackendError};
 use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
 use crate::dataplane::{DesiredState, NodeContext, Protocol, desired_state, local_ready_endpoints};
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
-use crate::metrics::{AgentMetrics, SyncLabels};
+use crate::metrics::{AgentMetrics, SyncLabels, WriteLabels};
 use crate::slice_warnings::SliceWarnings;
 use crate::sync_schedule::SyncRequest;
 
@@ -123,10 +123,11 @@ impl Proxier {
             SyncRequest::Check => self.backend.check(state, &self.node).await?,
             SyncRequest::Changes => self.backend.sync(state, &self.node).await?,
         };
+        let backend = self.backend.mode();
         for kind in writes {
             self.metrics
-                .restores
-                .get_or_create(&SyncLabels { kind })
+                .writes
+                .get_or_create(&WriteLabels { backend, kind })
                 .inc();
         }
         Ok(())

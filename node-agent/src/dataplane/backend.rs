@@ -18,7 +18,7 @@ use super::{DesiredState, NodeContext};
 use crate::iptables::IptablesError;
 use crate::nftables::NftError;
 
-/// One write a sync made, for the `restores` metric: `full`, `partial` or `repair`.
+/// One write a sync made, for the `dataplane_writes` metric: `full`, `partial` or `repair`.
 pub type WriteKind = &'static str;
 
 /// Why a backend could not sync or clean up; `label()` is what metrics count.

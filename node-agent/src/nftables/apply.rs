@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use super::names::TABLE;
 use super::service::family_word;
+use super::transaction::{Command as NftCommand, Transaction};
 use crate::dataplane::IpFamily;
 
 /// Why an nft command failed.
@@ -24,6 +25,8 @@ pub enum NftError {
         status: String,
         stderr: String,
     },
+    #[error("nft_netlink: {0}")]
+    Netlink(#[from] super::netlink::NetlinkError),
 }
 
 impl NftError {
@@ -32,6 +35,7 @@ impl NftError {
         match self {
             NftError::Spawn { .. } => "nft_spawn",
             NftError::Failed { .. } => "nft_failed",
+            NftError::Netlink(_) => "nft_netlink",
         }
     }
 }
@@ -106,15 +110,69 @@ impl Nft {
         self.run(&["-f", "-"], Some(transaction)).await.map(|_| ())
     }
 
+    /// Sends a transaction as one netlink batch (on a blocking thread), or says why not.
+    async fn send_netlink(&self, transaction: &Transaction) -> Option<Result<(), NftError>> {
+        let batch = match super::netlink::encode(transaction) {
+            Ok(batch) => batch,
+            Err(unsupported) => {
+                tracing::debug!(%unsupported, "transaction through nft -f");
+                return None;
+            }
+        };
+        let netns = self.netns.clone();
+        let sent =
+            tokio::task::spawn_blocking(move || super::netlink::send(netns.as_deref(), &batch))
+                .await
+                .map_err(|join| super::netlink::NetlinkError::Io {
+                    context: "the netlink thread",
+                    source: std::io::Error::other(join.to_string()),
+                })
+                .and_then(|sent| sent);
+        Some(sent.map_err(NftError::Netlink))
+    }
+
+    /// Applies a transaction: as one netlink batch when every command has a known shape, else
+    /// as `nft -f` text (`fallback`, the same commands). Both are one atomic transaction. A
+    /// batch the kernel refused was rolled back whole, so the text is then tried once: an
+    /// encoding slip costs speed, not the dataplane. Returns whether it went as netlink.
+    pub async fn apply_transaction(
+        &self,
+        transaction: &Transaction,
+        fallback: impl FnOnce() -> String,
+    ) -> Result<bool, NftError> {
+        match self.send_netlink(transaction).await {
+            Some(Ok(())) => Ok(true),
+            Some(Err(NftError::Netlink(error @ super::netlink::NetlinkError::Refused { .. }))) => {
+                tracing::warn!(%error, "the kernel refused a netlink transaction; trying nft -f");
+                self.apply(&fallback()).await.map(|()| false)
+            }
+            Some(Err(error)) => Err(error),
+            None => self.apply(&fallback()).await.map(|()| false),
+        }
+    }
+
     /// Whether Portico's table of `family` exists, asked without listing its contents (which
     /// nft 1.0.6 does by fetching the whole ruleset, close to a second at 10,000 Services):
     /// `create table` fails on an existing table, and creating it empty when it was gone is
-    /// harmless, since the caller then rewrites it.
+    /// harmless, since the caller then rewrites it. Sent as netlink, so the periodic check does
+    /// not pay nft's cache fetch either.
     pub async fn table_exists(&self, family: IpFamily) -> Result<bool, NftError> {
-        let command = format!("create table {} {TABLE}\n", family_word(family));
-        match self.apply(&command).await {
+        let transaction = Transaction {
+            family,
+            commands: vec![NftCommand::CreateTable],
+        };
+        let sent = match self.send_netlink(&transaction).await {
+            Some(sent) => sent,
+            None => self.apply(&transaction.text()).await,
+        };
+        match sent {
             Ok(()) => Ok(false),
             Err(NftError::Failed { stderr, .. }) if stderr.contains("File exists") => Ok(true),
+            Err(NftError::Netlink(super::netlink::NetlinkError::Refused { source, .. }))
+                if source.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(true)
+            }
             Err(e) => Err(e),
         }
     }

@@ -25,6 +25,8 @@ pub struct NftablesBackend {
     families: BTreeMap<IpFamily, Family>,
     /// Whether the iptables backend's rules were removed (once, at the first sync).
     other_mode_removed: bool,
+    /// Transactions sent as netlink batches (the others went through `nft -f`).
+    netlink_transactions: usize,
 }
 
 impl NftablesBackend {
@@ -33,7 +35,13 @@ impl NftablesBackend {
             nft: Nft::new(netns),
             families: BTreeMap::new(),
             other_mode_removed: false,
+            netlink_transactions: 0,
         }
+    }
+
+    /// How many transactions (full or partial) went straight to the kernel as netlink batches.
+    pub fn netlink_transactions(&self) -> usize {
+        self.netlink_transactions
     }
 
     /// The last full transaction of `family` (what the kernel holds after a successful sync).
@@ -77,7 +85,9 @@ impl NftablesBackend {
                 cache: TableCache::new(node, family),
                 in_sync: false,
             });
-            if let Some(kind) = sync_family(&self.nft, entry, state, node, full, check).await? {
+            let synced = sync_family(&self.nft, entry, state, node, full, check).await?;
+            if let Some((kind, netlink)) = synced {
+                self.netlink_transactions += usize::from(netlink);
                 writes.push(kind);
             }
         }
@@ -92,45 +102,63 @@ async fn sync_family(
     node: &NodeContext,
     full: bool,
     check: bool,
-) -> Result<Option<WriteKind>, NftError> {
+) -> Result<Option<(WriteKind, bool)>, NftError> {
     if full || !family.in_sync {
         family.cache.invalidate();
     }
     let update = family.cache.update(state, node);
+    let mut netlink = false;
     let mut kind = match &update {
         Update::Unchanged => None,
-        Update::Partial(text) => match nft.apply(text).await {
-            Ok(()) => Some("partial"),
+        Update::Partial(transaction) => match nft
+            .apply_transaction(transaction, || transaction.text())
+            .await
+        {
+            Ok(as_netlink) => {
+                netlink = as_netlink;
+                Some("partial")
+            }
             Err(error) => {
                 tracing::warn!(%error, "partial nft transaction failed; falling back to a full one");
                 family.cache.invalidate();
                 family.cache.update(state, node);
-                write_full(nft, family).await?;
+                netlink = write_full(nft, family).await?;
                 Some("full")
             }
         },
         Update::Full => {
-            write_full(nft, family).await?;
+            netlink = write_full(nft, family).await?;
             Some("full")
         }
     };
     if check && kind.is_none() && !nft.table_exists(family.cache.family()).await? {
         tracing::warn!(family = ?family.cache.family(), "Portico's nftables table is gone; rewriting it");
-        write_full(nft, family).await?;
+        netlink = write_full(nft, family).await?;
         kind = Some("repair");
     }
-    Ok(kind)
+    Ok(kind.map(|kind| (kind, netlink)))
 }
 
-async fn write_full(nft: &Nft, family: &mut Family) -> Result<(), NftError> {
+/// Writes the whole table; returns whether it went as netlink.
+async fn write_full(nft: &Nft, family: &mut Family) -> Result<bool, NftError> {
     family.in_sync = false;
-    let text = family.cache.full_text();
-    if let Err(error) = nft.apply(&text).await {
-        family.cache.invalidate();
-        return Err(error);
+    // The netlink batch skips nft's parse of the whole table (most of a full load's time);
+    // `full_text` is the same table for nft when a shape is not encodable.
+    let transaction = family.cache.full_transaction();
+    let cache = &family.cache;
+    match nft
+        .apply_transaction(&transaction, || cache.full_text())
+        .await
+    {
+        Ok(netlink) => {
+            family.in_sync = true;
+            Ok(netlink)
+        }
+        Err(error) => {
+            family.cache.invalidate();
+            Err(error)
+        }
     }
-    family.in_sync = true;
-    Ok(())
 }
 
 impl Backend for NftablesBackend {

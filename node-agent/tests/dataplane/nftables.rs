@@ -3,8 +3,10 @@
 //! cleanup; switching modes leaves no rules of the other mode behind.
 
 use portico_agent::args::ProxyMode;
-use portico_agent::dataplane::IpFamily;
-use portico_agent::nftables::NftablesBackend;
+use portico_agent::dataplane::{
+    DesiredState, Endpoint, IpFamily, Protocol, ServicePort, ServicePortKey, TrafficPolicy,
+};
+use portico_agent::nftables::{Command, Nft, NftError, NftablesBackend, Transaction};
 use serde_json::Value;
 
 use crate::helper::{Answer, EchoServer, connect_from};
@@ -20,7 +22,11 @@ use crate::topology::{
 /// `nft -j list table ip portico` with what differs between equal tables left out: handles,
 /// and the order of set elements (hash order, seeded per set).
 fn table_listing(node: &str) -> Value {
-    let text = output_in_ns(node, &["nft", "-j", "list", "table", "ip", "portico"]);
+    family_table_listing(node, "ip")
+}
+
+fn family_table_listing(node: &str, family: &str) -> Value {
+    let text = output_in_ns(node, &["nft", "-j", "list", "table", family, "portico"]);
     let mut json: Value = serde_json::from_str(&text).expect("nft -j output");
     normalize(&mut json);
     json
@@ -117,6 +123,175 @@ async fn a_partial_transaction_ends_where_a_full_load_of_the_same_state_does() {
             full.full_text(IpFamily::V4).unwrap_or_default()
         );
     }
+    // Every step above (the first full, then partials) went to the kernel as one netlink batch,
+    // not `nft -f`; the full loads it is compared with are netlink too, and
+    // `a_netlink_full_load_equals_nft_reading_the_table_text` ties those to nft's own encoding.
+    assert_eq!(incremental.netlink_transactions(), steps.len());
+}
+
+#[tokio::test]
+async fn a_netlink_full_load_equals_nft_reading_the_table_text() {
+    if !root_or_skip("a_netlink_full_load_equals_nft_reading_the_table_text") {
+        return;
+    }
+    let topology = Topology::new("nfnl");
+    let text = Topology::new("nfnlt");
+    let mut sticky = mk_service("sticky", "10.96.0.12", "ClusterIP", None);
+    sticky.spec.as_mut().unwrap().session_affinity = Some("ClientIP".into());
+    let mut ranged = with_lb_ip(
+        with_local_policy(mk_service(
+            "ranged",
+            "10.96.0.11",
+            "LoadBalancer",
+            Some(30081),
+        )),
+        LB_IP,
+    );
+    ranged.spec.as_mut().unwrap().load_balancer_source_ranges = Some(vec!["203.0.113.0/24".into()]);
+    let desired = state(
+        &[
+            mk_service("web", "10.96.0.10", "NodePort", Some(30080)),
+            mk_service("empty", "10.96.0.13", "NodePort", Some(30082)),
+            ranged,
+            sticky,
+        ],
+        &[
+            mk_slice("web", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+            mk_slice("ranged", &[(POD_B_IP, "node-b")]),
+            mk_slice("sticky", &[(POD_A_IP, NODE_NAME), (POD_B_IP, "node-b")]),
+        ],
+    );
+    let mut nodeport_addresses = node_context();
+    nodeport_addresses.nodeport_ips = Some(vec![NODE_IP.parse().unwrap()]);
+    for node in [node_context(), nodeport_addresses] {
+        let mut netlink = NftablesBackend::new(Some(&topology.node), &node);
+        portico_agent::dataplane::backend::Backend::sync_full(&mut netlink, &desired, &node)
+            .await
+            .expect("full sync");
+        assert_eq!(
+            netlink.netlink_transactions(),
+            1,
+            "the full load went as netlink"
+        );
+        let table = netlink.full_text(IpFamily::V4).expect("an IPv4 table");
+        portico_agent::nftables::Nft::new(Some(&text.node))
+            .apply(&table)
+            .await
+            .expect("nft -f of the same table");
+        assert_eq!(
+            table_listing(&topology.node),
+            table_listing(&text.node),
+            "netlink and nft -f differ; table text:\n{table}"
+        );
+    }
+}
+
+/// An IPv6 Service port for the table comparison below (no packets: the listing is compared).
+fn v6_port(name: &str, cluster_ip: &str, endpoints: &[(&str, &str)]) -> ServicePort {
+    ServicePort {
+        key: ServicePortKey {
+            family: IpFamily::V6,
+            namespace: "default".into(),
+            name: name.into(),
+            port_name: "http".into(),
+            protocol: Protocol::Tcp,
+        },
+        cluster_ip: cluster_ip.parse().unwrap(),
+        port: 80,
+        node_port: None,
+        external_ips: vec![],
+        load_balancer_ips: vec![],
+        load_balancer_source_ranges: vec![],
+        external_policy: TrafficPolicy::Cluster,
+        internal_policy: TrafficPolicy::Cluster,
+        affinity_timeout_seconds: None,
+        health_check_node_port: None,
+        endpoints: endpoints
+            .iter()
+            .map(|(ip, node)| Endpoint {
+                ip: ip.parse().unwrap(),
+                port: 8080,
+                node_name: Some((*node).into()),
+                ready: true,
+                serving: true,
+                terminating: false,
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn an_ipv6_netlink_full_load_equals_nft_reading_the_table_text() {
+    if !root_or_skip("an_ipv6_netlink_full_load_equals_nft_reading_the_table_text") {
+        return;
+    }
+    let topology = Topology::new("nfnl6");
+    let text = Topology::new("nfnl6t");
+    let mut node = node_context();
+    node.node_ips.push("fd00:18::10".parse().unwrap());
+    node.pod_cidrs.push("fd00:244::/64".parse().unwrap());
+    let mut web = v6_port(
+        "web",
+        "fd00:96::10",
+        &[("fd00:244::5", NODE_NAME), ("fd00:245::6", "node-b")],
+    );
+    web.node_port = Some(30080);
+    let mut ranged = v6_port("ranged", "fd00:96::11", &[("fd00:245::7", "node-b")]);
+    ranged.node_port = Some(30081);
+    ranged.load_balancer_ips = vec!["fd00:19::1".parse().unwrap()];
+    ranged.load_balancer_source_ranges = vec!["fd00:203::/64".parse().unwrap()];
+    ranged.external_policy = TrafficPolicy::Local;
+    let mut sticky = v6_port(
+        "sticky",
+        "fd00:96::12",
+        &[("fd00:244::5", NODE_NAME), ("fd00:245::6", "node-b")],
+    );
+    sticky.affinity_timeout_seconds = Some(10800);
+    let mut empty = v6_port("empty", "fd00:96::13", &[]);
+    empty.node_port = Some(30082);
+    let mut desired = DesiredState::default();
+    for port in [web, ranged, sticky, empty] {
+        desired.insert(port);
+    }
+    let mut netlink = NftablesBackend::new(Some(&topology.node), &node);
+    portico_agent::dataplane::backend::Backend::sync_full(&mut netlink, &desired, &node)
+        .await
+        .expect("full sync");
+    // The (empty) IPv4 table and the IPv6 one.
+    assert_eq!(netlink.netlink_transactions(), 2, "both went as netlink");
+    let table = netlink.full_text(IpFamily::V6).expect("an IPv6 table");
+    Nft::new(Some(&text.node))
+        .apply(&table)
+        .await
+        .expect("nft -f of the same table");
+    assert_eq!(
+        family_table_listing(&topology.node, "ip6"),
+        family_table_listing(&text.node, "ip6"),
+        "netlink and nft -f differ; table text:\n{table}"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_the_kernel_refuses_over_netlink_is_tried_as_nft_text() {
+    if !root_or_skip("a_transaction_the_kernel_refuses_over_netlink_is_tried_as_nft_text") {
+        return;
+    }
+    let topology = Topology::new("nfref");
+    let nft = Nft::new(Some(&topology.node));
+    // Encodable, but refused: no such table or chain.
+    let transaction = Transaction {
+        family: IpFamily::V4,
+        commands: vec![Command::AddRule {
+            chain: "no-such-chain".into(),
+            rule: "goto elsewhere".into(),
+        }],
+    };
+    let error = nft
+        .apply_transaction(&transaction, || transaction.text())
+        .await
+        .expect_err("refused both ways");
+    // nft's own error: the text was tried after the kernel refused the batch.
+    assert!(matches!(error, NftError::Failed { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -182,7 +357,14 @@ async fn foreign_tables_and_iptables_rules_survive_and_cleanup_removes_only_port
         connect_from(&topology.client, &format!("{NODE_IP}:30080")),
         Answer::Peer(NODE_POD_GATEWAY.into())
     );
-    // A deleted table is found by the periodic check and written again.
+    // The periodic check finds the table in place (its netlink `create table` meets EEXIST)
+    // and writes nothing; a deleted table it finds gone and writes again.
+    let writes = nft
+        .check(&state(&services, &slices), &node_context())
+        .await
+        .expect("check");
+    assert!(writes.is_empty(), "{writes:?}");
+    foreign_intact("after a check");
     in_ns(node, &["nft", "delete table ip portico"]);
     let writes = nft
         .check(&state(&services, &slices), &node_context())

@@ -29,12 +29,12 @@ fn metric(admin: SocketAddr, prefix: &str) -> f64 {
 fn restores(admin: SocketAddr, kind: &str) -> f64 {
     metric(
         admin,
-        &format!("portico_agent_iptables_restores_total{{kind=\"{kind}\"}}"),
+        &format!("portico_agent_dataplane_writes_total{{backend=\"iptables\",kind=\"{kind}\"}}"),
     )
 }
 
 fn all_restores(admin: SocketAddr) -> f64 {
-    metric(admin, "portico_agent_iptables_restores_total")
+    metric(admin, "portico_agent_dataplane_writes_total")
 }
 
 fn checks(admin: SocketAddr) -> f64 {

@@ -207,6 +207,15 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
             .unwrap();
         assert_eq!((on0.status, on1.status), (200, 503));
         assert!(on0.body.contains(r#""localEndpoints":1"#), "{}", on0.body);
+        // The write counter names the backend that wrote (one metric for both modes).
+        let admin = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9473);
+        let metrics = lab
+            .http_get_from(&node0.ns, admin, "/metrics")
+            .await
+            .unwrap();
+        let full =
+            format!("portico_agent_dataplane_writes_total{{backend=\"{mode}\",kind=\"full\"}}");
+        assert!(metrics.body.contains(&full), "{mode}: {}", metrics.body);
         drop(agents);
         let in_node0 = |args: &[&str]| {
             let output = std::process::Command::new("ip")

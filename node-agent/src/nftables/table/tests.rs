@@ -82,9 +82,10 @@ fn the_first_render_and_a_new_node_context_are_full() {
 fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
     let mut cache = TableCache::new(&node(), IpFamily::V4);
     cache.update(&many(None), &node());
-    let Update::Partial(text) = cache.update(&many(Some(42)), &node()) else {
+    let Update::Partial(transaction) = cache.update(&many(Some(42)), &node()) else {
         panic!("a partial update");
     };
+    let text = transaction.text();
     assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
     for line in text.lines() {
         assert!(
@@ -103,9 +104,10 @@ fn a_removed_service_loses_its_elements_before_its_chains() {
         &state(vec![port(1, vec![endpoint("10.245.0.1", "node-b")])]),
         &node(),
     );
-    let Update::Partial(text) = cache.update(&DesiredState::default(), &node()) else {
+    let Update::Partial(transaction) = cache.update(&DesiredState::default(), &node()) else {
         panic!("a partial update");
     };
+    let text = transaction.text();
     let element = text
         .find("delete element ip portico service-ips")
         .expect(&text);
@@ -132,4 +134,28 @@ fn no_endpoints_reject_and_local_without_local_endpoints_drops() {
         text.contains("10.96.0.2 . tcp . 80 : goto service-"),
         "{text}"
     );
+}
+
+#[test]
+fn an_update_with_removals_additions_and_changes_ends_where_a_fresh_render_does() {
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&many(None), &node());
+    // Ports gone at the start, the middle and the end of the key order, one changed, one new.
+    let mut next = many(Some(42));
+    for gone in [1, 50, 99] {
+        let key = port(gone, vec![]).key;
+        next.ports.remove(&key);
+    }
+    next.insert(port(200, vec![endpoint("10.245.2.1", "node-b")]));
+    let Update::Partial(transaction) = cache.update(&next, &node()) else {
+        panic!("a partial update");
+    };
+    let text = transaction.text();
+    for touched in ["/svc1/", "/svc50/", "/svc99/", "/svc42/", "/svc200/"] {
+        assert!(text.contains(touched), "{touched} in {text}");
+    }
+    assert!(!text.contains("/svc2/"), "{text}");
+    let mut fresh = TableCache::new(&node(), IpFamily::V4);
+    fresh.update(&next, &node());
+    assert_eq!(cache.full_text(), fresh.full_text());
 }
