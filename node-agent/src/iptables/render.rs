@@ -337,4 +337,4 @@ fn host_address(ip: &IpAddr) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

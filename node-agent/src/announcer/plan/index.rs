@@ -45,3 +45,57 @@ impl<'a> ReadyNodes<'a> {
             .is_some_and(|nodes| nodes.contains(node))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use serde_json::json;
+
+    use super::*;
+
+    fn slice(namespace: &str, service: &str, endpoints: serde_json::Value) -> Arc<SliceView> {
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": format!("{service}-x"), "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+        }))
+        .unwrap();
+        Arc::new(SliceView::from(&slice))
+    }
+
+    #[test]
+    fn only_ready_endpoints_of_the_asked_services_count() {
+        let slices = vec![
+            slice(
+                "shop",
+                "web",
+                json!([{"addresses": ["10.244.1.5"], "nodeName": "node-a"},
+                       {"addresses": ["10.244.2.5"], "nodeName": "node-b",
+                        "conditions": {"ready": false}}]),
+            ),
+            slice(
+                "shop",
+                "db",
+                json!([{"addresses": ["10.244.3.5"], "nodeName": "node-c"}]),
+            ),
+            slice(
+                "other",
+                "web",
+                json!([{"addresses": ["10.244.4.5"], "nodeName": "node-d"}]),
+            ),
+        ];
+        let asked = BTreeSet::from([("shop", "web")]);
+        let ready = ReadyNodes::of(&slices, &asked);
+        assert!(ready.holds(("shop", "web"), "node-a"), "ready unset counts");
+        assert!(!ready.holds(("shop", "web"), "node-b"), "not ready");
+        assert!(
+            !ready.holds(("shop", "web"), "node-d"),
+            "another namespace's Service"
+        );
+        assert!(
+            !ready.holds(("shop", "db"), "node-c"),
+            "not asked for, not indexed"
+        );
+    }
+}
