@@ -106,8 +106,9 @@ impl Proxier {
         state.ports.retain(|key, _| key.protocol == Protocol::Udp);
         self.last_state = state;
         self.sync_health.updated();
-        if request == SyncRequest::Full {
-            // The first sync is the agent's memory peak; give back what it freed (`memory`).
+        if request != SyncRequest::Changes {
+            // The first sync is the agent's memory peak, and every check builds the whole
+            // desired state again: give back what they freed (`memory`).
             crate::memory::release_free_memory();
         }
         Ok(())
