@@ -16,6 +16,7 @@ pub mod backend;
 pub mod build;
 pub mod conntrack;
 pub mod endpoints;
+pub mod fingerprint;
 pub mod model;
 pub mod slice_problems;
 

@@ -14,6 +14,7 @@ use super::names;
 use super::render::{Buckets, FILTER_CHAINS, assemble, parent_rules};
 use super::ruleset::{ChainNames, RuleSet, Table};
 use super::service::{RenderContext, ServiceRules, render_service_port};
+use crate::dataplane::fingerprint::Fingerprints;
 use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
 
 /// What changed since the last `take_changes`.
@@ -26,12 +27,13 @@ pub struct Changes {
     pub chains: ChainNames,
 }
 
-/// What one Service port left in the rule set: the port as rendered (to see whether it changed),
-/// its chains' names and the bucket of each of its dispatch rules. The rules themselves are held
-/// once, in the rule set: a changed port's old dispatch rules are found there by position.
+/// What one Service port left in the rule set: the fingerprint of the port as rendered (to see
+/// whether it changed), its chains' names and the bucket of each of its dispatch rules. The rules
+/// themselves are held once, in the rule set: a changed port's old dispatch rules are found there
+/// by position.
 #[derive(Debug)]
 struct Entry {
-    port: ServicePort,
+    fingerprint: u128,
     nat_chains: Vec<String>,
     /// In the order of the port's dispatch rules (a port may have several in one bucket).
     dispatch_buckets: Vec<String>,
@@ -39,9 +41,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(port: ServicePort, rules: ServiceRules) -> Self {
+    fn new(fingerprint: u128, rules: ServiceRules) -> Self {
         Entry {
-            port,
+            fingerprint,
             nat_chains: rules.nat_chains.into_iter().map(|(name, _)| name).collect(),
             dispatch_buckets: rules.dispatch.into_iter().map(|d| d.bucket).collect(),
             filter: rules.filter,
@@ -58,11 +60,7 @@ impl Entry {
 
 /// A port whose rules changed: what it left before (None: it is new) and its new rules (None:
 /// it is gone).
-type Changed = (
-    ServicePortKey,
-    Option<Entry>,
-    Option<(ServicePort, ServiceRules)>,
-);
+type Changed = (ServicePortKey, Option<Entry>, Option<(u128, ServiceRules)>);
 
 /// Renders a family's rule set incrementally.
 #[derive(Debug)]
@@ -76,6 +74,7 @@ pub struct RenderCache {
     initialized: bool,
     changes: Changes,
     hairpin_match: bool,
+    fingerprints: Fingerprints,
 }
 
 impl RenderCache {
@@ -89,6 +88,7 @@ impl RenderCache {
             initialized: false,
             changes: Changes::default(),
             hairpin_match: true,
+            fingerprints: Fingerprints::default(),
         }
     }
 
@@ -126,14 +126,15 @@ impl RenderCache {
         // Both maps are sorted by key: walk them side by side, touching only what changed.
         let mut cached = self.rendered.iter().peekable();
         let mut removed: Vec<ServicePortKey> = Vec::new();
-        let mut updated: Vec<&ServicePort> = Vec::new();
+        let mut updated: Vec<(&ServicePort, u128)> = Vec::new();
         for port in state.ports_of(self.ctx.family) {
             while let Some((key, _)) = cached.next_if(|(key, _)| **key < port.key) {
                 removed.push(key.clone());
             }
+            let fingerprint = self.fingerprints.of(port);
             match cached.next_if(|(key, _)| **key == port.key) {
-                Some((_, entry)) if entry.port == *port => {}
-                _ => updated.push(port),
+                Some((_, entry)) if entry.fingerprint == fingerprint => {}
+                _ => updated.push((port, fingerprint)),
             }
         }
         removed.extend(cached.map(|(key, _)| key.clone()));
@@ -143,10 +144,10 @@ impl RenderCache {
                 changed.push((key, Some(old), None));
             }
         }
-        for port in updated {
+        for (port, fingerprint) in updated {
             let rules = render_service_port(port, &self.ctx);
             let old = self.rendered.remove(&port.key);
-            changed.push((port.key.clone(), old, Some((port.clone(), rules))));
+            changed.push((port.key.clone(), old, Some((fingerprint, rules))));
         }
         if !changed.is_empty() {
             self.patch(changed);
@@ -156,9 +157,9 @@ impl RenderCache {
 
     fn rebuild(&mut self, state: &DesiredState) {
         let mut before = self.set.chain_names();
-        let rendered: Vec<(ServicePort, ServiceRules)> = state
+        let rendered: Vec<(&ServicePort, ServiceRules)> = state
             .ports_of(self.ctx.family)
-            .map(|port| (port.clone(), render_service_port(port, &self.ctx)))
+            .map(|port| (port, render_service_port(port, &self.ctx)))
             .collect();
         self.set = assemble(&self.ctx, rendered.iter().map(|(_, rules)| rules));
         self.buckets.clear();
@@ -176,7 +177,10 @@ impl RenderCache {
         }
         self.rendered = rendered
             .into_iter()
-            .map(|(port, rules)| (port.key.clone(), Entry::new(port, rules)))
+            .map(|(port, rules)| {
+                let fingerprint = self.fingerprints.of(port);
+                (port.key.clone(), Entry::new(fingerprint, rules))
+            })
             .collect();
         let after = self.set.chain_names();
         for table in Table::ALL {
@@ -258,13 +262,14 @@ impl RenderCache {
         }
         let mut new_chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, _, new) in changed.iter_mut() {
-            let Some((port, mut rules)) = new.take() else {
+            let Some((fingerprint, mut rules)) = new.take() else {
                 continue;
             };
             for (name, chain_rules) in &mut rules.nat_chains {
                 new_chains.insert(name.clone(), std::mem::take(chain_rules));
             }
-            self.rendered.insert(key.clone(), Entry::new(port, rules));
+            self.rendered
+                .insert(key.clone(), Entry::new(fingerprint, rules));
         }
         for name in gone_chains
             .iter()

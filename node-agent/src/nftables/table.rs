@@ -15,7 +15,8 @@ use std::net::IpAddr;
 
 use super::names::{self, TABLE};
 use super::service::{NftContext, PortObjects, addr_type, family_word, render_port};
-use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
+use crate::dataplane::fingerprint::Fingerprints;
+use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePortKey};
 
 impl NftContext {
     pub fn new(node: &NodeContext, family: IpFamily) -> Self {
@@ -48,7 +49,9 @@ pub enum Update {
 #[derive(Debug)]
 pub struct TableCache {
     ctx: NftContext,
-    ports: BTreeMap<ServicePortKey, (ServicePort, PortObjects)>,
+    /// Each port's fingerprint (whether it changed) and what it rendered.
+    ports: BTreeMap<ServicePortKey, (u128, PortObjects)>,
+    fingerprints: Fingerprints,
     /// Endpoint address → how many ports may DNAT to it (the hairpin set holds those > 0).
     hairpin: BTreeMap<IpAddr, usize>,
     rendered: bool,
@@ -59,6 +62,7 @@ impl TableCache {
         TableCache {
             ctx: NftContext::new(node, family),
             ports: BTreeMap::new(),
+            fingerprints: Fingerprints::default(),
             hairpin: BTreeMap::new(),
             rendered: false,
         }
@@ -78,7 +82,8 @@ impl TableCache {
             for port in state.ports_of(self.ctx.family) {
                 let objects = render_port(port, &self.ctx);
                 count(&mut self.hairpin, &objects.endpoint_ips, true);
-                self.ports.insert(port.key.clone(), (port.clone(), objects));
+                let fingerprint = self.fingerprints.of(port);
+                self.ports.insert(port.key.clone(), (fingerprint, objects));
             }
             self.rendered = true;
             return Update::Full;
@@ -97,8 +102,9 @@ impl TableCache {
             }
         }
         for port in state.ports_of(self.ctx.family) {
+            let fingerprint = self.fingerprints.of(port);
             let cached = self.ports.get(&port.key);
-            if cached.is_some_and(|(old, _)| old == port) {
+            if cached.is_some_and(|(old, _)| *old == fingerprint) {
                 continue;
             }
             let objects = render_port(port, &self.ctx);
@@ -108,7 +114,7 @@ impl TableCache {
             }
             count(&mut self.hairpin, &objects.endpoint_ips, true);
             diff.add(old.as_ref(), Some(&objects));
-            self.ports.insert(port.key.clone(), (port.clone(), objects));
+            self.ports.insert(port.key.clone(), (fingerprint, objects));
         }
         let text = diff.text(&self.ctx, &self.hairpin);
         if text.is_empty() {
