@@ -37,8 +37,6 @@ const BINARY: &str = "portico-agent";
 /// Runs the agent until SIGTERM or SIGINT. Start-up errors print one line to standard error and
 /// give a non-zero exit code.
 pub async fn run(args: Args) -> ExitCode {
-    // Before the lists and the first sync, the agent's peak (see `memory`).
-    memory::tune_allocator();
     if args.cleanup {
         if let Some(missing) = required_programs::check(&[required_programs::IPTABLES]) {
             eprintln!("{BINARY}: {missing}");

@@ -24,7 +24,8 @@ const TRIM_THRESHOLD: i32 = 1024 * 1024;
 const ARENA_MAX: i32 = 2;
 
 /// Sets glibc's allocator to give memory back rather than keep it (see the module doc); call
-/// once, at start-up. True when glibc took every setting.
+/// once, first thing in `main`, before any other thread exists (a thread keeps the arena its
+/// first allocation picked). True when glibc took every setting.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn tune_allocator() -> bool {
