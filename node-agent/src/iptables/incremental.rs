@@ -157,11 +157,11 @@ impl RenderCache {
 
     fn rebuild(&mut self, state: &DesiredState) {
         let mut before = self.set.chain_names();
-        let rendered: Vec<(&ServicePort, ServiceRules)> = state
+        let mut rendered: Vec<(&ServicePort, ServiceRules)> = state
             .ports_of(self.ctx.family)
             .map(|port| (port, render_service_port(port, &self.ctx)))
             .collect();
-        self.set = assemble(&self.ctx, rendered.iter().map(|(_, rules)| rules));
+        self.set = assemble(&self.ctx, rendered.iter_mut().map(|(_, rules)| rules));
         self.buckets.clear();
         self.members.clear();
         for (port, rules) in &rendered {
