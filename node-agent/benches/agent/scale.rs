@@ -57,7 +57,11 @@ fn service_chains(node: &NodeNs) -> usize {
     if nftables_mode() {
         node.exec(&["nft", "list", "chains", "ip"])
             .lines()
-            .filter(|l| l.trim_start().starts_with("chain service-"))
+            .map(str::trim_start)
+            // `service-endpoints-check` is one of the table's fixed chains.
+            .filter(|l| {
+                l.starts_with("chain service-") && !l.starts_with("chain service-endpoints-check")
+            })
             .count()
     } else {
         node.exec(&["iptables-save", "-t", "nat"])
