@@ -9,7 +9,8 @@
 //!
 //! Environment: `BENCH_SCALES` (default `1000,10000`), `BENCH_IDLE_SECS` (the idle minute,
 //! default 60), `BENCH_AGENT` (the agent binary, default target/release/portico-agent),
-//! `BENCH_AGENT_ARGS` (extra flags, space separated). Root only.
+//! `BENCH_AGENT_ARGS` (extra flags, space separated; with `--proxy-mode nftables` the bench reads
+//! the rules with nft). Root only.
 
 #[path = "agent/node_ns.rs"]
 mod node_ns;
@@ -52,7 +53,7 @@ async fn main() {
         rows.push(bench_scale(scale, idle_secs).await);
     }
     println!(
-        "| Services × 5 | first sync, clean | first sync, over existing rules | RSS after first sync | RSS after idle | idle CPU (agent + children) | full syncs while idle | 100 slice updates reflected | SVC chains |"
+        "| Services × 5 | first sync, clean | first sync, over existing rules | RSS after first sync | RSS after idle | idle CPU (agent + children) | full syncs while idle | 100 slice updates reflected | Service chains |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {

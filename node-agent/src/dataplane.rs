@@ -16,10 +16,11 @@ pub mod backend;
 pub mod build;
 pub mod conntrack;
 pub mod endpoints;
+pub mod fingerprint;
 pub mod model;
 pub mod slice_problems;
 
-pub use build::{desired_state, service_ports};
+pub use build::{desired_state, desired_state_of, service_ports};
 pub use endpoints::{EndpointSets, categorize, local_ready_endpoints};
 pub use model::{
     DesiredState, Endpoint, IpFamily, NodeContext, Protocol, ServicePort, ServicePortKey,

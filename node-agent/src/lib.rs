@@ -25,6 +25,7 @@ pub mod slice_warnings;
 pub mod stores;
 pub mod sync_schedule;
 pub mod trim;
+pub mod view;
 
 use std::process::ExitCode;
 

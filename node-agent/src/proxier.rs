@@ -12,19 +12,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 use portico_api::keys::reason::FAILED_TO_START_SERVICE_HEALTHCHECK;
 
 use crate::dataplane::backend::{Backend, BackendError};
 use crate::dataplane::conntrack::{delete_stale_udp_flows, stale_udp_flows};
-use crate::dataplane::{DesiredState, NodeContext, Protocol, desired_state, local_ready_endpoints};
+use crate::dataplane::{
+    DesiredState, NodeContext, Protocol, desired_state_of, local_ready_endpoints,
+};
 use crate::health::{ServiceHealthServers, ServiceKey, SyncHealth};
 use crate::metrics::{AgentMetrics, SyncLabels, WriteLabels};
 use crate::slice_warnings::SliceWarnings;
 use crate::sync_schedule::SyncRequest;
+use crate::view::{ServiceView, SliceView};
 
 pub struct Proxier {
     node: NodeContext,
@@ -67,14 +67,14 @@ impl Proxier {
     /// (`Check`) or a rewrite of every chain (`Full`).
     pub async fn sync(
         &mut self,
-        services: &[Arc<Service>],
-        slices: &[Arc<EndpointSlice>],
+        services: &[Arc<ServiceView>],
+        slices: &[Arc<SliceView>],
         request: SyncRequest,
     ) -> Result<(), BackendError> {
         let started = Instant::now();
         self.slice_warnings
             .observe(slices, &self.metrics.endpoint_slice_problems);
-        let state = desired_state(services.iter().map(|s| &**s), slices.iter().map(|s| &**s));
+        let state = desired_state_of(services.iter().map(|s| &**s), slices.iter().map(|s| &**s));
         let result = self.sync_rules(&state, request).await;
         let kind = match request {
             SyncRequest::Changes => "partial",
@@ -106,8 +106,9 @@ impl Proxier {
         state.ports.retain(|key, _| key.protocol == Protocol::Udp);
         self.last_state = state;
         self.sync_health.updated();
-        if request == SyncRequest::Full {
-            // The first sync is the agent's memory peak; give back what it freed (`memory`).
+        if request != SyncRequest::Changes {
+            // The first sync is the agent's memory peak, and every check builds the whole
+            // desired state again: give back what they freed (`memory`).
             crate::memory::release_free_memory();
         }
         Ok(())
@@ -134,7 +135,7 @@ impl Proxier {
     }
 
     /// Opens and closes health check listeners and updates their counts.
-    async fn sync_health_checks(&mut self, state: &DesiredState, services: &[Arc<Service>]) {
+    async fn sync_health_checks(&mut self, state: &DesiredState, services: &[Arc<ServiceView>]) {
         let mut ports = BTreeMap::new();
         for port in state.ports.values() {
             if let Some(health_port) = port.health_check_node_port {
@@ -153,8 +154,7 @@ impl Proxier {
         for failure in self.health_servers.sync_services(&ports).await {
             tracing::warn!(error = %failure, "health check server not started");
             let service = services.iter().find(|s| {
-                s.metadata.namespace.as_deref() == Some(&failure.service.namespace)
-                    && s.metadata.name.as_deref() == Some(&failure.service.name)
+                *s.namespace == failure.service.namespace && *s.name == failure.service.name
             });
             if let (Some(recorder), Some(service)) = (&self.recorder, service) {
                 let event = Event {
@@ -164,7 +164,7 @@ impl Proxier {
                     action: "Listen".into(),
                     secondary: None,
                 };
-                if let Err(e) = recorder.publish(&event, &service.object_ref(&())).await {
+                if let Err(e) = recorder.publish(&event, &service.object_ref()).await {
                     tracing::warn!(error = %e, "could not publish an Event");
                 }
             }

@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use crate::dataplane::slice_problems::{SliceProblem, slice_problems};
+use crate::dataplane::slice_problems::SliceProblem;
 use crate::metrics::ProblemLabels;
+use crate::view::SliceView;
 
-/// The slice versions already reported, by namespace/name.
+/// The versions already reported of the slices that have problems, by namespace/name.
 #[derive(Debug, Default)]
 pub struct SliceWarnings {
     reported: HashMap<String, String>,
@@ -20,28 +20,22 @@ pub struct SliceWarnings {
 
 impl SliceWarnings {
     /// Reports the problems of every slice not seen at this version yet, and forgets slices that
-    /// are gone. Returns what it reported, as (`namespace/name`, problem).
+    /// are gone. Returns what it reported, as (`namespace/name`, problem). The problems were
+    /// judged when the slice arrived (`SliceView::problems`): a sync only compares versions.
     pub fn observe(
         &mut self,
-        slices: &[Arc<EndpointSlice>],
+        slices: &[Arc<SliceView>],
         counter: &Family<ProblemLabels, Counter>,
     ) -> Vec<(String, SliceProblem)> {
         let mut reported = Vec::new();
-        let mut seen = HashMap::with_capacity(slices.len());
+        let mut seen = HashMap::new();
         for slice in slices {
-            let key = format!(
-                "{}/{}",
-                slice.metadata.namespace.as_deref().unwrap_or_default(),
-                slice.metadata.name.as_deref().unwrap_or_default()
-            );
-            let version = slice
-                .metadata
-                .resource_version
-                .clone()
-                .or_else(|| slice.metadata.generation.map(|g| g.to_string()))
-                .unwrap_or_default();
-            if self.reported.get(&key) != Some(&version) {
-                for problem in slice_problems(slice) {
+            let Some(problems) = slice.problems.as_deref() else {
+                continue;
+            };
+            let key = format!("{}/{}", slice.namespace, slice.name);
+            if self.reported.get(&key) != Some(&problems.version) {
+                for problem in &problems.problems {
                     tracing::warn!(
                         slice = %key,
                         field = %problem.field,
@@ -55,10 +49,10 @@ impl SliceWarnings {
                             reason: problem.reason.label(),
                         })
                         .inc();
-                    reported.push((key.clone(), problem));
+                    reported.push((key.clone(), problem.clone()));
                 }
             }
-            seen.insert(key, version);
+            seen.insert(key, problems.version.clone());
         }
         self.reported = seen;
         reported
@@ -69,14 +63,14 @@ impl SliceWarnings {
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort};
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
     use kube::api::ObjectMeta;
 
     use super::*;
     use crate::dataplane::build::SERVICE_NAME_LABEL;
 
-    fn mk_slice(name: &str, version: &str, node: Option<&str>) -> Arc<EndpointSlice> {
-        Arc::new(EndpointSlice {
+    fn mk_slice(name: &str, version: &str, node: Option<&str>) -> Arc<SliceView> {
+        Arc::new(SliceView::from(&EndpointSlice {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("default".into()),
@@ -97,7 +91,7 @@ mod tests {
                 port: Some(8080),
                 ..Default::default()
             }]),
-        })
+        }))
     }
 
     /// The counter's samples as the admin server's /metrics shows them.

@@ -1,10 +1,13 @@
 //! The agent's one set of Service and EndpointSlice stores, shared by its components: the
-//! proxier (rules and health check servers) and the L2 announcer read the same trimmed objects,
-//! so the cluster's largest kinds are watched once and held once.
+//! proxier (rules and health check servers) and the L2 announcer. The cluster's largest kinds
+//! are watched once, and each object is held as the compact view its readers need
+//! (`crate::view`), not as the API's object.
 //!
 //! ```text
-//!   watch Services ───────┐ trim ─▶ Store<Service>        ──▶ proxier   (woken by its own Notify)
-//!   watch EndpointSlices ─┘ trim ─▶ Store<EndpointSlice>  ──▶ announcer (woken by its own Notify)
+//!   watch Services ───────┬─ ServiceView ─────────────▶ Store<ServiceView> ─▶ proxier
+//!                         └─ LoadBalancer (trimmed) ──▶ Store<Service>     ─▶ announcer
+//!   watch EndpointSlices ─── SliceView ───────────────▶ Store<SliceView>   ─▶ both
+//!   every change wakes each consumer's own Notify
 //! ```
 //!
 //! Each consumer passes its own `Notify`, and every change wakes each of them: one `Notify`
@@ -16,58 +19,83 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
 use portico_runtime::WatchHealth;
-use portico_runtime::reflect::reflect_reported_trimmed;
+use portico_runtime::reflect::{reported, watch_name};
 use tokio::sync::{Notify, watch};
 
-use crate::trim::{trim_endpoint_slice, trim_service};
+use crate::announcer::status::L2_ANNOUNCED;
+use crate::trim::trim_service;
+use crate::view::{Interner, ServiceView, SliceView};
 
-/// The trimmed Services and EndpointSlices (see `trim` for what is kept).
+/// The Services and EndpointSlices, as their readers need them.
 #[derive(Clone)]
 pub struct ServiceStores {
-    pub services: Store<Service>,
-    pub slices: Store<EndpointSlice>,
-    /// True once both stores hold their first list.
+    /// Every Service, for the dataplane and the health servers.
+    pub services: Store<ServiceView>,
+    /// Every EndpointSlice.
+    pub slices: Store<SliceView>,
+    /// The announcer's Services (see `announced`), trimmed (see `trim`): a few whole objects,
+    /// since it reads their status and writes their conditions.
+    pub load_balancers: Store<Service>,
+    /// True once every store holds its first list.
     ready: watch::Receiver<bool>,
 }
 
 impl ServiceStores {
     /// Starts both watches; every change wakes each of `wake`.
     pub fn spawn(client: &kube::Client, watches: &WatchHealth, wake: &[Arc<Notify>]) -> Self {
-        Self::over(
-            reflect_reported_trimmed(
-                Api::<Service>::all(client.clone()),
-                watcher::Config::default(),
-                wake.to_vec(),
-                watches,
-                trim_service,
-            ),
-            reflect_reported_trimmed(
-                Api::<EndpointSlice>::all(client.clone()),
-                watcher::Config::default(),
-                wake.to_vec(),
-                watches,
-                trim_endpoint_slice,
-            ),
-        )
+        let (services, mut services_writer) = reflector::store::<ServiceView>();
+        let (load_balancers, mut load_balancers_writer) = reflector::store::<Service>();
+        let mut strings = Interner::default();
+        watch_into(
+            Api::<Service>::all(client.clone()),
+            watches,
+            wake,
+            move |event: Event<Service>| {
+                let view = map_event(&event, |s| ServiceView::project(s, &mut strings));
+                services_writer.apply_watcher_event(&view);
+                if let Some(event) = announcer_event(event) {
+                    load_balancers_writer.apply_watcher_event(&event);
+                }
+            },
+        );
+        let (slices, mut slices_writer) = reflector::store::<SliceView>();
+        let mut strings = Interner::default();
+        watch_into(
+            Api::<EndpointSlice>::all(client.clone()),
+            watches,
+            wake,
+            move |event: Event<EndpointSlice>| {
+                let view = map_event(&event, |s| SliceView::project(s, &mut strings));
+                slices_writer.apply_watcher_event(&view);
+            },
+        );
+        Self::over(services, slices, load_balancers)
     }
 
-    /// Shares two stores; the only task that waits on their own readiness is started here.
-    pub fn over(services: Store<Service>, slices: Store<EndpointSlice>) -> Self {
+    /// Shares the stores; the only task that waits on their own readiness is started here.
+    pub fn over(
+        services: Store<ServiceView>,
+        slices: Store<SliceView>,
+        load_balancers: Store<Service>,
+    ) -> Self {
         let (ready_tx, ready) = watch::channel(false);
-        let (services_ready, slices_ready) = (services.clone(), slices.clone());
+        let stores = (services.clone(), slices.clone(), load_balancers.clone());
         tokio::spawn(async move {
-            let (a, b) = tokio::join!(
-                services_ready.wait_until_ready(),
-                slices_ready.wait_until_ready()
+            let (a, b, c) = tokio::join!(
+                stores.0.wait_until_ready(),
+                stores.1.wait_until_ready(),
+                stores.2.wait_until_ready()
             );
             // An error means a writer was dropped: the watch is gone and never becomes ready.
-            if a.is_ok() && b.is_ok() {
+            if a.is_ok() && b.is_ok() && c.is_ok() {
                 ready_tx.send_replace(true);
             } else {
                 std::future::pending::<()>().await;
@@ -76,11 +104,12 @@ impl ServiceStores {
         ServiceStores {
             services,
             slices,
+            load_balancers,
             ready,
         }
     }
 
-    /// Resolves once both stores hold their first list; any number of tasks may wait.
+    /// Resolves once every store holds its first list; any number of tasks may wait.
     pub async fn wait_until_ready(&self) {
         let mut ready = self.ready.clone();
         // Err only if the task above ended without readiness, which it never does.
@@ -88,12 +117,84 @@ impl ServiceStores {
     }
 }
 
+/// Runs a watch of every `K` in the background, handing each event to `apply` (which feeds the
+/// stores) and then waking each of `wake`. Errors are retried with backoff and reported to
+/// `watches`, as `portico_runtime::reflect` does for whole objects.
+fn watch_into<K>(
+    api: Api<K>,
+    watches: &WatchHealth,
+    wake: &[Arc<Notify>],
+    mut apply: impl FnMut(Event<K>) + Send + 'static,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = watcher::Config::default();
+    let reporter = watches.reporter(watch_name::<K>(&config));
+    let stream = watcher::watcher(api.clone(), config).default_backoff();
+    let stream = reported(stream, api, reporter);
+    let wake = wake.to_vec();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            if let Ok(event) = item {
+                apply(event);
+                for consumer in &wake {
+                    consumer.notify_one();
+                }
+            }
+        }
+    });
+}
+
+/// The same event about the projection of its object.
+fn map_event<K, P>(event: &Event<K>, mut project: impl FnMut(&K) -> P) -> Event<P> {
+    match event {
+        Event::Apply(object) => Event::Apply(project(object)),
+        Event::Delete(object) => Event::Delete(project(object)),
+        Event::Init => Event::Init,
+        Event::InitApply(object) => Event::InitApply(project(object)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// The Services the announcer reads: LoadBalancers (their VIPs), and any still carrying its
+/// condition (it removes the condition once the Service has no VIP).
+fn announced(service: &Service) -> bool {
+    let load_balancer = (service.spec.as_ref())
+        .and_then(|spec| spec.type_.as_deref())
+        .is_some_and(|type_| type_ == "LoadBalancer");
+    let condition = (service.status.as_ref())
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == L2_ANNOUNCED));
+    load_balancer || condition
+}
+
+/// The event for the announcer's store: a Service that is no longer announced leaves it.
+fn announcer_event(event: Event<Service>) -> Option<Event<Service>> {
+    Some(match event {
+        Event::Apply(mut service) if announced(&service) => {
+            trim_service(&mut service);
+            Event::Apply(service)
+        }
+        Event::Apply(service) => Event::Delete(service),
+        Event::InitApply(mut service) if announced(&service) => {
+            trim_service(&mut service);
+            Event::InitApply(service)
+        }
+        Event::InitApply(_) => return None,
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use kube::runtime::reflector;
-    use kube::runtime::watcher::Event;
 
     use super::*;
 
@@ -101,9 +202,10 @@ mod tests {
     /// each must wake when the lists are in (kube-runtime's own readiness wakes only one).
     #[tokio::test]
     async fn every_component_waiting_on_the_shared_stores_wakes() {
-        let (services, mut services_writer) = reflector::store::<Service>();
-        let (slices, mut slices_writer) = reflector::store::<EndpointSlice>();
-        let shared = ServiceStores::over(services, slices);
+        let (services, mut services_writer) = reflector::store::<ServiceView>();
+        let (slices, mut slices_writer) = reflector::store::<SliceView>();
+        let (load_balancers, mut load_balancers_writer) = reflector::store::<Service>();
+        let shared = ServiceStores::over(services, slices, load_balancers);
         let waiters: Vec<_> = (0..2)
             .map(|_| {
                 let shared = shared.clone();
@@ -117,6 +219,9 @@ mod tests {
         for event in [Event::Init, Event::InitDone] {
             slices_writer.apply_watcher_event(&event);
         }
+        for event in [Event::Init, Event::InitDone] {
+            load_balancers_writer.apply_watcher_event(&event);
+        }
         // A guard against hanging forever, not a measure of speed.
         let all = futures::future::join_all(waiters);
         let woken = tokio::time::timeout(Duration::from_secs(30), all).await;
@@ -124,5 +229,35 @@ mod tests {
             woken.is_ok(),
             "a component waiting on the stores never woke"
         );
+    }
+
+    fn service(type_: &str) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop",
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"type": type_, "clusterIP": "10.96.0.10", "ports": [{"port": 80}]},
+        }))
+        .unwrap()
+    }
+
+    /// The announcer's store holds LoadBalancer Services, trimmed, and loses one that stops
+    /// being a LoadBalancer (else it would go on announcing its VIP).
+    #[test]
+    fn the_announcers_store_follows_the_services_type() {
+        let (store, mut writer) = reflector::store::<Service>();
+        let mut apply = |event| {
+            if let Some(event) = announcer_event(event) {
+                writer.apply_watcher_event(&event);
+            }
+        };
+        apply(Event::Init);
+        apply(Event::InitApply(service("ClusterIP")));
+        apply(Event::InitApply(service("LoadBalancer")));
+        apply(Event::InitDone);
+        let held = store.state();
+        assert_eq!(held.len(), 1);
+        assert!(held[0].metadata.managed_fields.is_none(), "trimmed");
+        apply(Event::Apply(service("ClusterIP")));
+        assert!(store.state().is_empty());
     }
 }

@@ -1,20 +1,18 @@
-//! What the agent keeps of each watched object: only the fields the dataplane, the health
-//! servers and the EndpointSlice warnings read. A real cluster's objects carry managedFields,
-//! a `last-applied-configuration` annotation and labels that are most of their size; at 10,000
-//! Services × 5 endpoints dropping them is most of the agent's memory.
+//! What the announcer keeps of the whole objects it reads (its LoadBalancer Services and every
+//! Node): only the fields it reads. A real cluster's objects carry managedFields, a
+//! `last-applied-configuration` annotation and labels that are most of their size. (The
+//! dataplane keeps far less: compact views, see `crate::view`.)
 //!
 //! Each function keeps a whitelist (a new field in k8s-openapi is dropped until someone needs
-//! it), and `desired_state` of trimmed objects equals that of the originals (tested).
+//! it), and the announcer's plan over trimmed objects equals that over the originals (tested).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
+    LoadBalancerIngress, LoadBalancerStatus, Node, NodeSpec, NodeStatus, Service, ServicePort,
+    ServiceSpec, ServiceStatus,
 };
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use kube::api::ObjectMeta;
-
-use crate::dataplane::build::SERVICE_NAME_LABEL;
 
 /// Labels on Services that proxies honour (`service.kubernetes.io/service-proxy-name`,
 /// `service.kubernetes.io/headless`), kept for them.
@@ -39,7 +37,7 @@ fn trim_meta(meta: &mut ObjectMeta, keep_label: impl Fn(&str) -> bool) {
     };
 }
 
-/// Keeps what `dataplane::build` reads of a Service.
+/// Keeps what `dataplane::build` and the announcer read of a Service.
 pub fn trim_service(service: &mut Service) {
     trim_meta(&mut service.metadata, |key| {
         key.starts_with(SERVICE_LABEL_PREFIX)
@@ -96,21 +94,22 @@ pub fn trim_service(service: &mut Service) {
     });
 }
 
-/// Keeps what `dataplane::build` and the slice warnings read of an EndpointSlice.
-pub fn trim_endpoint_slice(slice: &mut EndpointSlice) {
-    trim_meta(&mut slice.metadata, |key| key == SERVICE_NAME_LABEL);
-    for endpoint in &mut slice.endpoints {
-        *endpoint = Endpoint {
-            addresses: std::mem::take(&mut endpoint.addresses),
-            conditions: endpoint.conditions.take(),
-            node_name: endpoint.node_name.take(),
-            ..Endpoint::default()
-        };
-    }
-    for port in slice.ports.iter_mut().flatten() {
-        port.app_protocol = None;
-    }
+/// Keeps what the announcer reads of a Node: its name, labels (announcement selectors, the
+/// exclusion label), deletion (eligibility), taints and addresses. Most of a Node is its
+/// images, conditions and managedFields, and the announcer watches every Node.
+pub fn trim_node(node: &mut Node) {
+    let deletion_timestamp = node.metadata.deletion_timestamp.take();
+    trim_meta(&mut node.metadata, |_| true);
+    node.metadata.deletion_timestamp = deletion_timestamp;
+    node.spec = node.spec.take().map(|spec| NodeSpec {
+        taints: spec.taints,
+        ..NodeSpec::default()
+    });
+    node.status = node.status.take().map(|status| NodeStatus {
+        addresses: status.addresses,
+        ..NodeStatus::default()
+    });
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PostParams};
 use portico_agent::dataplane::{IpFamily, Protocol, ServicePortKey};
 use portico_agent::iptables::names;
+use portico_agent::nftables::names as nft_names;
 use portico_tests::lab_cluster::LabCluster;
 use serde_json::json;
 
@@ -19,20 +20,55 @@ use crate::objects::{
 use crate::process::Agent;
 use crate::{NODE, PARALLEL};
 
-fn svc_chain(index: u32) -> String {
-    names::svc_chain(&ServicePortKey {
+fn port_key(index: u32) -> ServicePortKey {
+    ServicePortKey {
         family: IpFamily::V4,
         namespace: namespace(index),
         name: format!("svc-{index}"),
         port_name: "http".into(),
         protocol: Protocol::Tcp,
-    })
+    }
+}
+
+/// `--proxy-mode nftables` in `BENCH_AGENT_ARGS`: the rules are read with nft, not iptables.
+fn nftables_mode() -> bool {
+    std::env::var("BENCH_AGENT_ARGS").is_ok_and(|args| args.contains("nftables"))
 }
 
 fn reflected(node: &NodeNs, index: u32, generation: u32) -> bool {
-    let rules = node.exec(&["iptables", "-w", "-t", "nat", "-S", &svc_chain(index)]);
-    // Endpoint 1 is on another node: DNATed from the SVC chain itself.
+    let rules = if nftables_mode() {
+        let key = port_key(index);
+        let chain = nft_names::chain(
+            "service",
+            &names::port_proto_hash(&key),
+            &nft_names::port_label(&key),
+        );
+        node.exec(&["nft", "list", "chain", "ip", nft_names::TABLE, &chain])
+    } else {
+        let chain = names::svc_chain(&port_key(index));
+        node.exec(&["iptables", "-w", "-t", "nat", "-S", &chain])
+    };
+    // Endpoint 1 is on another node: DNATed from the Service's own chain.
     rules.contains(&format!("{}:8080", pod_ip(index, 1, generation)))
+}
+
+/// The per-Service chains the rules hold (iptables SVC chains, or nftables service chains).
+fn service_chains(node: &NodeNs) -> usize {
+    if nftables_mode() {
+        node.exec(&["nft", "list", "chains", "ip"])
+            .lines()
+            .map(str::trim_start)
+            // `service-endpoints-check` is one of the table's fixed chains.
+            .filter(|l| {
+                l.starts_with("chain service-") && !l.starts_with("chain service-endpoints-check")
+            })
+            .count()
+    } else {
+        node.exec(&["iptables-save", "-t", "nat"])
+            .lines()
+            .filter(|l| l.starts_with(":PORTICO-SVC-"))
+            .count()
+    }
 }
 
 pub struct Row {
@@ -83,11 +119,7 @@ pub async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
     let clean = agent.wait_sync(0.0, since).await;
     let rss_first = agent.proc_status("VmRSS:");
     eprintln!("{scale}: first sync {clean:?}");
-    let chains = node
-        .exec(&["iptables-save", "-t", "nat"])
-        .lines()
-        .filter(|l| l.starts_with(":PORTICO-SVC-"))
-        .count();
+    let chains = service_chains(&node);
 
     // The idle minute: nothing changes.
     let (cpu_before, syncs_before) = (agent.cpu_seconds(), agent.full_syncs());

@@ -23,7 +23,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use portico_api::{AddressPool, L2Announcement};
 use portico_runtime::WatchHealth;
-use portico_runtime::reflect::reflect_reported;
+use portico_runtime::reflect::{reflect_reported, reflect_reported_trimmed};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::guard::{self, Reported};
@@ -88,11 +88,13 @@ pub fn spawn(
 ) -> AnnouncerHandle {
     let stores = Stores {
         shared,
-        nodes: reflect_reported(
+        // Every Node, trimmed to what the plan reads (`trim::trim_node`).
+        nodes: reflect_reported_trimmed(
             Api::all(client.clone()),
             watcher::Config::default(),
             Some(changed.clone()),
             watches,
+            crate::trim::trim_node,
         ),
         pools: reflect_reported(
             Api::all(client.clone()),
@@ -225,7 +227,7 @@ async fn run(
         let bad = reported_announcements.due(&bad_announcements);
         guard::report_unreadable_announcements(&bad, reporter, &outputs.recorder).await;
         // Until the membership has settled, this node announces nothing (the others do).
-        let services = stores.shared.services.state();
+        let services = stores.shared.load_balancers.state();
         let plans = match &alive {
             Some(alive) => plan(&Inputs {
                 services: &services,
@@ -245,7 +247,7 @@ async fn run(
                 reporter,
                 alive,
                 recorder: &outputs.recorder,
-                services: &stores.shared.services,
+                services: &stores.shared.load_balancers,
                 metrics: &outputs.metrics,
             };
             report::report_changes(&plans, &mut owners, &mut uncovered, &reporting).await;

@@ -14,16 +14,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use portico_api::keys::node::EXCLUDE_FROM_EXTERNAL_LB;
 use portico_api::selector::selects;
 use portico_api::{AddressPool, L2Announcement, ServiceKey};
 
 use super::owner::{Candidate, choose_owner};
 use crate::health::node_eligible;
+use crate::view::SliceView;
 
-/// The label an EndpointSlice names its Service with.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+mod index;
+use index::ReadyNodes;
 
 /// Where the owner announces a VIP.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl VipPlan {
 /// Everything the decision needs, at once.
 pub struct Inputs<'a> {
     pub services: &'a [Arc<Service>],
-    pub slices: &'a [Arc<EndpointSlice>],
+    pub slices: &'a [Arc<SliceView>],
     pub nodes: &'a [Arc<Node>],
     pub pools: &'a [Arc<AddressPool>],
     pub announcements: &'a [Arc<L2Announcement>],
@@ -87,13 +87,19 @@ pub fn plan(inputs: &Inputs) -> Vec<VipPlan> {
             by_vip.entry(ip).or_default().push(service);
         }
     }
+    // Only Local Services on a VIP need their endpoints' nodes: index just those, once.
+    let local: BTreeSet<(&str, &str)> = (by_vip.values().flatten())
+        .filter(|s| is_local(s))
+        .map(|s| namespace_and_name(s))
+        .collect();
+    let ready = ReadyNodes::of(inputs.slices, &local);
     by_vip
         .into_iter()
         .filter_map(|(ip, services)| {
             let pool = pool_of(inputs.pools, ip)?;
             let mut keys: Vec<ServiceKey> = services.iter().map(|s| service_key(s)).collect();
             keys.sort();
-            let outcome = decide(inputs, ip, pool, &services);
+            let outcome = decide(inputs, &ready, ip, pool, &services);
             Some(VipPlan {
                 ip,
                 pool: pool.metadata.name.clone().unwrap_or_default(),
@@ -104,7 +110,13 @@ pub fn plan(inputs: &Inputs) -> Vec<VipPlan> {
         .collect()
 }
 
-fn decide(inputs: &Inputs, ip: IpAddr, pool: &AddressPool, services: &[&Service]) -> Outcome {
+fn decide(
+    inputs: &Inputs,
+    ready: &ReadyNodes,
+    ip: IpAddr,
+    pool: &AddressPool,
+    services: &[&Service],
+) -> Outcome {
     let covering: Vec<&L2Announcement> = inputs
         .announcements
         .iter()
@@ -130,7 +142,7 @@ fn decide(inputs: &Inputs, ip: IpAddr, pool: &AddressPool, services: &[&Service]
             || !inputs.alive.contains(name)
             || !local_services
                 .iter()
-                .all(|s| has_ready_local_endpoint(inputs.slices, s, name))
+                .all(|s| ready.holds(namespace_and_name(s), name))
         {
             continue;
         }
@@ -251,32 +263,11 @@ fn is_local(service: &Service) -> bool {
         == Some("Local")
 }
 
-/// Whether `node` holds a ready endpoint of `service` (a nil `ready` counts as ready, as the
-/// EndpointSlice API says consumers must read it).
-fn has_ready_local_endpoint(slices: &[Arc<EndpointSlice>], service: &Service, node: &str) -> bool {
-    let namespace = service.metadata.namespace.as_deref();
-    let name = service.metadata.name.as_deref();
-    slices
-        .iter()
-        .filter(|slice| {
-            slice.metadata.namespace.as_deref() == namespace
-                && slice
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                    .map(String::as_str)
-                    == name
-        })
-        .flat_map(|slice| slice.endpoints.iter())
-        .any(|endpoint| {
-            endpoint.node_name.as_deref() == Some(node)
-                && endpoint
-                    .conditions
-                    .as_ref()
-                    .and_then(|c| c.ready)
-                    .unwrap_or(true)
-        })
+fn namespace_and_name(service: &Service) -> (&str, &str) {
+    (
+        service.metadata.namespace.as_deref().unwrap_or_default(),
+        service.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

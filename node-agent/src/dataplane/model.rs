@@ -119,7 +119,7 @@ impl Endpoint {
 }
 
 /// Everything the dataplane needs to know about one Service port in one family.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     pub key: ServicePortKey,
     pub cluster_ip: IpAddr,

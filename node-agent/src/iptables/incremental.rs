@@ -14,6 +14,7 @@ use super::names;
 use super::render::{Buckets, FILTER_CHAINS, assemble, parent_rules};
 use super::ruleset::{ChainNames, RuleSet, Table};
 use super::service::{RenderContext, ServiceRules, render_service_port};
+use crate::dataplane::fingerprint::Fingerprints;
 use crate::dataplane::{DesiredState, IpFamily, NodeContext, ServicePort, ServicePortKey};
 
 /// What changed since the last `take_changes`.
@@ -26,18 +27,54 @@ pub struct Changes {
     pub chains: ChainNames,
 }
 
+/// What one Service port left in the rule set: the fingerprint of the port as rendered (to see
+/// whether it changed), its chains' names and the bucket of each of its dispatch rules. The rules
+/// themselves are held once, in the rule set: a changed port's old dispatch rules are found there
+/// by position.
+#[derive(Debug)]
+struct Entry {
+    fingerprint: u128,
+    nat_chains: Vec<String>,
+    /// In the order of the port's dispatch rules (a port may have several in one bucket).
+    dispatch_buckets: Vec<String>,
+    filter: Vec<(&'static str, String)>,
+}
+
+impl Entry {
+    fn new(fingerprint: u128, rules: ServiceRules) -> Self {
+        Entry {
+            fingerprint,
+            nat_chains: rules.nat_chains.into_iter().map(|(name, _)| name).collect(),
+            dispatch_buckets: rules.dispatch.into_iter().map(|d| d.bucket).collect(),
+            filter: rules.filter,
+        }
+    }
+
+    fn rules_in(&self, bucket: &str) -> usize {
+        self.dispatch_buckets
+            .iter()
+            .filter(|b| *b == bucket)
+            .count()
+    }
+}
+
+/// A port whose rules changed: what it left before (None: it is new) and its new rules (None:
+/// it is gone).
+type Changed = (ServicePortKey, Option<Entry>, Option<(u128, ServiceRules)>);
+
 /// Renders a family's rule set incrementally.
 #[derive(Debug)]
 pub struct RenderCache {
     ctx: RenderContext,
-    rendered: BTreeMap<ServicePortKey, (ServicePort, ServiceRules)>,
+    rendered: BTreeMap<ServicePortKey, Entry>,
     set: RuleSet,
     buckets: Buckets,
-    /// bucket → the ports with a rule in it.
+    /// bucket → the ports with a rule in it (its rules are in this order).
     members: BTreeMap<String, BTreeSet<ServicePortKey>>,
     initialized: bool,
     changes: Changes,
     hairpin_match: bool,
+    fingerprints: Fingerprints,
 }
 
 impl RenderCache {
@@ -51,6 +88,7 @@ impl RenderCache {
             initialized: false,
             changes: Changes::default(),
             hairpin_match: true,
+            fingerprints: Fingerprints::default(),
         }
     }
 
@@ -86,56 +124,47 @@ impl RenderCache {
             return &self.set;
         }
         // Both maps are sorted by key: walk them side by side, touching only what changed.
-        let mut changed: Vec<(ServicePortKey, Option<ServiceRules>, bool)> = Vec::new();
         let mut cached = self.rendered.iter().peekable();
         let mut removed: Vec<ServicePortKey> = Vec::new();
-        let mut updated: Vec<&ServicePort> = Vec::new();
+        let mut updated: Vec<(&ServicePort, u128)> = Vec::new();
         for port in state.ports_of(self.ctx.family) {
             while let Some((key, _)) = cached.next_if(|(key, _)| **key < port.key) {
                 removed.push(key.clone());
             }
+            let fingerprint = self.fingerprints.of(port);
             match cached.next_if(|(key, _)| **key == port.key) {
-                Some((_, (cached_port, _))) if cached_port == port => {}
-                _ => updated.push(port),
+                Some((_, entry)) if entry.fingerprint == fingerprint => {}
+                _ => updated.push((port, fingerprint)),
             }
         }
         removed.extend(cached.map(|(key, _)| key.clone()));
+        let mut changed: Vec<Changed> = Vec::new();
         for key in removed {
-            if let Some((_, rules)) = self.rendered.remove(&key) {
-                changed.push((key, Some(rules), false));
+            if let Some(old) = self.rendered.remove(&key) {
+                changed.push((key, Some(old), None));
             }
         }
-        for port in updated {
+        for (port, fingerprint) in updated {
             let rules = render_service_port(port, &self.ctx);
-            let old = self
-                .rendered
-                .insert(port.key.clone(), (port.clone(), rules));
-            changed.push((port.key.clone(), old.map(|(_, rules)| rules), true));
+            let old = self.rendered.remove(&port.key);
+            changed.push((port.key.clone(), old, Some((fingerprint, rules))));
         }
         if !changed.is_empty() {
-            self.patch(&changed);
+            self.patch(changed);
         }
         &self.set
     }
 
     fn rebuild(&mut self, state: &DesiredState) {
         let mut before = self.set.chain_names();
-        self.rendered = state
+        let mut rendered: Vec<(&ServicePort, ServiceRules)> = state
             .ports_of(self.ctx.family)
-            .map(|port| {
-                (
-                    port.key.clone(),
-                    (port.clone(), render_service_port(port, &self.ctx)),
-                )
-            })
+            .map(|port| (port, render_service_port(port, &self.ctx)))
             .collect();
-        self.set = assemble(&self.ctx, self.rendered.values().map(|(_, rules)| rules));
-        for (_, rules) in self.rendered.values_mut() {
-            drop_chain_rules(rules);
-        }
+        self.set = assemble(&self.ctx, rendered.iter_mut().map(|(_, rules)| rules));
         self.buckets.clear();
         self.members.clear();
-        for (key, (_, rules)) in &self.rendered {
+        for (port, rules) in &rendered {
             for dispatch in &rules.dispatch {
                 self.buckets
                     .entry(dispatch.bucket.clone())
@@ -143,9 +172,16 @@ impl RenderCache {
                 self.members
                     .entry(dispatch.bucket.clone())
                     .or_default()
-                    .insert(key.clone());
+                    .insert(port.key.clone());
             }
         }
+        self.rendered = rendered
+            .into_iter()
+            .map(|(port, rules)| {
+                let fingerprint = self.fingerprints.of(port);
+                (port.key.clone(), Entry::new(fingerprint, rules))
+            })
+            .collect();
         let after = self.set.chain_names();
         for table in Table::ALL {
             before.of_mut(table).extend(after.of(table).iter().cloned());
@@ -158,30 +194,63 @@ impl RenderCache {
         self.initialized = true;
     }
 
-    fn patch(&mut self, changed: &[(ServicePortKey, Option<ServiceRules>, bool)]) {
+    fn patch(&mut self, mut changed: Vec<Changed>) {
         let mut gone_chains: BTreeSet<String> = BTreeSet::new();
         let mut dirty_buckets: BTreeSet<String> = BTreeSet::new();
-        for (key, old, _) in changed {
-            let Some(old) = old else { continue };
-            gone_chains.extend(old.nat_chains.iter().map(|(name, _)| name.clone()));
-            for dispatch in &old.dispatch {
-                if let Some(members) = self.members.get_mut(&dispatch.bucket) {
-                    members.remove(key);
-                }
-                dirty_buckets.insert(dispatch.bucket.clone());
+        for (_, old, new) in &changed {
+            if let Some(old) = old {
+                gone_chains.extend(old.nat_chains.iter().cloned());
+                dirty_buckets.extend(old.dispatch_buckets.iter().cloned());
+            }
+            if let Some((_, rules)) = new {
+                dirty_buckets.extend(rules.dispatch.iter().map(|d| d.bucket.clone()));
             }
         }
-        let mut new_chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (key, _, present) in changed {
-            if !present {
-                continue;
+        // Each dirty bucket anew: unchanged members keep their rules (taken from the chain by
+        // position, the members being in key order), changed ones bring their new rules.
+        let changed_keys: BTreeMap<&ServicePortKey, usize> = (changed.iter().enumerate())
+            .map(|(i, (key, _, _))| (key, i))
+            .collect();
+        let mut bucket_rules: Vec<(String, Vec<String>)> = Vec::new();
+        for bucket in &dirty_buckets {
+            let old_chain = self.set.nat.get(bucket).map(Vec::as_slice).unwrap_or(&[]);
+            let mut offset = 0;
+            let mut kept: BTreeMap<&ServicePortKey, &[String]> = BTreeMap::new();
+            for key in self.members.get(bucket).into_iter().flatten() {
+                let count = match changed_keys.get(key) {
+                    Some(i) => changed[*i].1.as_ref().map_or(0, |old| old.rules_in(bucket)),
+                    None => self.rendered[key].rules_in(bucket),
+                };
+                let end = (offset + count).min(old_chain.len());
+                if !changed_keys.contains_key(key) {
+                    kept.insert(key, &old_chain[offset..end]);
+                }
+                offset = end;
             }
-            let rendered = &mut self.rendered.get_mut(key).expect("just rendered").1;
-            for (name, chain_rules) in &mut rendered.nat_chains {
-                new_chains.insert(name.clone(), std::mem::take(chain_rules));
+            let mut new_rules: BTreeMap<&ServicePortKey, Vec<String>> = kept
+                .into_iter()
+                .map(|(key, rules)| (key, rules.to_vec()))
+                .collect();
+            for (key, _, new) in &changed {
+                let Some((_, rules)) = new else { continue };
+                let in_bucket: Vec<String> = (rules.dispatch.iter())
+                    .filter(|d| d.bucket == *bucket)
+                    .map(|d| d.rule.clone())
+                    .collect();
+                if !in_bucket.is_empty() {
+                    new_rules.insert(key, in_bucket);
+                }
             }
-            let rules = &self.rendered[key].1;
-            for dispatch in &rules.dispatch {
+            bucket_rules.push((bucket.clone(), new_rules.into_values().flatten().collect()));
+        }
+        // Membership follows the new rules.
+        for (key, old, new) in &changed {
+            for bucket in old.iter().flat_map(|old| old.dispatch_buckets.iter()) {
+                if let Some(members) = self.members.get_mut(bucket) {
+                    members.remove(key);
+                }
+            }
+            for dispatch in new.iter().flat_map(|(_, rules)| rules.dispatch.iter()) {
                 self.buckets
                     .entry(dispatch.bucket.clone())
                     .or_insert_with(|| (dispatch.parent, dispatch.bucket_match.clone()));
@@ -189,8 +258,18 @@ impl RenderCache {
                     .entry(dispatch.bucket.clone())
                     .or_default()
                     .insert(key.clone());
-                dirty_buckets.insert(dispatch.bucket.clone());
             }
+        }
+        let mut new_chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, _, new) in changed.iter_mut() {
+            let Some((fingerprint, mut rules)) = new.take() else {
+                continue;
+            };
+            for (name, chain_rules) in &mut rules.nat_chains {
+                new_chains.insert(name.clone(), std::mem::take(chain_rules));
+            }
+            self.rendered
+                .insert(key.clone(), Entry::new(fingerprint, rules));
         }
         for name in gone_chains
             .iter()
@@ -201,14 +280,7 @@ impl RenderCache {
         for (name, rules) in new_chains {
             self.set_chain(Table::Nat, &name, Some(rules));
         }
-        for bucket in dirty_buckets {
-            let members = self.members.get(&bucket).cloned().unwrap_or_default();
-            let rules: Vec<String> = members
-                .iter()
-                .flat_map(|key| self.rendered[key].1.dispatch.iter())
-                .filter(|dispatch| dispatch.bucket == bucket)
-                .map(|dispatch| dispatch.rule.clone())
-                .collect();
+        for (bucket, rules) in bucket_rules {
             if rules.is_empty() {
                 self.members.remove(&bucket);
                 self.buckets.remove(&bucket);
@@ -227,8 +299,8 @@ impl RenderCache {
             .iter()
             .map(|chain| (*chain, Vec::new()))
             .collect();
-        for (_, rules) in self.rendered.values() {
-            for (chain, rule) in &rules.filter {
+        for entry in self.rendered.values() {
+            for (chain, rule) in &entry.filter {
                 filter.entry(chain).or_default().push(rule.clone());
             }
         }
@@ -256,10 +328,5 @@ impl RenderCache {
     }
 }
 
-/// The rule set holds every chain's rules; the per-port entry keeps only the chain names (to
-/// know what a port leaves behind), so the rules are not held twice.
-fn drop_chain_rules(rules: &mut ServiceRules) {
-    for (_, chain_rules) in &mut rules.nat_chains {
-        *chain_rules = Vec::new();
-    }
-}
+#[cfg(test)]
+mod tests;

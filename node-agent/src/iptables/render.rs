@@ -148,32 +148,35 @@ impl RenderContext {
 /// Renders the rule set of `family` for `state` on `node`.
 pub fn render(state: &DesiredState, node: &NodeContext, family: IpFamily) -> RuleSet {
     let ctx = RenderContext::new(node, family, state);
-    let rendered: Vec<ServiceRules> = state
+    let mut rendered: Vec<ServiceRules> = state
         .ports_of(family)
         .map(|port| render_service_port(port, &ctx))
         .collect();
-    assemble(&ctx, rendered.iter())
+    assemble(&ctx, rendered.iter_mut())
 }
 
 /// Builds the rule set from the fixed chains and the rendered Service ports (in key order).
+/// The chains' rules and the dispatch rules are moved into the set, not copied (at 10,000
+/// Services a copy is ~10 MB more at the first sync's peak): what the callers keep of
+/// `services` afterwards is names, buckets and filter rules.
 pub fn assemble<'a>(
     ctx: &RenderContext,
-    services: impl Iterator<Item = &'a ServiceRules>,
+    services: impl Iterator<Item = &'a mut ServiceRules>,
 ) -> RuleSet {
     let mut set = fixed_chains(ctx);
     let mut buckets = Buckets::new();
     for service in services {
-        for (name, rules) in &service.nat_chains {
-            set.nat.insert(name.clone(), rules.clone());
+        for (name, rules) in &mut service.nat_chains {
+            set.nat.insert(name.clone(), std::mem::take(rules));
         }
-        for dispatch in &service.dispatch {
+        for dispatch in &mut service.dispatch {
             buckets
                 .entry(dispatch.bucket.clone())
                 .or_insert_with(|| (dispatch.parent, dispatch.bucket_match.clone()));
             set.nat
                 .entry(dispatch.bucket.clone())
                 .or_default()
-                .push(dispatch.rule.clone());
+                .push(std::mem::take(&mut dispatch.rule));
         }
         for (chain, rule) in &service.filter {
             set.filter
@@ -337,4 +340,4 @@ fn host_address(ip: &IpAddr) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

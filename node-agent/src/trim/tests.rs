@@ -1,14 +1,14 @@
-//! Trimmed objects build the same desired state, and carry none of the bulk.
+//! Trimmed objects give the announcer the same decisions, and carry none of the bulk.
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use super::*;
-use crate::dataplane::{desired_state, slice_problems::slice_problems};
+use crate::view::SliceView;
 
 /// A LoadBalancer Service as a real API server serves it after `kubectl apply`.
-fn real_service() -> Service {
+pub(crate) fn real_service() -> Service {
     serde_json::from_value(json!({
         "metadata": {
             "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
@@ -38,7 +38,7 @@ fn real_service() -> Service {
     .unwrap()
 }
 
-fn real_slice() -> EndpointSlice {
+pub(crate) fn real_slice() -> EndpointSlice {
     serde_json::from_value(json!({
         "metadata": {
             "name": "web-abcde", "namespace": "shop", "uid": "u-2", "resourceVersion": "43", "generation": 3,
@@ -63,18 +63,6 @@ fn real_slice() -> EndpointSlice {
 }
 
 #[test]
-fn trimmed_objects_build_the_same_desired_state() {
-    let (service, slice) = (real_service(), real_slice());
-    let (mut trimmed_service, mut trimmed_slice) = (service.clone(), slice.clone());
-    trim_service(&mut trimmed_service);
-    trim_endpoint_slice(&mut trimmed_slice);
-    let full = desired_state([&service], [&slice]);
-    assert!(!full.ports.is_empty());
-    assert_eq!(desired_state([&trimmed_service], [&trimmed_slice]), full);
-    assert_eq!(slice_problems(&trimmed_slice), slice_problems(&slice));
-}
-
-#[test]
 fn trimming_drops_managed_fields_annotations_and_unread_labels() {
     let mut service = real_service();
     trim_service(&mut service);
@@ -93,25 +81,11 @@ fn trimming_drops_managed_fields_annotations_and_unread_labels() {
     let spec = service.spec.as_ref().unwrap();
     assert!(spec.selector.is_none() && spec.load_balancer_class.is_none());
     assert!(service.status.as_ref().unwrap().conditions.is_none());
-
-    let mut slice = real_slice();
-    trim_endpoint_slice(&mut slice);
-    assert!(slice.metadata.managed_fields.is_none() && slice.metadata.annotations.is_none());
-    assert_eq!(slice.metadata.labels.as_ref().unwrap().len(), 1);
-    assert!(
-        slice
-            .endpoints
-            .iter()
-            .all(|e| e.target_ref.is_none() && e.zone.is_none())
-    );
-    let before = serde_json::to_string(&real_slice()).unwrap().len();
-    let after = serde_json::to_string(&slice).unwrap().len();
-    assert!(after < before, "{after} of {before} bytes kept");
 }
 
-/// The announcer reads the same shared, trimmed stores as the proxier (`stores`): trimming must
-/// keep what its decision reads (type, ingress IPs, traffic policy, the slice's Service label,
-/// endpoint nodes and readiness).
+/// The announcer reads trimmed Services and the slices' views (`stores`): they must keep what
+/// its decision reads (type, ingress IPs, traffic policy, the slice's Service label, endpoint
+/// nodes and readiness).
 #[test]
 fn trimmed_objects_give_the_announcer_the_same_plan() {
     use std::collections::BTreeSet;
@@ -145,7 +119,7 @@ fn trimmed_objects_give_the_announcer_the_same_plan() {
     let plan_of = |service: Service, slice: EndpointSlice| {
         plan(&Inputs {
             services: &[Arc::new(service)],
-            slices: &[Arc::new(slice)],
+            slices: &[Arc::new(SliceView::from(&slice))],
             nodes: &nodes,
             pools: &pools,
             announcements: &announcements,
@@ -153,10 +127,9 @@ fn trimmed_objects_give_the_announcer_the_same_plan() {
         })
     };
     let full = plan_of(real_service(), real_slice());
-    let (mut service, mut slice) = (real_service(), real_slice());
+    let mut service = real_service();
     trim_service(&mut service);
-    trim_endpoint_slice(&mut slice);
-    let trimmed = plan_of(service, slice);
+    let trimmed = plan_of(service, real_slice());
     assert_eq!(trimmed, full);
     // Both VIPs are Portico's and have an owner (not "no eligible node" for want of endpoints).
     assert_eq!(full.len(), 2);
@@ -187,4 +160,55 @@ fn trimming_keeps_the_announcers_own_condition_and_drops_the_others() {
     let released = released.status.unwrap();
     assert_eq!(released.conditions, Some(vec![announced]));
     assert_eq!(released.load_balancer, None);
+}
+
+/// A Node as the API server serves it: most of it is images, conditions and managedFields.
+fn real_node() -> k8s_openapi::api::core::v1::Node {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": "node-a", "uid": "u-3", "resourceVersion": "44",
+            "deletionTimestamp": "2026-11-30T00:00:00Z",
+            "labels": {"zone": "a", "node.kubernetes.io/exclude-from-external-load-balancers": "false"},
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+            "managedFields": [{"manager": "kubelet", "operation": "Update"}],
+        },
+        "spec": {
+            "podCIDR": "10.244.1.0/24",
+            "taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}],
+        },
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "198.18.0.11"},
+                          {"type": "Hostname", "address": "node-a"}],
+            "images": [{"names": ["registry.example/app:1"], "sizeBytes": 1000}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "nodeInfo": {"architecture": "amd64", "bootID": "b", "containerRuntimeVersion": "c",
+                         "kernelVersion": "k", "kubeProxyVersion": "", "kubeletVersion": "v",
+                         "machineID": "m", "operatingSystem": "linux", "osImage": "o",
+                         "systemUUID": "s"},
+        },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn trimmed_nodes_keep_what_the_announcer_reads() {
+    use crate::health::node_eligible;
+    use crate::node_info::node_ips;
+
+    let full = real_node();
+    let mut node = full.clone();
+    trim_node(&mut node);
+    assert_eq!(node.metadata.name, full.metadata.name);
+    assert_eq!(node.metadata.labels, full.metadata.labels);
+    assert!(node.metadata.deletion_timestamp.is_some());
+    assert!(node.metadata.managed_fields.is_none() && node.metadata.annotations.is_none());
+    assert_eq!(node_ips(&node), node_ips(&full));
+    assert!(!node_ips(&node).is_empty());
+    // Deleting and tainted: ineligible, before and after trimming; each alone, too.
+    assert!(!node_eligible(&node) && !node_eligible(&full));
+    node.metadata.deletion_timestamp = None;
+    assert!(!node_eligible(&node), "the taint is kept");
+    let status = node.status.as_ref().unwrap();
+    assert!(status.images.is_none() && status.conditions.is_none() && status.node_info.is_none());
+    assert!(node.spec.as_ref().unwrap().pod_cidr.is_none());
 }

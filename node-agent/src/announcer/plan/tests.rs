@@ -11,6 +11,7 @@ use portico_api::{AddressPool, AddressPoolSpec, L2Announcement, L2AnnouncementSp
 
 use super::*;
 use crate::announcer::owner::choose_owner;
+use crate::dataplane::build::SERVICE_NAME_LABEL;
 
 fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
     Some(
@@ -136,9 +137,12 @@ impl World {
     }
 
     fn plan(&self) -> Vec<VipPlan> {
+        let slices: Vec<Arc<SliceView>> = (self.slices.iter())
+            .map(|slice| Arc::new(SliceView::from(&**slice)))
+            .collect();
         plan(&Inputs {
             services: &self.services,
-            slices: &self.slices,
+            slices: &slices,
             nodes: &self.nodes,
             pools: &self.pools,
             announcements: &self.announcements,

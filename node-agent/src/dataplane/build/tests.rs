@@ -1,6 +1,9 @@
 //! Model construction from Services and EndpointSlices, built with small `mk_*` helpers.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use k8s_openapi::api::core::v1::{
     ClientIPConfig, LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort as K8sPort,
@@ -13,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
 use crate::dataplane::endpoints::{categorize, local_ready_endpoints};
+use crate::dataplane::model::{Protocol, TrafficPolicy};
 
 fn mk_service(
     name: &str,
