@@ -11,6 +11,8 @@
 pub mod component;
 pub mod frames;
 pub mod guard;
+pub mod handoff;
+pub mod handoff_rules;
 pub mod link;
 pub mod membership;
 pub mod owner;

@@ -18,11 +18,15 @@ use tokio::task::JoinSet;
 
 use super::probe::{ProbeMode, probe_from};
 
-/// One request: when it was started and the echo body, or None when it failed.
+/// One request: when it was started and the echo body, or None when it failed (and then why:
+/// refused, reset, or no answer within the timeout).
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub started: Instant,
     pub answer: Option<String>,
+    pub error: Option<String>,
+    /// From the start to the answer or the failure.
+    pub took: Duration,
 }
 
 /// What the client saw after an event.
@@ -66,13 +70,19 @@ impl Sampler {
                 let (lab_binary, ns, samples) = (lab_binary.clone(), ns.clone(), samples.clone());
                 running.spawn(async move {
                     let started = Instant::now();
-                    let answer = probe_from(&lab_binary, &ns, target, ProbeMode::Tcp, "/", timeout)
-                        .await
-                        .ok();
-                    samples
-                        .lock()
-                        .expect("no panic holding it")
-                        .push(Sample { started, answer });
+                    let result =
+                        probe_from(&lab_binary, &ns, target, ProbeMode::Tcp, "/", timeout).await;
+                    let took = started.elapsed();
+                    let (answer, error) = match result {
+                        Ok(answer) => (Some(answer), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    };
+                    samples.lock().expect("no panic holding it").push(Sample {
+                        started,
+                        answer,
+                        error,
+                        took,
+                    });
                 });
             }
             while running.join_next().await.is_some() {}
@@ -123,6 +133,8 @@ mod tests {
         let at = |ms: u64, answer: Option<&str>| Sample {
             started: t0 + Duration::from_millis(ms),
             answer: answer.map(str::to_owned),
+            error: answer.is_none().then(|| "refused".to_owned()),
+            took: Duration::from_millis(1),
         };
         let samples = [
             at(0, Some("old")),

@@ -7,13 +7,15 @@
 //!   membership ──alive (watch)─────────┴─▶ plan::plan ─▶ owned VIPs per interface
 //!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, metric, Event on
 //!           the Service ; the owner (or the reporter) ─▶ the Service's L2Announced condition
+//!        ─▶ on takeover, before the first announcement: hand-back rules (handoff) for the
+//!           connections still open through the previous owner
 //!   stop(): leave the membership first (peers take over), then fall silent
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
@@ -27,6 +29,8 @@ use portico_runtime::reflect::reflect_reported;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::guard::{self, Reported};
+use super::handoff::{Handoffs, taken_over};
+use super::handoff_rules::HandoffRules;
 use super::link;
 use super::membership::Membership;
 use super::plan::{Inputs, Outcome, VipPlan, plan};
@@ -186,6 +190,11 @@ async fn run(
             None
         }
     };
+    // Hand-backs of an earlier run are stale: this run works out its own.
+    HandoffRules::clear_leftovers().await;
+    let mut handoffs = Handoffs::default();
+    let mut handoff_rules = HandoffRules::default();
+    let mut handoff_failed = false;
     let mut alive_rx = membership.as_ref().map(Membership::alive);
     let mut responders: BTreeMap<String, Running> = BTreeMap::new();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
@@ -226,17 +235,42 @@ async fn run(
         guard::report_unreadable_announcements(&bad, reporter, &outputs.recorder).await;
         // Until the membership has settled, this node announces nothing (the others do).
         let services = stores.shared.services.state();
+        let slices = stores.shared.slices.state();
+        let inputs = |alive| Inputs {
+            services: &services,
+            slices: &slices,
+            nodes: &nodes,
+            pools: &pools,
+            announcements: &announcements,
+            alive,
+        };
         let plans = match &alive {
-            Some(alive) => plan(&Inputs {
-                services: &services,
-                slices: &stores.shared.slices.state(),
-                nodes: &nodes,
-                pools: &pools,
-                announcements: &announcements,
-                alive,
-            }),
+            Some(alive) => plan(&inputs(alive)),
             None => Vec::new(),
         };
+        // Before `owners` moves on: the VIPs this pass takes over, and from which node.
+        let taken = match &alive {
+            Some(alive) => {
+                let unknown_before = plans
+                    .iter()
+                    .any(|p| p.owner() == Some(me.as_str()) && !owners.contains_key(&p.ip));
+                let without_me = if unknown_before {
+                    let mut others = alive.clone();
+                    others.remove(&me);
+                    plan(&inputs(&others))
+                } else {
+                    Vec::new()
+                };
+                taken_over(&plans, &owners, &me, |ip| {
+                    without_me
+                        .iter()
+                        .find(|p| p.ip == ip)
+                        .and_then(|p| p.owner().map(str::to_owned))
+                })
+            }
+            None => Vec::new(),
+        };
+        let taken = node_addresses(&nodes, &taken);
         let default_interface = link::holding(&own_ips()).ok().flatten();
         let mut status_failed = false;
         if let Some(alive) = &alive {
@@ -258,17 +292,29 @@ async fn run(
                 !status::write_conditions(&plans, &writer, &services, &outputs.client).await;
         }
         let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
-        let retry = apply(&wanted, &mut responders, config.refresh) || status_failed;
+        // The hand-back rules go in before the responders announce the takeover.
+        let owned: BTreeSet<IpAddr> = plans
+            .iter()
+            .filter(|p| p.owner() == Some(me.as_str()))
+            .map(|p| p.ip)
+            .collect();
+        if handoffs.update(&taken, &owned, Instant::now()) || handoff_failed {
+            handoff_failed = !handoff_rules.apply(&handoffs).await;
+        }
+        let retry =
+            apply(&wanted, &mut responders, config.refresh) || status_failed || handoff_failed;
         tokio::select! {
             _ = changed.notified() => {}
             _ = alive_changed(&mut alive_rx) => {}
             // A responder that could not start or a condition that could not be written.
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
+            _ = sleep_until(handoffs.next_expiry()) => {}
             done = stop.recv() => {
                 if let Some(membership) = &membership {
                     membership.leave().await;
                 }
                 responders.clear();
+                handoff_rules.remove().await;
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
@@ -287,6 +333,29 @@ async fn alive_changed(rx: &mut Option<watch::Receiver<Option<BTreeSet<String>>>
         }
         None => std::future::pending().await,
     }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The previous owners' addresses: each node's first address of the VIP's family.
+fn node_addresses(nodes: &[Arc<Node>], taken: &[(IpAddr, String)]) -> Vec<(IpAddr, IpAddr)> {
+    taken
+        .iter()
+        .filter_map(|(vip, owner)| {
+            let node = nodes
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(owner.as_str()))?;
+            let address = node_ips(node)
+                .into_iter()
+                .find(|ip| ip.is_ipv4() == vip.is_ipv4())?;
+            Some((*vip, address))
+        })
+        .collect()
 }
 
 /// Every Node's name and gossip address (its first InternalIP, else ExternalIP).
