@@ -118,6 +118,22 @@ pub fn outage_after(
     })
 }
 
+/// The longest time the client went without an answer around `mark`: between the starts of
+/// two answered requests in a row, from the last one answered before `mark` on (with a request
+/// every 25 ms, 25 ms when nothing was lost). None when nothing after `mark` was answered.
+pub fn longest_gap(samples: &[Sample], mark: Instant) -> Option<Duration> {
+    let answered: Vec<Instant> = samples
+        .iter()
+        .filter(|s| s.answer.is_some())
+        .map(|s| s.started)
+        .collect();
+    answered
+        .windows(2)
+        .filter(|pair| pair[1] >= mark)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+}
+
 /// Requests that failed in `samples` (all of them, for a window with no event in it).
 pub fn failed(samples: &[Sample]) -> usize {
     samples.iter().filter(|s| s.answer.is_none()).count()
@@ -151,5 +167,11 @@ mod tests {
         assert_eq!((outage.failed, outage.sent), (2, 6));
         assert!(outage_after(&samples, mark, |a| a == "other").is_none());
         assert_eq!(failed(&samples), 2);
+        // 100 → 300 (200 failed), then 300 → 500 (400 failed).
+        assert_eq!(
+            longest_gap(&samples, mark),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(longest_gap(&samples, t0 + Duration::from_secs(1)), None);
     }
 }

@@ -24,7 +24,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use portico_api::{AddressPool, L2Announcement};
-use portico_runtime::WatchHealth;
+use portico_runtime::Readiness;
 use portico_runtime::reflect::reflect_reported;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -85,11 +85,12 @@ struct Stores {
 pub fn spawn(
     config: AnnouncerConfig,
     client: kube::Client,
-    watches: &WatchHealth,
+    readiness: &Readiness,
     shared: ServiceStores,
     changed: Arc<Notify>,
     metrics: AnnouncerMetrics,
 ) -> AnnouncerHandle {
+    let watches = readiness.watches();
     let stores = Stores {
         shared,
         nodes: reflect_reported(
@@ -124,7 +125,14 @@ pub fn spawn(
         recorder,
         metrics,
     };
-    tokio::spawn(run(config, stores, changed, outputs, stop_rx));
+    tokio::spawn(run(
+        config,
+        stores,
+        changed,
+        outputs,
+        readiness.clone(),
+        stop_rx,
+    ));
     AnnouncerHandle { stop }
 }
 
@@ -144,6 +152,7 @@ async fn run(
     stores: Stores,
     changed: Arc<Notify>,
     outputs: Outputs,
+    dataplane: Readiness,
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
@@ -152,6 +161,22 @@ async fn run(
         stores.pools.wait_until_ready(),
         stores.announcements.wait_until_ready(),
     );
+    // Join (and so take VIPs, taking them back after a restart or a reboot) only once this
+    // node's rules are in place; until then the other nodes keep them.
+    if !dataplane.get() {
+        tracing::info!("waiting for the dataplane's first sync before joining the membership");
+        while !dataplane.get() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                done = stop.recv() => {
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
     let me = config.node_name.clone();
     let own_ips = || -> Vec<IpAddr> {
         if !config.node_ips.is_empty() {
