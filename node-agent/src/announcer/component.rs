@@ -7,8 +7,9 @@
 //!   membership ──alive (watch)─────────┴─▶ plan::plan ─▶ owned VIPs per interface
 //!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, metric, Event on
 //!           the Service ; the owner (or the reporter) ─▶ the Service's L2Announced condition
-//!        ─▶ on takeover, before the first announcement: hand-back rules (handoff) for the
-//!           connections still open through the previous owner
+//!        ─▶ before any announcement: hand-back rules (handoff) for connections open through
+//!           the previous owner of a VIP taken over, or through the owner of one this node
+//!           would take over
 //!   stop(): leave the membership first (peers take over), then fall silent
 //! ```
 
@@ -29,7 +30,7 @@ use portico_runtime::reflect::reflect_reported;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::guard::{self, Reported};
-use super::handoff::{Handoffs, taken_over};
+use super::handoff::{self, Handoffs};
 use super::handoff_rules::HandoffRules;
 use super::link;
 use super::membership::Membership;
@@ -261,41 +262,20 @@ async fn run(
         // Until the membership has settled, this node announces nothing (the others do).
         let services = stores.shared.services.state();
         let slices = stores.shared.slices.state();
-        let inputs = |alive| Inputs {
-            services: &services,
-            slices: &slices,
-            nodes: &nodes,
-            pools: &pools,
-            announcements: &announcements,
-            alive,
-        };
         let plans = match &alive {
-            Some(alive) => plan(&inputs(alive)),
+            Some(alive) => plan(&Inputs {
+                services: &services,
+                slices: &slices,
+                nodes: &nodes,
+                pools: &pools,
+                announcements: &announcements,
+                alive,
+            }),
             None => Vec::new(),
         };
-        // Before `owners` moves on: the VIPs this pass takes over, and from which node.
-        let taken = match &alive {
-            Some(alive) => {
-                let unknown_before = plans
-                    .iter()
-                    .any(|p| p.owner() == Some(me.as_str()) && !owners.contains_key(&p.ip));
-                let without_me = if unknown_before {
-                    let mut others = alive.clone();
-                    others.remove(&me);
-                    plan(&inputs(&others))
-                } else {
-                    Vec::new()
-                };
-                taken_over(&plans, &owners, &me, |ip| {
-                    without_me
-                        .iter()
-                        .find(|p| p.ip == ip)
-                        .and_then(|p| p.owner().map(str::to_owned))
-                })
-            }
-            None => Vec::new(),
-        };
-        let taken = node_addresses(&nodes, &taken);
+        // Before `owners` moves on (it holds the owners seen before this pass).
+        let handoffs_changed =
+            alive.is_some() && handoffs.update(&plans, &owners, &me, Instant::now());
         let default_interface = link::holding(&own_ips()).ok().flatten();
         let mut status_failed = false;
         if let Some(alive) = &alive {
@@ -317,14 +297,12 @@ async fn run(
                 !status::write_conditions(&plans, &writer, &services, &outputs.client).await;
         }
         let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
-        // The hand-back rules go in before the responders announce the takeover.
-        let owned: BTreeSet<IpAddr> = plans
-            .iter()
-            .filter(|p| p.owner() == Some(me.as_str()))
-            .map(|p| p.ip)
-            .collect();
-        if handoffs.update(&taken, &owned, Instant::now()) || handoff_failed {
-            handoff_failed = !handoff_rules.apply(&handoffs).await;
+        // The hand-back rules go in before the responders announce a takeover.
+        if handoffs_changed || handoff_failed {
+            let resolved = handoff::resolve(handoffs.rules(), |node, vip| {
+                node_address(&nodes, node, vip)
+            });
+            handoff_failed = !handoff_rules.apply(&resolved).await;
         }
         let retry =
             apply(&wanted, &mut responders, config.refresh) || status_failed || handoff_failed;
@@ -367,20 +345,14 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The previous owners' addresses: each node's first address of the VIP's family.
-fn node_addresses(nodes: &[Arc<Node>], taken: &[(IpAddr, String)]) -> Vec<(IpAddr, IpAddr)> {
-    taken
+/// `node`'s first address of `vip`'s family.
+fn node_address(nodes: &[Arc<Node>], node: &str, vip: IpAddr) -> Option<IpAddr> {
+    let node = nodes
         .iter()
-        .filter_map(|(vip, owner)| {
-            let node = nodes
-                .iter()
-                .find(|n| n.metadata.name.as_deref() == Some(owner.as_str()))?;
-            let address = node_ips(node)
-                .into_iter()
-                .find(|ip| ip.is_ipv4() == vip.is_ipv4())?;
-            Some((*vip, address))
-        })
-        .collect()
+        .find(|n| n.metadata.name.as_deref() == Some(node))?;
+    node_ips(node)
+        .into_iter()
+        .find(|ip| ip.is_ipv4() == vip.is_ipv4())
 }
 
 /// Every Node's name and gossip address (its first InternalIP, else ExternalIP).
@@ -477,6 +449,7 @@ mod tests {
                     named: named.iter().map(|n| n.to_string()).collect(),
                 },
             },
+            runner_up: None,
         }
     }
 

@@ -13,10 +13,14 @@
 //! connection ends normally, its replies going straight to the client. New connections (SYN)
 //! are the new owner's from the flip on.
 //!
+//! The same rule, set ahead on the node that would take a VIP over if its owner went, makes a
+//! crash or a leave straddle-safe too without holding up the takeover's first announcement.
+//!
 //! ```text
-//!   plans + previous owners ─▶ taken_over ─▶ Handoffs (VIP → previous owner's address, until)
-//!   ─▶ restore_input ─▶ mangle PORTICO-L2-HANDOFF:  -d VIP -p tcp ! --syn ctstate NEW,INVALID
-//!        ─▶ TTL-1 ─▶ TEE --gateway previous ─▶ DROP         (installed before the GARP goes out)
+//!   plans (owner, runner-up) + owners seen before ─▶ Handoffs::update ─▶ VIP → node
+//!   ─▶ resolve (node's address) ─▶ restore_input ─▶ mangle PORTICO-L2-HANDOFF:
+//!        -d VIP -p tcp ! --syn ctstate NEW,INVALID ─▶ TTL-1 ─▶ TEE --gateway node ─▶ DROP
+//!   (written before the responders announce a takeover)
 //! ```
 //!
 //! The mangle table runs after conntrack and before NAT, and TEE sends its copy straight to the
@@ -40,115 +44,137 @@ pub const HANDOFF_FOR: Duration = Duration::from_secs(120);
 /// The mangle chain holding the hand-back rules (Portico's only mangle chain).
 pub const CHAIN: &str = "PORTICO-L2-HANDOFF";
 
-/// One VIP this node took over: where its earlier connections live, and until when they are
-/// handed back there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Handoff {
-    pub previous: IpAddr,
-    pub until: Instant,
-}
-
-/// The VIPs this node currently hands back connections for.
+/// Where this node sends the unknown connections of each VIP, by node name, and what it needs
+/// to remember for that. Two kinds of rule:
+/// - taken over: a VIP this node took from another within `HANDOFF_FOR` goes back to that node;
+/// - standby: a VIP another node owns and this node would take if the owner went (the plan's
+///   runner-up) goes to the owner. It does nothing while the owner answers, since the VIP's
+///   traffic does not come here; it is in place before a failover, so the takeover waits for no
+///   rule to be written (the owner crashed or left: the new owner's first announcement is not
+///   held up). Not for an owner that took the VIP from this node within `HANDOFF_FOR`: that owner
+///   hands unknown connections here, and the two rules would send packets back and forth.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Handoffs {
-    by_vip: BTreeMap<IpAddr, Handoff>,
+    /// VIP → (the node it was taken from, until when).
+    taken: BTreeMap<IpAddr, (String, Instant)>,
+    /// VIP → (the node that took it from this one, until when).
+    lost: BTreeMap<IpAddr, (String, Instant)>,
+    /// The rules as last worked out: VIP → node.
+    rules: BTreeMap<IpAddr, String>,
 }
 
-/// The VIPs `me` takes over in this pass, with the node that had them. `before` is the owner
-/// this node last saw for each VIP. Where it has no record (it has just started, so it is
-/// taking VIPs back after a restart), the previous owner is the one the VIP has when `me` is
-/// left out, which `owner_without_me` tells (the same pure owner choice, so every node agrees).
-/// A VIP that had no owner before has no connections to hand back.
-pub fn taken_over(
-    plans: &[VipPlan],
-    before: &BTreeMap<IpAddr, Option<String>>,
-    me: &str,
-    owner_without_me: impl Fn(IpAddr) -> Option<String>,
-) -> Vec<(IpAddr, String)> {
-    plans
+impl Handoffs {
+    /// Takes one pass's plans. `before`: the owner this node last saw for each VIP (no record:
+    /// it has just started, so a VIP it owns now is taken back from the owner it has without
+    /// this node, the plan's runner-up). True when the rules changed.
+    pub fn update(
+        &mut self,
+        plans: &[VipPlan],
+        before: &BTreeMap<IpAddr, Option<String>>,
+        me: &str,
+        now: Instant,
+    ) -> bool {
+        let current: BTreeSet<IpAddr> = plans.iter().map(|p| p.ip).collect();
+        self.taken
+            .retain(|vip, (_, until)| current.contains(vip) && *until > now);
+        self.lost
+            .retain(|vip, (_, until)| current.contains(vip) && *until > now);
+        for vip in plans {
+            let owner = vip.owner();
+            let was = before.get(&vip.ip);
+            let was_mine = was == Some(&Some(me.to_owned()));
+            if owner == Some(me) && !was_mine {
+                let previous = match was {
+                    Some(Some(previous)) => Some(previous.clone()),
+                    Some(None) => None,
+                    None => vip.runner_up.clone(),
+                };
+                if let Some(previous) = previous {
+                    self.taken
+                        .insert(vip.ip, (previous, now + HANDOFF_FOR));
+                }
+                self.lost.remove(&vip.ip);
+            } else if owner != Some(me) && was_mine {
+                self.taken.remove(&vip.ip);
+                if let Some(owner) = owner {
+                    self.lost
+                        .insert(vip.ip, (owner.to_owned(), now + HANDOFF_FOR));
+                }
+            }
+        }
+        let mut rules = BTreeMap::new();
+        for vip in plans {
+            match vip.owner() {
+                Some(owner) if owner == me => {
+                    if let Some((previous, _)) = self.taken.get(&vip.ip) {
+                        rules.insert(vip.ip, previous.clone());
+                    }
+                }
+                Some(owner) if vip.runner_up.as_deref() == Some(me) => {
+                    let took_it_from_me = self.lost.get(&vip.ip).is_some_and(|(to, _)| to == owner);
+                    if !took_it_from_me {
+                        rules.insert(vip.ip, owner.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let changed = rules != self.rules;
+        self.rules = rules;
+        changed
+    }
+
+    /// The rules: VIP → the node its unknown connections go to.
+    pub fn rules(&self) -> &BTreeMap<IpAddr, String> {
+        &self.rules
+    }
+
+    /// When a rule may next change with time alone.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.taken
+            .values()
+            .chain(self.lost.values())
+            .map(|(_, until)| *until)
+            .min()
+    }
+}
+
+/// The rules with each node's address of the VIP's family (`address`), ready to render; a
+/// node without one is left out.
+pub fn resolve(
+    rules: &BTreeMap<IpAddr, String>,
+    address: impl Fn(&str, IpAddr) -> Option<IpAddr>,
+) -> BTreeMap<IpAddr, IpAddr> {
+    rules
         .iter()
-        .filter(|vip| vip.owner() == Some(me))
-        .filter_map(|vip| {
-            let previous = match before.get(&vip.ip) {
-                Some(Some(owner)) if owner == me => return None,
-                Some(Some(owner)) => owner.clone(),
-                Some(None) => return None,
-                None => owner_without_me(vip.ip)?,
-            };
-            (previous != me).then_some((vip.ip, previous))
+        .filter_map(|(vip, node)| {
+            let to = address(node, *vip)?;
+            (IpFamily::of(vip) == IpFamily::of(&to)).then_some((*vip, to))
         })
         .collect()
 }
 
-impl Handoffs {
-    /// Adds the VIPs just taken over (`taken`: VIP and the previous owner's address, of the
-    /// VIP's family), forgets those this node no longer owns and those whose time is up.
-    /// True when the rules must change.
-    pub fn update(
-        &mut self,
-        taken: &[(IpAddr, IpAddr)],
-        owned: &BTreeSet<IpAddr>,
-        now: Instant,
-    ) -> bool {
-        let before = self.by_vip.clone();
-        self.by_vip
-            .retain(|vip, handoff| owned.contains(vip) && handoff.until > now);
-        for (vip, previous) in taken {
-            if owned.contains(vip) && IpFamily::of(vip) == IpFamily::of(previous) {
-                self.by_vip.insert(
-                    *vip,
-                    Handoff {
-                        previous: *previous,
-                        until: now + HANDOFF_FOR,
-                    },
-                );
-            }
-        }
-        // Only the addresses matter to the rules, not the times.
-        let rules = |m: &BTreeMap<IpAddr, Handoff>| -> Vec<(IpAddr, IpAddr)> {
-            m.iter().map(|(vip, h)| (*vip, h.previous)).collect()
-        };
-        rules(&before) != rules(&self.by_vip)
+/// The `iptables-restore --noflush` input (or `ip6tables-restore`) that sets the chain to
+/// exactly these hand-backs (VIP → the address its unknown connections go to); the chain's
+/// declaration flushes it first.
+pub fn restore_input(resolved: &BTreeMap<IpAddr, IpAddr>, family: IpFamily) -> String {
+    let mut text = format!("*mangle\n:{CHAIN} - [0:0]\n");
+    let (host, ttl_low, ttl_dec) = match family {
+        IpFamily::V4 => ("32", "-m ttl --ttl-lt 2", "-j TTL --ttl-dec 1"),
+        IpFamily::V6 => ("128", "-m hl --hl-lt 2", "-j HL --hl-dec 1"),
+    };
+    for (vip, to) in resolved.iter().filter(|(vip, _)| IpFamily::of(vip) == family) {
+        let unknown = format!(
+            "-A {CHAIN} -d {vip}/{host} -p tcp -m tcp ! --syn -m conntrack --ctstate NEW,INVALID \
+             -m comment --comment \"connections of {vip} held by {to}\""
+        );
+        text.push_str(&format!("{unknown} {ttl_low} -j DROP\n"));
+        text.push_str(&format!("{unknown} {ttl_dec}\n"));
+        text.push_str(&format!("{unknown} -j TEE --gateway {to}\n"));
+        text.push_str(&format!("{unknown} -j DROP\n"));
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_vip.is_empty()
-    }
-
-    /// When the next hand-back ends, if any.
-    pub fn next_expiry(&self) -> Option<Instant> {
-        self.by_vip.values().map(|h| h.until).min()
-    }
-
-    /// The `iptables-restore --noflush` input (or `ip6tables-restore`) that sets the chain to
-    /// exactly these hand-backs; the chain's declaration flushes it first.
-    pub fn restore_input(&self, family: IpFamily) -> String {
-        let mut text = format!("*mangle\n:{CHAIN} - [0:0]\n");
-        let (host, ttl_low, ttl_dec) = match family {
-            IpFamily::V4 => ("32", "-m ttl --ttl-lt 2", "-j TTL --ttl-dec 1"),
-            IpFamily::V6 => ("128", "-m hl --hl-lt 2", "-j HL --hl-dec 1"),
-        };
-        for (vip, handoff) in self
-            .by_vip
-            .iter()
-            .filter(|(vip, _)| IpFamily::of(vip) == family)
-        {
-            let unknown = format!(
-                "-A {CHAIN} -d {vip}/{host} -p tcp -m tcp ! --syn -m conntrack --ctstate NEW,INVALID \
-                 -m comment --comment \"connections of {vip} opened through {}\"",
-                handoff.previous
-            );
-            text.push_str(&format!("{unknown} {ttl_low} -j DROP\n"));
-            text.push_str(&format!("{unknown} {ttl_dec}\n"));
-            text.push_str(&format!(
-                "{unknown} -j TEE --gateway {}\n",
-                handoff.previous
-            ));
-            text.push_str(&format!("{unknown} -j DROP\n"));
-        }
-        text.push_str("COMMIT\n");
-        text
-    }
+    text.push_str("COMMIT\n");
+    text
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::handoff::{CHAIN, Handoffs};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::handoff::{CHAIN, restore_input};
 use crate::dataplane::model::IpFamily;
 
 const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
@@ -69,11 +72,12 @@ impl HandoffRules {
         }
     }
 
-    /// Sets the chains to `handoffs`. False when a tool failed (logged; retried later).
-    pub async fn apply(&mut self, handoffs: &Handoffs) -> bool {
+    /// Sets the chains to `resolved` (VIP → the address its unknown connections go to). False
+    /// when a tool failed (logged; retried later).
+    pub async fn apply(&mut self, resolved: &BTreeMap<IpAddr, IpAddr>) -> bool {
         let mut ok = true;
         for family in FAMILIES {
-            let input = handoffs.restore_input(family);
+            let input = restore_input(resolved, family);
             let needed = input.lines().any(|line| line.starts_with("-A "));
             if !needed && !self.hooked.contains(&family) {
                 continue;

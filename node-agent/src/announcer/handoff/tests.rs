@@ -11,96 +11,134 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-fn owned_by(vip: &str, node: &str) -> VipPlan {
+fn vip(address: &str, owner: &str, runner_up: Option<&str>) -> VipPlan {
     VipPlan {
-        ip: ip(vip),
+        ip: ip(address),
         pool: "lab".into(),
         services: vec![ServiceKey::new("default", "web")],
         outcome: Outcome::Owner {
-            node: node.into(),
+            node: owner.into(),
             interfaces: Interfaces {
                 default: true,
                 named: BTreeSet::new(),
             },
         },
+        runner_up: runner_up.map(str::to_owned),
     }
 }
 
-fn nobody_without_me(_: IpAddr) -> Option<String> {
-    None
+fn seen(entries: &[(&str, Option<&str>)]) -> BTreeMap<IpAddr, Option<String>> {
+    entries
+        .iter()
+        .map(|(vip, owner)| (ip(vip), owner.map(str::to_owned)))
+        .collect()
+}
+
+fn rules(handoffs: &Handoffs) -> Vec<(String, String)> {
+    handoffs
+        .rules()
+        .iter()
+        .map(|(vip, node)| (vip.to_string(), node.clone()))
+        .collect()
+}
+
+fn pair(vip: &str, node: &str) -> (String, String) {
+    (vip.to_owned(), node.to_owned())
 }
 
 #[test]
-fn a_vip_taken_from_a_node_that_left_is_handed_back_to_it() {
-    let plans = [owned_by("198.19.0.1", "node-b"), owned_by("198.19.0.2", "node-b")];
-    let before = BTreeMap::from([
-        (ip("198.19.0.1"), Some("node-a".to_string())),
-        // Already ours: nothing taken over.
-        (ip("198.19.0.2"), Some("node-b".to_string())),
-    ]);
-    assert_eq!(
-        taken_over(&plans, &before, "node-b", nobody_without_me),
-        [(ip("198.19.0.1"), "node-a".to_string())]
-    );
-    // Another node's VIP, or one nobody owned before, hands nothing back.
-    let before = BTreeMap::from([(ip("198.19.0.1"), None)]);
-    assert!(taken_over(&plans[..1], &before, "node-b", nobody_without_me).is_empty());
-    assert!(taken_over(&plans, &BTreeMap::new(), "node-c", |_| Some("node-a".into())).is_empty());
+fn the_runner_up_stands_by_for_the_owner_so_a_takeover_writes_no_rule() {
+    let now = Instant::now();
+    let mut b = Handoffs::default();
+    // node-a owns it, node-b would take it over: node-b's rule points at node-a already.
+    let before = seen(&[("198.19.0.1", Some("node-a"))]);
+    let plans = [vip("198.19.0.1", "node-a", Some("node-b"))];
+    assert!(b.update(&plans, &before, "node-b", now));
+    assert_eq!(rules(&b), [pair("198.19.0.1", "node-a")]);
+    // node-a goes (crash or leave): node-b takes over, with the rule it already has.
+    let plans = [vip("198.19.0.1", "node-b", Some("node-c"))];
+    assert!(!b.update(&plans, &before, "node-b", now));
+    assert_eq!(rules(&b), [pair("198.19.0.1", "node-a")]);
+    // Neither owner nor runner-up: nothing.
+    let mut c = Handoffs::default();
+    assert!(!c.update(
+        &[vip("198.19.0.1", "node-a", Some("node-b"))],
+        &before,
+        "node-c",
+        now
+    ));
+    assert!(c.rules().is_empty());
 }
 
 #[test]
-fn a_restarted_node_hands_back_to_the_owner_it_takes_the_vip_from() {
-    // Just started: no record of the earlier owner, which is the owner without this node.
-    let plans = [owned_by("198.19.0.1", "node-a")];
-    let runner_up = |vip: IpAddr| (vip == ip("198.19.0.1")).then(|| "node-b".to_string());
-    assert_eq!(
-        taken_over(&plans, &BTreeMap::new(), "node-a", runner_up),
-        [(ip("198.19.0.1"), "node-b".to_string())]
-    );
+fn a_restarted_node_hands_back_to_the_node_it_takes_its_vip_back_from() {
+    let now = Instant::now();
+    let mut a = Handoffs::default();
+    // Just started: no record; the VIP is its own again, and node-b had it meanwhile.
+    let plans = [vip("198.19.0.1", "node-a", Some("node-b"))];
+    assert!(a.update(&plans, &BTreeMap::new(), "node-a", now));
+    assert_eq!(rules(&a), [pair("198.19.0.1", "node-b")]);
+    // Until the time is up.
+    let owners = seen(&[("198.19.0.1", Some("node-a"))]);
+    let later = now + Duration::from_secs(1);
+    assert!(!a.update(&plans, &owners, "node-a", later));
+    assert_eq!(a.next_expiry(), Some(now + HANDOFF_FOR));
+    assert!(a.update(&plans, &owners, "node-a", now + HANDOFF_FOR));
+    assert!(a.rules().is_empty());
     // Alone in the cluster: nobody to hand back to.
-    assert!(taken_over(&plans, &BTreeMap::new(), "node-a", nobody_without_me).is_empty());
+    let mut alone = Handoffs::default();
+    let plans = [vip("198.19.0.1", "node-a", None)];
+    assert!(!alone.update(&plans, &BTreeMap::new(), "node-a", now));
 }
 
 #[test]
-fn hand_backs_end_when_the_vip_is_lost_or_the_time_is_up() {
+fn the_node_that_lost_a_vip_does_not_point_back_at_the_node_that_hands_back_to_it() {
     let now = Instant::now();
-    let mut handoffs = Handoffs::default();
-    let vip = ip("198.19.0.1");
-    let owned = BTreeSet::from([vip, ip("fd00::1")]);
-    // A previous owner of the other family cannot take the packets.
-    let taken = [(vip, ip("198.18.0.10")), (ip("fd00::1"), ip("198.18.0.10"))];
-    assert!(handoffs.update(&taken, &owned, now));
-    assert_eq!(handoffs.next_expiry(), Some(now + HANDOFF_FOR));
-    // Unchanged: nothing to rewrite.
-    assert!(!handoffs.update(&[], &owned, now + Duration::from_secs(1)));
-    // Time is up.
-    assert!(handoffs.update(&[], &owned, now + HANDOFF_FOR));
-    assert!(handoffs.is_empty());
-    // Lost before the time is up.
-    handoffs.update(&taken, &owned, now);
-    assert!(handoffs.update(&[], &BTreeSet::new(), now));
-    assert!(handoffs.is_empty());
-    // Taken over but lost again in the same pass: nothing.
-    assert!(!handoffs.update(&taken, &BTreeSet::new(), now));
+    let mut b = Handoffs::default();
+    // node-b owned it; node-a comes back and takes it: node-a hands back to node-b, so node-b
+    // (now the runner-up) must not send node-a's unknown packets back to node-a.
+    let before = seen(&[("198.19.0.1", Some("node-b"))]);
+    let plans = [vip("198.19.0.1", "node-a", Some("node-b"))];
+    b.update(&plans, &before, "node-b", now);
+    assert!(b.rules().is_empty());
+    // Once node-a no longer hands back, node-b stands by for it again.
+    let owners = seen(&[("198.19.0.1", Some("node-a"))]);
+    assert!(b.update(&plans, &owners, "node-b", now + HANDOFF_FOR));
+    assert_eq!(rules(&b), [pair("198.19.0.1", "node-a")]);
 }
 
 #[test]
-fn the_rules_hand_unknown_tcp_back_and_keep_syns() {
+fn a_vip_nobody_owned_or_that_is_gone_has_no_rule() {
     let now = Instant::now();
-    let mut handoffs = Handoffs::default();
-    handoffs.update(
-        &[
-            (ip("198.19.0.1"), ip("198.18.0.10")),
-            (ip("fd00::1"), ip("fd00:198::10")),
-        ],
-        &BTreeSet::from([ip("198.19.0.1"), ip("fd00::1")]),
-        now,
-    );
+    let mut a = Handoffs::default();
+    let plans = [vip("198.19.0.1", "node-a", Some("node-b"))];
+    a.update(&plans, &seen(&[("198.19.0.1", None)]), "node-a", now);
+    assert!(a.rules().is_empty());
+    a.update(&plans, &BTreeMap::new(), "node-a", now);
+    assert_eq!(rules(&a), [pair("198.19.0.1", "node-b")]);
+    assert!(a.update(&[], &seen(&[("198.19.0.1", Some("node-a"))]), "node-a", now));
+    assert!(a.rules().is_empty());
+    assert_eq!(a.next_expiry(), None);
+}
+
+#[test]
+fn the_rules_hand_unknown_tcp_over_and_keep_syns() {
+    let handoffs = BTreeMap::from([
+        (ip("198.19.0.1"), "node-a".to_string()),
+        (ip("fd00::1"), "node-a".to_string()),
+        (ip("198.19.0.2"), "node-gone".to_string()),
+    ]);
+    let resolved = resolve(&handoffs, |node, vip| match (node, vip.is_ipv4()) {
+        ("node-a", true) => Some(ip("198.18.0.10")),
+        ("node-a", false) => Some(ip("fd00:198::10")),
+        _ => None,
+    });
+    assert_eq!(resolved.len(), 2);
     let unknown = "-A PORTICO-L2-HANDOFF -d 198.19.0.1/32 -p tcp -m tcp ! --syn -m conntrack \
-                   --ctstate NEW,INVALID -m comment --comment \"connections of 198.19.0.1 opened \
-                   through 198.18.0.10\"";
+                   --ctstate NEW,INVALID -m comment --comment \"connections of 198.19.0.1 held \
+                   by 198.18.0.10\"";
     assert_eq!(
-        handoffs.restore_input(IpFamily::V4),
+        restore_input(&resolved, IpFamily::V4),
         format!(
             "*mangle\n:PORTICO-L2-HANDOFF - [0:0]\n\
              {unknown} -m ttl --ttl-lt 2 -j DROP\n\
@@ -109,13 +147,13 @@ fn the_rules_hand_unknown_tcp_back_and_keep_syns() {
              {unknown} -j DROP\nCOMMIT\n"
         )
     );
-    let v6 = handoffs.restore_input(IpFamily::V6);
+    let v6 = restore_input(&resolved, IpFamily::V6);
     assert!(v6.contains("-d fd00::1/128 "), "{v6}");
     assert!(v6.contains("-m hl --hl-lt 2 -j DROP"), "{v6}");
     assert!(v6.contains("-j TEE --gateway fd00:198::10"), "{v6}");
     // No hand-backs: the chain is declared (so flushed) and left empty.
     assert_eq!(
-        Handoffs::default().restore_input(IpFamily::V4),
+        restore_input(&BTreeMap::new(), IpFamily::V4),
         "*mangle\n:PORTICO-L2-HANDOFF - [0:0]\nCOMMIT\n"
     );
 }
