@@ -90,8 +90,7 @@ impl Handoffs {
                     None => vip.runner_up.clone(),
                 };
                 if let Some(previous) = previous {
-                    self.taken
-                        .insert(vip.ip, (previous, now + HANDOFF_FOR));
+                    self.taken.insert(vip.ip, (previous, now + HANDOFF_FOR));
                 }
                 self.lost.remove(&vip.ip);
             } else if owner != Some(me) && was_mine {
@@ -163,7 +162,10 @@ pub fn restore_input(resolved: &BTreeMap<IpAddr, IpAddr>, family: IpFamily) -> S
         IpFamily::V4 => ("32", "-m ttl --ttl-lt 2", "-j TTL --ttl-dec 1"),
         IpFamily::V6 => ("128", "-m hl --hl-lt 2", "-j HL --hl-dec 1"),
     };
-    for (vip, to) in resolved.iter().filter(|(vip, _)| IpFamily::of(vip) == family) {
+    for (vip, to) in resolved
+        .iter()
+        .filter(|(vip, _)| IpFamily::of(vip) == family)
+    {
         let unknown = format!(
             "-A {CHAIN} -d {vip}/{host} -p tcp -m tcp ! --syn -m conntrack --ctstate NEW,INVALID \
              -m comment --comment \"connections of {vip} held by {to}\""

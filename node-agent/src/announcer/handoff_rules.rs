@@ -68,7 +68,12 @@ impl HandoffRules {
     /// node that has since taken the VIP back), without creating one.
     pub async fn clear_leftovers() {
         for family in FAMILIES {
-            let _ = run(&tool(family, ""), &["-w", "-t", "mangle", "-F", CHAIN], None).await;
+            let _ = run(
+                &tool(family, ""),
+                &["-w", "-t", "mangle", "-F", CHAIN],
+                None,
+            )
+            .await;
         }
     }
 

@@ -56,9 +56,8 @@ pub fn choose_owner_and_runner_up<'a>(
     candidates: impl IntoIterator<Item = Candidate<'a>> + Clone,
 ) -> (Option<&'a str>, Option<&'a str>) {
     let owner = choose_owner(vip, candidates.clone());
-    let runner_up = owner.and_then(|owner| {
-        choose_owner(vip, candidates.into_iter().filter(|c| c.node != owner))
-    });
+    let runner_up = owner
+        .and_then(|owner| choose_owner(vip, candidates.into_iter().filter(|c| c.node != owner)));
     (owner, runner_up)
 }
 

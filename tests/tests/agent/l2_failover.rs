@@ -348,6 +348,31 @@ async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
         ));
     };
 
+    // The other node stands by before anything fails: its hand-back rule for the VIP names the
+    // owner (so its takeover writes no rule before announcing).
+    let (other_ns, owner_node_ip) = (
+        l2lab.lab.lab.nodes()[other].ns.clone(),
+        l2lab.lab.lab.nodes()[owner].ip.to_string(),
+    );
+    wait_for(
+        "the other node's standby hand-back rule",
+        Duration::from_secs(30),
+        || async {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &other_ns, "iptables-save", "-t", "mangle"])
+                .output()
+                .ok()?;
+            let rules = String::from_utf8_lossy(&out.stdout);
+            rules
+                .lines()
+                .any(|rule| {
+                    rule.contains(&format!("-d {vip}/32"))
+                        && rule.contains(&format!("--gateway {owner_node_ip}"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
     // A request open through the owner while it hands the VIP over: the packets that reach the
     // new owner after the flip are handed back, and the answer comes through the old owner.
     let mut open = OpenRequest::open(&l2lab.lab.lab, vip);
