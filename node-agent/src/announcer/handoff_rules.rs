@@ -116,15 +116,26 @@ impl HandoffRules {
     /// Removes the chains and their jumps (the agent stops: it hands nothing back any more).
     pub async fn remove(&mut self) {
         for family in std::mem::take(&mut self.hooked) {
-            let binary = tool(family, "");
-            let _ = run(
-                &binary,
-                &["-w", "-t", "mangle", "-D", "PREROUTING", "-j", CHAIN],
-                None,
-            )
-            .await;
-            let _ = run(&binary, &["-w", "-t", "mangle", "-F", CHAIN], None).await;
-            let _ = run(&binary, &["-w", "-t", "mangle", "-X", CHAIN], None).await;
+            unhook(family).await;
         }
+    }
+
+    /// `--cleanup`: removes the chains and jumps of any run, where they exist.
+    pub async fn remove_any() {
+        for family in FAMILIES {
+            unhook(family).await;
+        }
+    }
+}
+
+async fn unhook(family: IpFamily) {
+    let binary = tool(family, "");
+    for args in [
+        ["-w", "-t", "mangle", "-D", "PREROUTING", "-j", CHAIN].as_slice(),
+        ["-w", "-t", "mangle", "-F", CHAIN].as_slice(),
+        ["-w", "-t", "mangle", "-X", CHAIN].as_slice(),
+    ] {
+        // Each step may find nothing to do (no such chain or jump).
+        let _ = run(&binary, args, None).await;
     }
 }

@@ -443,6 +443,23 @@ async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
     );
     let L2Lab { lab, agents, .. } = l2lab;
     drop(agents);
+    // `--cleanup` removes the hand-back chain an agent left (the other node's was killed).
+    let mangle = || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &other_ns, "iptables-save", "-t", "mangle"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(mangle().contains(":PORTICO-L2-HANDOFF"), "{}", mangle());
+    let cleanup = std::process::Command::new("ip")
+        .args(["netns", "exec", &other_ns])
+        .arg(portico_tests::workspace_binary("portico-agent").unwrap())
+        .arg("--cleanup")
+        .output()
+        .unwrap();
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(!mangle().contains("PORTICO"), "{}", mangle());
     tokio::task::spawn_blocking(move || lab.lab.teardown())
         .await
         .unwrap();
