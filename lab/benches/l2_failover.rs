@@ -9,8 +9,8 @@
 //!   PORTICO_BENCH_RUNS=5 cargo bench -p portico-lab --bench l2_failover
 //!
 //! Each run: a request every 25 ms from the client; the owner fails (agent or keepalived
-//! SIGKILLed; or the owner's link down); "interrupted" is from the failure to the first request
-//! answered through the new owner. Then a graceful agent restart (SIGTERM, started again at
+//! SIGKILLed; or the owner's link down); "until answered via new owner" is from the failure to the first request
+//! answered through the new owner. Then as many graceful agent restarts (SIGTERM, started again at
 //! once), whose failed requests must be 0.
 //!
 //! ```text
@@ -361,7 +361,11 @@ async fn main() {
             let portico = failover::measure(&dir, &mut state, &slices, vip, failure)
                 .await
                 .unwrap();
-            eprintln!("run {run}: {}", portico.row().join("  "));
+            eprintln!(
+                "run {run}: {} {:?}",
+                portico.row().join("  "),
+                portico.failures
+            );
             series[index * 2]
                 .1
                 .add(portico.outage.map(|o| (o.interrupted, portico.failed)));
@@ -376,11 +380,15 @@ async fn main() {
         }
     }
     let mut restarts = Series::default();
-    for run in 0..runs.min(5) {
+    for run in 0..runs {
         let restart = failover::measure(&dir, &mut state, &slices, vip, Failure::AgentRestarted)
             .await
             .unwrap();
-        eprintln!("restart {run}: {}", restart.row().join("  "));
+        eprintln!(
+            "restart {run}: {} {:?}",
+            restart.row().join("  "),
+            restart.failures
+        );
         restarts.add(Some((
             restart.outage.map_or(GIVE_UP, |o| o.interrupted),
             restart.failed,
@@ -396,17 +404,17 @@ async fn main() {
         SAMPLE_EVERY.as_millis()
     );
     let mut rows: Vec<Vec<String>> = series.iter().map(|(what, s)| s.row(what)).collect();
-    rows.push(restarts.row("Portico, graceful agent restart (handover)"));
+    rows.push(restarts.row("Portico, graceful agent restart (over and back)"));
     print!(
         "{}",
         render_table(
             &[
                 "failover",
                 "runs",
-                "median",
+                "median until answered via new owner",
                 "worst",
                 "never moved",
-                "failed requests"
+                "requests that failed"
             ],
             &rows
         )

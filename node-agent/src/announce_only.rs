@@ -23,8 +23,9 @@ pub async fn run(
     let watches = readiness.watches();
     let shared =
         crate::stores::ServiceStores::spawn(&client, watches, std::slice::from_ref(&changed));
-    let announcer =
-        crate::announcer::spawn(args, node_name, client, watches, shared, changed, metrics);
+    let announcer = crate::announcer::spawn(
+        args, node_name, client, &readiness, shared, changed, metrics,
+    );
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);
     shutdown.await;

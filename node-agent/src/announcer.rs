@@ -11,6 +11,8 @@
 pub mod component;
 pub mod frames;
 pub mod guard;
+pub mod handoff;
+pub mod handoff_rules;
 pub mod link;
 pub mod membership;
 pub mod owner;
@@ -24,12 +26,14 @@ pub mod status;
 pub use component::{AnnouncerConfig, AnnouncerHandle};
 
 /// Starts the announcer beside the proxier, over the agent's shared Service and EndpointSlice
-/// stores, with its own change channel (`changed`, one of the shared stores' consumers).
+/// stores, with its own change channel (`changed`, one of the shared stores' consumers). It
+/// joins the membership (and so takes VIPs) only once `readiness` is set: after the dataplane's
+/// first sync, so a node never attracts traffic it has no rules for yet.
 pub fn spawn(
     args: &crate::Args,
     node_name: &str,
     client: kube::Client,
-    watches: &portico_runtime::WatchHealth,
+    readiness: &portico_runtime::Readiness,
     shared: crate::stores::ServiceStores,
     changed: std::sync::Arc<tokio::sync::Notify>,
     metrics: crate::metrics::AnnouncerMetrics,
@@ -40,5 +44,5 @@ pub fn spawn(
         memberlist_port: args.memberlist_port,
         refresh: (!args.l2_refresh_period.is_zero()).then_some(args.l2_refresh_period),
     };
-    component::spawn(config, client, watches, shared, changed, metrics)
+    component::spawn(config, client, readiness, shared, changed, metrics)
 }

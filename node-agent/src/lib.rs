@@ -110,10 +110,12 @@ pub async fn run(args: Args) -> ExitCode {
     .await
 }
 
-/// `--cleanup`: removes Portico's iptables chains and jumps and its nftables tables, of both
-/// families, whichever mode ran.
+/// `--cleanup`: removes Portico's iptables chains and jumps (the announcer's mangle chain too)
+/// and its nftables tables, of both families, whichever mode ran.
 async fn cleanup() -> ExitCode {
     let failures = dataplane::backend::cleanup_all(None).await;
+    // The L2 announcer's hand-back chain (mangle), whichever mode ran.
+    announcer::handoff_rules::HandoffRules::remove_any().await;
     for (mode, e) in &failures {
         eprintln!("{BINARY}: cleanup of the {mode} rules failed: {e}");
     }

@@ -92,7 +92,7 @@ pub async fn run(
         args,
         node_name,
         client.clone(),
-        watches,
+        &readiness,
         shared.clone(),
         announcer_changed,
         metrics.l2.clone(),

@@ -18,11 +18,15 @@ use tokio::task::JoinSet;
 
 use super::probe::{ProbeMode, probe_name_from};
 
-/// One request: when it was started and the echo body, or None when it failed.
+/// One request: when it was started and the echo body, or None when it failed (and then why:
+/// refused, reset, or no answer within the timeout).
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub started: Instant,
     pub answer: Option<String>,
+    pub error: Option<String>,
+    /// From the start to the answer or the failure.
+    pub took: Duration,
 }
 
 /// What the client saw after an event.
@@ -78,14 +82,20 @@ impl Sampler {
                 let connect = connect.clone();
                 running.spawn(async move {
                     let started = Instant::now();
-                    let answer =
+                    let result =
                         probe_name_from(&lab_binary, &ns, &connect, ProbeMode::Tcp, "/", timeout)
-                            .await
-                            .ok();
-                    samples
-                        .lock()
-                        .expect("no panic holding it")
-                        .push(Sample { started, answer });
+                            .await;
+                    let took = started.elapsed();
+                    let (answer, error) = match result {
+                        Ok(answer) => (Some(answer), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    };
+                    samples.lock().expect("no panic holding it").push(Sample {
+                        started,
+                        answer,
+                        error,
+                        took,
+                    });
                 });
             }
             while running.join_next().await.is_some() {}
@@ -121,6 +131,22 @@ pub fn outage_after(
     })
 }
 
+/// The longest time the client went without an answer around `mark`: between the starts of
+/// two answered requests in a row, from the last one answered before `mark` on (with a request
+/// every 25 ms, 25 ms when nothing was lost). None when nothing after `mark` was answered.
+pub fn longest_gap(samples: &[Sample], mark: Instant) -> Option<Duration> {
+    let answered: Vec<Instant> = samples
+        .iter()
+        .filter(|s| s.answer.is_some())
+        .map(|s| s.started)
+        .collect();
+    answered
+        .windows(2)
+        .filter(|pair| pair[1] >= mark)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+}
+
 /// Requests that failed in `samples` (all of them, for a window with no event in it).
 pub fn failed(samples: &[Sample]) -> usize {
     samples.iter().filter(|s| s.answer.is_none()).count()
@@ -136,6 +162,8 @@ mod tests {
         let at = |ms: u64, answer: Option<&str>| Sample {
             started: t0 + Duration::from_millis(ms),
             answer: answer.map(str::to_owned),
+            error: answer.is_none().then(|| "refused".to_owned()),
+            took: Duration::from_millis(1),
         };
         let samples = [
             at(0, Some("old")),
@@ -152,5 +180,11 @@ mod tests {
         assert_eq!((outage.failed, outage.sent), (2, 6));
         assert!(outage_after(&samples, mark, |a| a == "other").is_none());
         assert_eq!(failed(&samples), 2);
+        // 100 → 300 (200 failed), then 300 → 500 (400 failed).
+        assert_eq!(
+            longest_gap(&samples, mark),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(longest_gap(&samples, t0 + Duration::from_secs(1)), None);
     }
 }

@@ -302,19 +302,29 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         })
         .collect();
     assert_eq!(rows.len(), 2, "{table}");
+    // The columns say what they measure.
+    for label in [
+        "until answered via new owner",
+        "longest gap between answers",
+        "requests that failed",
+    ] {
+        assert!(table.contains(label), "{label}: {table}");
+    }
     for row in &rows {
-        let (old, new, interrupted) = (row[1], row[2], row[3]);
+        let (old, new, interrupted, gap) = (row[1], row[2], row[3], row[4]);
         assert!(
             old.starts_with("node-") && new.starts_with("node-"),
             "{row:?}"
         );
         assert_ne!(old, new, "another node took the VIP over: {row:?}");
-        assert!(
-            interrupted
-                .strip_suffix(" ms")
-                .is_some_and(|ms| ms.parse::<u64>().is_ok()),
-            "{row:?}"
-        );
+        for duration in [interrupted, gap] {
+            assert!(
+                duration
+                    .strip_suffix(" ms")
+                    .is_some_and(|ms| ms.parse::<u64>().is_ok()),
+                "{row:?}"
+            );
+        }
     }
     // The scenario restarted the killed agent: its new PID is in the state file.
     let state = LabState::load(&state_dir).unwrap().expect("state.json");

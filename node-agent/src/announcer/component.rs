@@ -7,13 +7,16 @@
 //!   membership ──alive (watch)─────────┴─▶ plan::plan ─▶ owned VIPs per interface
 //!        ─▶ Responder tasks (watch each) ; ownership changes ─▶ log line, metric, Event on
 //!           the Service ; the owner (or the reporter) ─▶ the Service's L2Announced condition
+//!        ─▶ before any announcement: hand-back rules (handoff) for connections open through
+//!           the previous owner of a VIP taken over, or through the owner of one this node
+//!           would take over
 //!   stop(): leave the membership first (peers take over), then fall silent
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
@@ -22,11 +25,13 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use portico_api::{AddressPool, L2Announcement};
-use portico_runtime::WatchHealth;
+use portico_runtime::Readiness;
 use portico_runtime::reflect::{reflect_reported, reflect_reported_trimmed};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::guard::{self, Reported};
+use super::handoff::{self, Handoffs};
+use super::handoff_rules::HandoffRules;
 use super::link;
 use super::membership::Membership;
 use super::plan::{Inputs, Outcome, VipPlan, plan};
@@ -81,11 +86,12 @@ struct Stores {
 pub fn spawn(
     config: AnnouncerConfig,
     client: kube::Client,
-    watches: &WatchHealth,
+    readiness: &Readiness,
     shared: ServiceStores,
     changed: Arc<Notify>,
     metrics: AnnouncerMetrics,
 ) -> AnnouncerHandle {
+    let watches = readiness.watches();
     let stores = Stores {
         shared,
         // Every Node, trimmed to what the plan reads (`trim::trim_node`).
@@ -122,7 +128,14 @@ pub fn spawn(
         recorder,
         metrics,
     };
-    tokio::spawn(run(config, stores, changed, outputs, stop_rx));
+    tokio::spawn(run(
+        config,
+        stores,
+        changed,
+        outputs,
+        readiness.clone(),
+        stop_rx,
+    ));
     AnnouncerHandle { stop }
 }
 
@@ -142,6 +155,7 @@ async fn run(
     stores: Stores,
     changed: Arc<Notify>,
     outputs: Outputs,
+    dataplane: Readiness,
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
@@ -150,6 +164,22 @@ async fn run(
         stores.pools.wait_until_ready(),
         stores.announcements.wait_until_ready(),
     );
+    // Join (and so take VIPs, taking them back after a restart or a reboot) only once this
+    // node's rules are in place; until then the other nodes keep them.
+    if !dataplane.get() {
+        tracing::info!("waiting for the dataplane's first sync before joining the membership");
+        while !dataplane.get() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                done = stop.recv() => {
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
     let me = config.node_name.clone();
     let own_ips = || -> Vec<IpAddr> {
         if !config.node_ips.is_empty() {
@@ -188,6 +218,11 @@ async fn run(
             None
         }
     };
+    // Hand-backs of an earlier run are stale: this run works out its own.
+    HandoffRules::clear_leftovers().await;
+    let mut handoffs = Handoffs::default();
+    let mut handoff_rules = HandoffRules::default();
+    let mut handoff_failed = false;
     let mut alive_rx = membership.as_ref().map(Membership::alive);
     let mut responders: BTreeMap<String, Running> = BTreeMap::new();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
@@ -228,10 +263,11 @@ async fn run(
         guard::report_unreadable_announcements(&bad, reporter, &outputs.recorder).await;
         // Until the membership has settled, this node announces nothing (the others do).
         let services = stores.shared.load_balancers.state();
+        let slices = stores.shared.slices.state();
         let plans = match &alive {
             Some(alive) => plan(&Inputs {
                 services: &services,
-                slices: &stores.shared.slices.state(),
+                slices: &slices,
                 nodes: &nodes,
                 pools: &pools,
                 announcements: &announcements,
@@ -239,6 +275,9 @@ async fn run(
             }),
             None => Vec::new(),
         };
+        // Before `owners` moves on (it holds the owners seen before this pass).
+        let handoffs_changed =
+            alive.is_some() && handoffs.update(&plans, &owners, &me, Instant::now());
         let default_interface = link::holding(&own_ips()).ok().flatten();
         let mut status_failed = false;
         if let Some(alive) = &alive {
@@ -260,17 +299,27 @@ async fn run(
                 !status::write_conditions(&plans, &writer, &services, &outputs.client).await;
         }
         let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
-        let retry = apply(&wanted, &mut responders, config.refresh) || status_failed;
+        // The hand-back rules go in before the responders announce a takeover.
+        if handoffs_changed || handoff_failed {
+            let resolved = handoff::resolve(handoffs.rules(), |node, vip| {
+                node_address(&nodes, node, vip)
+            });
+            handoff_failed = !handoff_rules.apply(&resolved).await;
+        }
+        let retry =
+            apply(&wanted, &mut responders, config.refresh) || status_failed || handoff_failed;
         tokio::select! {
             _ = changed.notified() => {}
             _ = alive_changed(&mut alive_rx) => {}
             // A responder that could not start or a condition that could not be written.
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
+            _ = sleep_until(handoffs.next_expiry()) => {}
             done = stop.recv() => {
                 if let Some(membership) = &membership {
                     membership.leave().await;
                 }
                 responders.clear();
+                handoff_rules.remove().await;
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
@@ -289,6 +338,23 @@ async fn alive_changed(rx: &mut Option<watch::Receiver<Option<BTreeSet<String>>>
         }
         None => std::future::pending().await,
     }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `node`'s first address of `vip`'s family.
+fn node_address(nodes: &[Arc<Node>], node: &str, vip: IpAddr) -> Option<IpAddr> {
+    let node = nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(node))?;
+    node_ips(node)
+        .into_iter()
+        .find(|ip| ip.is_ipv4() == vip.is_ipv4())
 }
 
 /// Every Node's name and gossip address (its first InternalIP, else ExternalIP).
@@ -385,6 +451,7 @@ mod tests {
                     named: named.iter().map(|n| n.to_string()).collect(),
                 },
             },
+            runner_up: None,
         }
     }
 

@@ -49,6 +49,18 @@ pub fn choose_owner<'a>(
         .map(|winner| winner.node)
 }
 
+/// The owner of `vip` and the node that would own it if the owner were gone (the next in the
+/// same order): where its connections go when it fails.
+pub fn choose_owner_and_runner_up<'a>(
+    vip: IpAddr,
+    candidates: impl IntoIterator<Item = Candidate<'a>> + Clone,
+) -> (Option<&'a str>, Option<&'a str>) {
+    let owner = choose_owner(vip, candidates.clone());
+    let runner_up = owner
+        .and_then(|owner| choose_owner(vip, candidates.into_iter().filter(|c| c.node != owner)));
+    (owner, runner_up)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -132,6 +144,22 @@ mod tests {
             // And when the node comes back, exactly its VIPs return to it.
             assert_eq!(owners(&nodes, &vips), before);
         }
+    }
+
+    #[test]
+    fn the_runner_up_is_the_owner_once_the_owner_is_gone() {
+        let nodes = ["node-a", "node-b", "node-c", "node-d"];
+        for vip in vips(50) {
+            let (owner, runner_up) = choose_owner_and_runner_up(vip, plain(&nodes));
+            let owner = owner.unwrap();
+            let rest: Vec<&'static str> = nodes.iter().copied().filter(|n| *n != owner).collect();
+            assert_eq!(runner_up, choose_owner(vip, plain(&rest)));
+            assert_ne!(runner_up, Some(owner));
+        }
+        assert_eq!(
+            choose_owner_and_runner_up("198.19.0.1".parse().unwrap(), plain(&["node-a"])),
+            (Some("node-a"), None)
+        );
     }
 
     #[test]

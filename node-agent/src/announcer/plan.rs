@@ -18,7 +18,7 @@ use portico_api::keys::node::EXCLUDE_FROM_EXTERNAL_LB;
 use portico_api::selector::selects;
 use portico_api::{AddressPool, L2Announcement, ServiceKey};
 
-use super::owner::{Candidate, choose_owner};
+use super::owner::{Candidate, choose_owner_and_runner_up};
 use crate::health::node_eligible;
 use crate::view::SliceView;
 
@@ -56,6 +56,8 @@ pub struct VipPlan {
     /// The Services holding the VIP (several when it is shared), sorted.
     pub services: Vec<ServiceKey>,
     pub outcome: Outcome,
+    /// The node that owns the VIP if its owner goes (none without a second eligible node).
+    pub runner_up: Option<String>,
 }
 
 impl VipPlan {
@@ -99,12 +101,13 @@ pub fn plan(inputs: &Inputs) -> Vec<VipPlan> {
             let pool = pool_of(inputs.pools, ip)?;
             let mut keys: Vec<ServiceKey> = services.iter().map(|s| service_key(s)).collect();
             keys.sort();
-            let outcome = decide(inputs, &ready, ip, pool, &services);
+            let (outcome, runner_up) = decide(inputs, &ready, ip, pool, &services);
             Some(VipPlan {
                 ip,
                 pool: pool.metadata.name.clone().unwrap_or_default(),
                 services: keys,
                 outcome,
+                runner_up,
             })
         })
         .collect()
@@ -116,7 +119,7 @@ fn decide(
     ip: IpAddr,
     pool: &AddressPool,
     services: &[&Service],
-) -> Outcome {
+) -> (Outcome, Option<String>) {
     let covering: Vec<&L2Announcement> = inputs
         .announcements
         .iter()
@@ -124,7 +127,7 @@ fn decide(
         .filter(|a| covers_pool(a, pool))
         .collect();
     if covering.is_empty() {
-        return Outcome::NotCovered;
+        return (Outcome::NotCovered, None);
     }
     let local_services: Vec<&Service> = services.iter().copied().filter(|s| is_local(s)).collect();
     let mut candidates: Vec<(Candidate, Interfaces)> = Vec::new();
@@ -169,7 +172,8 @@ fn decide(
             interfaces,
         ));
     }
-    match choose_owner(ip, candidates.iter().map(|(c, _)| *c)) {
+    let (owner, runner_up) = choose_owner_and_runner_up(ip, candidates.iter().map(|(c, _)| *c));
+    let outcome = match owner {
         Some(owner) => {
             let interfaces = candidates
                 .iter()
@@ -182,7 +186,8 @@ fn decide(
             }
         }
         None => Outcome::NoEligibleNode,
-    }
+    };
+    (outcome, runner_up.map(str::to_owned))
 }
 
 fn ingress_ips(service: &Service) -> impl Iterator<Item = IpAddr> + '_ {

@@ -1,6 +1,7 @@
 //! The L2 announcer between nodes, with the client on the lab's LAN reaching the VIPs by ARP:
-//! a Local Service's VIP follows its only endpoint to another node, and a graceful restart
-//! (SIGTERM) of the owner's agent hands the VIP over without one failed request.
+//! a Local Service's VIP follows its only endpoint to another node, and graceful restarts
+//! (SIGTERM) of the owner's agent hand the VIP over and back without one failed request, a
+//! request open across the flip included.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -218,24 +219,192 @@ async fn a_local_services_vip_moves_with_its_only_endpoint() {
         .unwrap();
 }
 
+/// An HTTP request held open from the client to the VIP: its head goes out a line at a time
+/// (the echo server answers only once the head is complete) until the client's neighbour entry
+/// for the VIP names another node, so that its last packets reach the new owner.
+struct OpenRequest {
+    child: std::process::Child,
+}
+
+impl OpenRequest {
+    fn open(lab: &LabTopology, vip: Ipv4Addr) -> OpenRequest {
+        // bash's /dev/tcp: one connection, written on each line the test sends, then read whole
+        // (a reset fails `cat`).
+        let script = format!(
+            "exec 3<>/dev/tcp/{vip}/80 || exit 2; printf 'GET / HTTP/1.1\\r\\nHost: vip\\r\\n' >&3; \
+             echo open; while read -r line; do [ \"$line\" = end ] && break; \
+             printf 'X-Wait: 1\\r\\n' >&3; done; printf '\\r\\n' >&3; cat <&3"
+        );
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", lab.client_ns(), "bash", "-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash runs");
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert_eq!(first.trim(), "open", "the client connects to {vip}");
+        OpenRequest { child }
+    }
+
+    fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Keeps the request going until the client's neighbour entry for `vip` is `mac`.
+    async fn until_client_resolves(&mut self, lab: &LabTopology, vip: Ipv4Addr, mac: &str) {
+        let started = Instant::now();
+        while l2::neighbour_mac(lab.client_ns(), vip).as_deref() != Some(mac) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the client never resolved {vip} to {mac}"
+            );
+            self.send_line("more");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A few more packets after the flip, to the new owner.
+        self.send_line("more");
+        self.send_line("more");
+    }
+
+    /// Ends the head and reads the answer: the address the pod saw, or why it failed.
+    fn finish(mut self) -> Result<String, String> {
+        self.send_line("end");
+        let output = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        match echo_field(&stdout, "client_address") {
+            Some(seen) if output.status.success() => Ok(seen.to_owned()),
+            _ => Err(format!(
+                "{}: {stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        }
+    }
+}
+
+/// SIGTERMs the agent and waits for it to exit (successfully: it left the membership).
+fn stop_gracefully(mut agent: NsChild, logs_dir: &Path) {
+    let stopped = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status();
+    let child = agent.child_mut();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "agent did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{}", logs(logs_dir));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_restart_of_the_owners_agent_fails_no_request() {
+async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
     if !portico_tests::require_root() {
         return;
     }
     let mut l2lab = l2_lab("198.18.34.0/24", "198.19.34.0/28").await;
-    // Cluster, with the endpoint on each node in turn below: the owner's restart is only about
-    // the announcement. Endpoint on node-0; the VIP's owner is whichever node the hash picks.
+    // Cluster, with the endpoint on node-0: the owner's restart is only about the announcement.
+    // The VIP's owner is whichever node the hash picks; the two nodes masquerade to different
+    // addresses, so a connection that moves between them mid-way is reset.
     let vip = l2lab.service("restart", "Cluster", 0).await;
     let owner = l2lab.owner(vip, None).await;
+    let other = 1 - owner;
     // The address the pod sees through the owner (its node's, or its pod gateway's when the
-    // endpoint is on the owner): the client resolved the VIP to the owner.
+    // endpoint is on the owner).
     let owner_ip = wait_for(
         "the VIP to answer through its owner",
         Duration::from_secs(30),
         || l2lab.seen(vip),
     )
     .await;
+    let macs: Vec<String> = l2lab
+        .lab
+        .lab
+        .nodes()
+        .iter()
+        .map(|n| l2::mac_of(&n.ns, l2::LAN_INTERFACE).unwrap())
+        .collect();
+    let node = l2lab.lab.lab.nodes()[owner].clone();
+    let restart = |l2lab: &mut L2Lab| {
+        l2lab.agents[owner] = Some(start_agent(
+            &l2lab.lab.lab,
+            &node,
+            &l2lab.lab.kubeconfig,
+            l2lab.logs.path(),
+        ));
+    };
+
+    // The other node stands by before anything fails: its hand-back rule for the VIP names the
+    // owner (so its takeover writes no rule before announcing).
+    let (other_ns, owner_node_ip) = (
+        l2lab.lab.lab.nodes()[other].ns.clone(),
+        l2lab.lab.lab.nodes()[owner].ip.to_string(),
+    );
+    wait_for(
+        "the other node's standby hand-back rule",
+        Duration::from_secs(30),
+        || async {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &other_ns, "iptables-save", "-t", "mangle"])
+                .output()
+                .ok()?;
+            let rules = String::from_utf8_lossy(&out.stdout);
+            rules
+                .lines()
+                .any(|rule| {
+                    rule.contains(&format!("-d {vip}/32"))
+                        && rule.contains(&format!("--gateway {owner_node_ip}"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // A request open through the owner while it hands the VIP over: the packets that reach the
+    // new owner after the flip are handed back, and the answer comes through the old owner.
+    let mut open = OpenRequest::open(&l2lab.lab.lab, vip);
+    stop_gracefully(l2lab.agents[owner].take().unwrap(), l2lab.logs.path());
+    open.until_client_resolves(&l2lab.lab.lab, vip, &macs[other])
+        .await;
+    assert_eq!(
+        open.finish(),
+        Ok(owner_ip.clone()),
+        "a request open at the handover ends through the old owner\n{}",
+        logs(l2lab.logs.path())
+    );
+    // ... and one open through the other node while the restarted owner takes the VIP back.
+    let other_ip = wait_for(
+        "the VIP to answer through the other node",
+        Duration::from_secs(30),
+        || async { l2lab.seen(vip).await.filter(|seen| *seen != owner_ip) },
+    )
+    .await;
+    let mut open = OpenRequest::open(&l2lab.lab.lab, vip);
+    restart(&mut l2lab);
+    open.until_client_resolves(&l2lab.lab.lab, vip, &macs[owner])
+        .await;
+    assert_eq!(
+        open.finish(),
+        Ok(other_ip),
+        "a request open at the hand-back ends through the node that had the VIP\n{}",
+        logs(l2lab.logs.path())
+    );
+    assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
+
+    // Several restarts in a row (a rolling update), a new request every 25 ms throughout.
     let lab = &l2lab.lab.lab;
     let sampler = Sampler::start(
         lab.lab_binary().to_path_buf(),
@@ -244,60 +413,53 @@ async fn a_graceful_restart_of_the_owners_agent_fails_no_request() {
         Duration::from_millis(25),
         Duration::from_secs(2),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // SIGTERM: the agent leaves the membership, the other node takes over, then it stops.
-    let agent = l2lab.agents[owner].take().unwrap();
-    let mut child = agent;
-    let stopped = Instant::now();
-    let status = {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let child = child.child_mut();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                stopped.elapsed() < Duration::from_secs(10),
-                "agent did not stop"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    assert!(status.success(), "{}", logs(l2lab.logs.path()));
-    let other = 1 - owner;
-    assert_eq!(l2lab.owner(vip, Some(owner)).await, other);
-    // ... and starts again: the VIP comes back to it (it wins the hash again).
-    let node = l2lab.lab.lab.nodes()[owner].clone();
-    l2lab.agents[owner] = Some(start_agent(
-        &l2lab.lab.lab,
-        &node,
-        &l2lab.lab.kubeconfig,
-        l2lab.logs.path(),
-    ));
-    assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop_gracefully(l2lab.agents[owner].take().unwrap(), l2lab.logs.path());
+        assert_eq!(l2lab.owner(vip, Some(owner)).await, other);
+        restart(&mut l2lab);
+        assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let samples = sampler.stop().await;
     let through: std::collections::BTreeSet<String> = samples
         .iter()
         .filter_map(|s| echo_field(s.answer.as_deref()?, "client_address").map(str::to_owned))
         .collect();
-    // Cluster SNATs to the forwarding node's address (to its pod gateway when the endpoint is
-    // its own): another address than the owner's is the other node.
     assert!(
         through.iter().any(|seen| *seen != owner_ip),
         "the other node carried traffic while the owner restarted: {through:?}"
     );
+    let errors: Vec<&str> = samples
+        .iter()
+        .filter_map(|s| s.error.as_deref()?.lines().next())
+        .collect();
     assert_eq!(
         failed(&samples),
         0,
-        "requests failed during the handovers ({} sent)\n{}",
+        "requests failed during the handovers ({} sent): {errors:?}\n{}",
         samples.len(),
         logs(l2lab.logs.path())
     );
     let L2Lab { lab, agents, .. } = l2lab;
     drop(agents);
+    // `--cleanup` removes the hand-back chain an agent left (the other node's was killed).
+    let mangle = || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &other_ns, "iptables-save", "-t", "mangle"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(mangle().contains(":PORTICO-L2-HANDOFF"), "{}", mangle());
+    let cleanup = std::process::Command::new("ip")
+        .args(["netns", "exec", &other_ns])
+        .arg(portico_tests::workspace_binary("portico-agent").unwrap())
+        .arg("--cleanup")
+        .output()
+        .unwrap();
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(!mangle().contains("PORTICO"), "{}", mangle());
     tokio::task::spawn_blocking(move || lab.lab.teardown())
         .await
         .unwrap();

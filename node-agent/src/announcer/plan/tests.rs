@@ -403,3 +403,17 @@ fn a_dead_node_moves_only_the_vips_it_owned() {
             .all(|p| p.outcome == Outcome::NoEligibleNode)
     );
 }
+
+#[test]
+fn the_runner_up_is_the_owner_once_the_owner_has_gone() {
+    let mut world = World::new();
+    let plans = world.plan();
+    let owner = plans[0].owner().unwrap().to_owned();
+    let runner_up = plans[0].runner_up.clone().unwrap();
+    assert_ne!(runner_up, owner);
+    world.alive.remove(&owner);
+    assert_eq!(world.owner(), Some(runner_up));
+    // Alone: nobody to fall back on.
+    world.alive = [owner].into_iter().collect();
+    assert_eq!(world.plan()[0].runner_up, None);
+}

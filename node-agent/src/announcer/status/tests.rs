@@ -14,6 +14,7 @@ fn owned(ip: &str, node: &str, default: bool, named: &[&str]) -> VipPlan {
                 named: named.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>(),
             },
         },
+        runner_up: None,
     }
 }
 
