@@ -15,24 +15,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::PostParams;
 
 use super::gcp::{self as demo_gcp, cloud_targets};
-use super::objects::{self, ECHO_PORT, NAMESPACE, SERVICE_PORT};
+use super::objects::{self, SERVICE_PORT};
 use super::report::{self, HEALTH_HEADERS, render_table, say};
 use super::state::LabState;
 use super::up::{
-    Binaries, NODES, agent_command, kubectl_get_svc, parse_layout, sock, spawn_detached,
-    wait_for_api, wait_for_output,
+    Binaries, NODES, create_echo_services, kubectl_get_svc, sock, start_cluster,
+    start_controller_and_agents, start_echo_pods,
 };
 use crate::netns::echo::echo_field;
-use crate::netns::process::command_in;
 
-const CLUSTER_SERVICE: &str = "echo-cluster";
-const LOCAL_SERVICE: &str = "echo-local";
+use super::up::{CLUSTER_SERVICE, LOCAL_SERVICE};
 /// A Local Service's own check shortened (1 s interval and timeout, healthy after 1, unhealthy
 /// after 2) so the demo settles fast; Cluster Services share cloud-provider-gcp's 8 s check.
 const FAST_CHECKS: [(&str, &str); 4] = [
@@ -49,50 +46,8 @@ pub(super) async fn start_gcp(
     dir: &Path,
     state: &mut LabState,
 ) -> anyhow::Result<()> {
-    say("building the network-namespace cluster (a client behind a cloud, 3 nodes, a pod each)");
-    let mut netns = Command::new(&binaries.lab);
-    netns.args([
-        "netns",
-        "--nodes",
-        &NODES.to_string(),
-        "--pods-per-node",
-        "1",
-    ]);
-    netns.args(["--node-subnet", &args.node_subnet.to_string(), "--cloud"]);
-    spawn_detached(dir, state, "netns", &binaries.lab, netns)?;
-    let layout = wait_for_output(dir, state, "netns", Duration::from_secs(60), |text| {
-        text.lines().any(|l| l.starts_with("pod node-2 "))
-    })
-    .await?;
-    parse_layout(&layout, state)?;
-    let mut cloud = state
-        .cloud
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("portico-lab netns --cloud printed no cloud line"))?;
-    state.save(dir)?;
-    let host_ip = state.host_ip.expect("parsed");
-    println!(
-        "client {} ({}) → cloud {} → nodes {}",
-        state.client_ip(),
-        state.client_ns,
-        cloud.ns,
-        state
-            .nodes
-            .iter()
-            .map(|n| format!("{} {}", n.name, n.ip))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    say("starting the lab API server");
-    let mut apiserver = Command::new(&binaries.lab);
-    apiserver
-        .args(["apiserver", "--listen", &format!("{host_ip}:{}", args.port)])
-        .args(["--listen", &format!("127.0.0.1:{}", args.port)])
-        .arg("--kubeconfig")
-        .arg(&state.kubeconfig);
-    spawn_detached(dir, state, "apiserver", &binaries.lab, apiserver)?;
-    let client = wait_for_api(&state.kubeconfig, state, dir).await?;
+    let (host_ip, client) = start_cluster(args, binaries, dir, state, true).await?;
+    let mut cloud = state.cloud.clone().expect("start_cluster checked");
 
     say("starting the fake Compute server (the GCP API), addresses from the cloud's range");
     let endpoint = demo_gcp::start_fake_compute(
@@ -116,48 +71,14 @@ pub(super) async fn start_gcp(
         object.spec.get_or_insert_default().provider_id = Some(provider_id);
         nodes.create(&PostParams::default(), &object).await?;
     }
-    for (index, node) in state.nodes.clone().iter().enumerate() {
-        let pod = node.pods[0].clone();
-        let name = format!("echo-n{index}");
-        let mut echo = command_in(&pod.ns, &binaries.lab);
-        echo.args(["echo-server", "--listen", &format!("0.0.0.0:{ECHO_PORT}")]);
-        spawn_detached(dir, state, &name, &binaries.lab, echo)?;
-        wait_for_output(dir, state, &name, Duration::from_secs(10), |text| {
-            text.starts_with("listening")
-        })
-        .await?;
-    }
-    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
-    let endpoint_node = state.nodes[0].clone();
-    for (name, policy) in [(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")] {
-        let mut service = objects::echo_service(name, policy);
-        service.metadata.annotations = Some(
-            FAST_CHECKS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        services.create(&PostParams::default(), &service).await?;
-        let slice = objects::echo_slice(name, &endpoint_node.name, endpoint_node.pods[0].ip);
-        slices.create(&PostParams::default(), &slice).await?;
-    }
+    start_echo_pods(binaries, dir, state, NODES).await?;
+    let services = create_echo_services(&client, state, &FAST_CHECKS).await?;
     println!("{CLUSTER_SERVICE} (Cluster) and {LOCAL_SERVICE} (Local), the endpoint on node-0");
 
     say("starting portico-controller --provider gcp, the agents, and the GCP lab cloud");
     let mut controller = Command::new(&binaries.controller);
-    controller
-        .arg("--kubeconfig")
-        .arg(&state.kubeconfig)
-        .args(["--leader-elect", "--admin-addr", "127.0.0.1:0"])
-        .args(demo_gcp::controller_args(&endpoint))
-        .env_remove("KUBECONFIG");
-    spawn_detached(dir, state, "controller", &binaries.controller, controller)?;
-    for node in state.nodes.clone() {
-        let agent = agent_command(&binaries.agent, state, &node);
-        let name = format!("agent-{}", node.name);
-        spawn_detached(dir, state, &name, &binaries.agent, agent)?;
-    }
+    controller.args(demo_gcp::controller_args(&endpoint));
+    start_controller_and_agents(binaries, dir, state, controller)?;
     cloud.provider = "gcp".into();
     cloud.dir = dir.join("cloud");
     cloud.endpoint = endpoint.clone();

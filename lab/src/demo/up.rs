@@ -23,8 +23,8 @@ use crate::netns::process::command_in;
 pub(super) const NODES: usize = 3;
 /// Nodes whose pod runs an echo server; the demo's Services have their endpoint on node-0.
 const ECHO_NODES: usize = 2;
-const CLUSTER_SERVICE: &str = "echo-cluster";
-const LOCAL_SERVICE: &str = "echo-local";
+pub(super) const CLUSTER_SERVICE: &str = "echo-cluster";
+pub(super) const LOCAL_SERVICE: &str = "echo-local";
 
 /// Paths of the binaries `up` starts.
 pub(super) struct Binaries {
@@ -260,13 +260,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn start(
+/// The steps every provider's `up` starts with: the namespace cluster (a cloud namespace in
+/// front of the nodes with `cloud`), then the lab API server. Returns the host's lab address
+/// and a client of the API server.
+pub(super) async fn start_cluster(
     args: &UpArgs,
     binaries: &Binaries,
     dir: &Path,
     state: &mut LabState,
-) -> anyhow::Result<()> {
-    say("building the network-namespace cluster (a client, 3 nodes, a pod behind each)");
+    cloud: bool,
+) -> anyhow::Result<(Ipv4Addr, Client)> {
+    say(if cloud {
+        "building the network-namespace cluster (a client behind a cloud, 3 nodes, a pod each)"
+    } else {
+        "building the network-namespace cluster (a client, 3 nodes, a pod behind each)"
+    });
     let mut netns = Command::new(&binaries.lab);
     netns.args([
         "netns",
@@ -276,16 +284,27 @@ async fn start(
         "1",
     ]);
     netns.args(["--node-subnet", &args.node_subnet.to_string()]);
+    if cloud {
+        netns.arg("--cloud");
+    }
     spawn_detached(dir, state, "netns", &binaries.lab, netns)?;
     let layout = wait_for_output(dir, state, "netns", Duration::from_secs(60), |text| {
         text.lines().any(|l| l.starts_with("pod node-2 "))
     })
     .await?;
     parse_layout(&layout, state)?;
+    anyhow::ensure!(
+        !cloud || state.cloud.is_some(),
+        "portico-lab netns --cloud printed no cloud line"
+    );
     state.save(dir)?;
     let host_ip = state.host_ip.expect("parsed");
+    let cloud_hop = match &state.cloud {
+        Some(cloud) => format!(" → cloud {}", cloud.ns),
+        None => String::new(),
+    };
     println!(
-        "namespaces {}*: client {} ({}), nodes {}",
+        "namespaces {}*: client {} ({}){cloud_hop} → nodes {}",
         state.prefix,
         state.client_ip(),
         state.client_ns,
@@ -306,6 +325,86 @@ async fn start(
         .arg(&state.kubeconfig);
     spawn_detached(dir, state, "apiserver", &binaries.lab, apiserver)?;
     let client = wait_for_api(&state.kubeconfig, state, dir).await?;
+    Ok((host_ip, client))
+}
+
+/// An echo server in the pod of each of the first `count` nodes, each waited for.
+pub(super) async fn start_echo_pods(
+    binaries: &Binaries,
+    dir: &Path,
+    state: &mut LabState,
+    count: usize,
+) -> anyhow::Result<()> {
+    for index in 0..count {
+        let pod = state.nodes[index].pods[0].clone();
+        let name = format!("echo-n{index}");
+        let mut echo = command_in(&pod.ns, &binaries.lab);
+        echo.args(["echo-server", "--listen", &format!("0.0.0.0:{ECHO_PORT}")]);
+        spawn_detached(dir, state, &name, &binaries.lab, echo)?;
+        wait_for_output(dir, state, &name, Duration::from_secs(10), |text| {
+            text.starts_with("listening")
+        })
+        .await?;
+        println!("{name}: {}:{ECHO_PORT} in {}", pod.ip, pod.ns);
+    }
+    Ok(())
+}
+
+/// The demo's two Services (Cluster and Local, with `annotations`), their endpoint node-0's pod.
+pub(super) async fn create_echo_services(
+    client: &Client,
+    state: &LabState,
+    annotations: &[(&str, &str)],
+) -> anyhow::Result<Api<Service>> {
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
+    let endpoint_node = &state.nodes[0];
+    for (name, policy) in [(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")] {
+        let mut service = objects::echo_service(name, policy);
+        if !annotations.is_empty() {
+            service.metadata.annotations = Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        services.create(&PostParams::default(), &service).await?;
+        let slice = objects::echo_slice(name, &endpoint_node.name, endpoint_node.pods[0].ip);
+        slices.create(&PostParams::default(), &slice).await?;
+    }
+    Ok(services)
+}
+
+/// Starts `controller` (the provider's flags already on it) against the lab, and an agent on
+/// every node.
+pub(super) fn start_controller_and_agents(
+    binaries: &Binaries,
+    dir: &Path,
+    state: &mut LabState,
+    mut controller: Command,
+) -> anyhow::Result<()> {
+    controller
+        .arg("--kubeconfig")
+        .arg(&state.kubeconfig)
+        .args(["--leader-elect", "--admin-addr", "127.0.0.1:0"])
+        .env_remove("KUBECONFIG");
+    spawn_detached(dir, state, "controller", &binaries.controller, controller)?;
+    for node in state.nodes.clone() {
+        let agent = agent_command(&binaries.agent, state, &node);
+        let name = format!("agent-{}", node.name);
+        spawn_detached(dir, state, &name, &binaries.agent, agent)?;
+    }
+    Ok(())
+}
+
+async fn start(
+    args: &UpArgs,
+    binaries: &Binaries,
+    dir: &Path,
+    state: &mut LabState,
+) -> anyhow::Result<()> {
+    let (host_ip, client) = start_cluster(args, binaries, dir, state, false).await?;
     println!(
         "https://{host_ip}:{} (kubeconfig {})",
         args.port,
@@ -330,44 +429,13 @@ async fn start(
     l2::route_pool_on_link(&state.client_ns, pool)?;
 
     say("starting echo servers in the pods of node-0 and node-1");
-    for index in 0..ECHO_NODES {
-        let pod = state.nodes[index].pods[0].clone();
-        let name = format!("echo-n{index}");
-        let mut echo = command_in(&pod.ns, &binaries.lab);
-        echo.args(["echo-server", "--listen", &format!("0.0.0.0:{ECHO_PORT}")]);
-        spawn_detached(dir, state, &name, &binaries.lab, echo)?;
-        wait_for_output(dir, state, &name, Duration::from_secs(10), |text| {
-            text.starts_with("listening")
-        })
-        .await?;
-        println!("{name}: {}:{ECHO_PORT} in {}", pod.ip, pod.ns);
-    }
+    start_echo_pods(binaries, dir, state, ECHO_NODES).await?;
 
     say("creating Services echo-cluster (Cluster) and echo-local (Local), endpoint on node-0");
-    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
-    let endpoint_node = state.nodes[0].clone();
-    for (name, policy) in [(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")] {
-        services
-            .create(&PostParams::default(), &objects::echo_service(name, policy))
-            .await?;
-        let slice = objects::echo_slice(name, &endpoint_node.name, endpoint_node.pods[0].ip);
-        slices.create(&PostParams::default(), &slice).await?;
-    }
+    let services = create_echo_services(&client, state, &[]).await?;
 
     say("starting portico-controller and portico-agent on every node (logs in the state dir)");
-    let mut controller = Command::new(&binaries.controller);
-    controller
-        .arg("--kubeconfig")
-        .arg(&state.kubeconfig)
-        .args(["--leader-elect", "--admin-addr", "127.0.0.1:0"])
-        .env_remove("KUBECONFIG");
-    spawn_detached(dir, state, "controller", &binaries.controller, controller)?;
-    for node in state.nodes.clone() {
-        let agent = agent_command(&binaries.agent, state, &node);
-        let name = format!("agent-{}", node.name);
-        spawn_detached(dir, state, &name, &binaries.agent, agent)?;
-    }
+    start_controller_and_agents(binaries, dir, state, Command::new(&binaries.controller))?;
     for process in &state.processes {
         println!("{:<12} pid {}", process.name, process.pid);
     }
