@@ -8,6 +8,9 @@
 //!   cargo bench -p portico-tests --bench lab_cloud                     # both: a few minutes
 //!   BENCH_CHECKS=short cargo bench -p portico-tests --bench lab_cloud  # short checks only
 //!
+//! (`--profile dev` runs target/debug's binaries instead: the figures are the checks', not the
+//! binaries' speed.)
+//!
 //! `BENCH_CHECKS`: `short`, `default` or `both` (the default). Each cell is a fresh 2-node lab
 //! cloud with one Local Service:
 //! - an endpoint move (node-0 → node-1) under a request every 50 ms: from the move until the
