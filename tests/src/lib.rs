@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod cloud_lab;
 pub mod cuttable_proxy;
 pub mod fake_compute;
 pub mod lab_cluster;

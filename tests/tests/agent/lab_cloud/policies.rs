@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use portico_tests::lab_cluster::wait_for;
 use serde_json::json;
 
-use super::{CloudLab, Provider, fast_checks};
+use portico_tests::cloud_lab::{CloudLab, Provider, fast_checks};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_lb_sends_only_where_health_checks_pass_and_follows_endpoints_and_taints() {
