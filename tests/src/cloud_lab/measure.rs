@@ -17,6 +17,7 @@ use super::CloudLab;
 
 /// A request every 20 ms during a rolling update, each given 2 s.
 const EVERY: Duration = Duration::from_millis(20);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the client saw while a Local Service's only endpoint moved to another node.
 #[derive(Clone, Debug)]
@@ -92,13 +93,24 @@ pub async fn run_rolling_update(
     lab.set_endpoints("rolling", &[(0, true, true, false)])
         .await;
     lab.wait_for_in_service("rolling", &[0]).await;
+    // In service by the checks is not yet routed: the GCP lab cloud writes its routes a moment
+    // after the checks pass. The count starts once the load balancer answers.
+    let lab_ref = &*lab;
+    crate::lab_cluster::wait_for(
+        "the load balancer to answer",
+        Duration::from_secs(30),
+        || async { lab_ref.request("rolling").await.map(|_| ()) },
+    )
+    .await;
     let target = lab.lb_target("rolling").await;
     let sampler = Sampler::start_to(
         lab.lab.lab_binary().to_path_buf(),
         lab.lab.client_ns().to_owned(),
         target,
         EVERY,
-        Duration::from_secs(2),
+        // A request fails when it is not answered within 5 s: a client's kernel retries a lost
+        // SYN after 1 s and 3 s, and on a loaded machine starting a probe alone can take over 2 s.
+        REQUEST_TIMEOUT,
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -129,6 +141,15 @@ pub async fn run_rolling_update(
         failed(&samples),
         terminating.duration_since(samples.first().map(|s| s.started).unwrap_or(terminating)),
     );
+    let start = samples.first().map(|s| s.started);
+    for sample in samples.iter().filter(|s| s.answer.is_none()) {
+        eprintln!(
+            "failed request at {:?} after the start (took {:?}): {}",
+            start.map(|t| sample.started.duration_since(t)),
+            sample.took,
+            sample.error.as_deref().unwrap_or("no answer"),
+        );
+    }
     let last = samples
         .last()
         .and_then(|s| s.answer.clone())
