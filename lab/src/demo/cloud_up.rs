@@ -245,7 +245,8 @@ pub(super) async fn start_aws(
         .zip([(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")])
     {
         for _ in 0..6 {
-            rows.push(through_lb(state, hostname, service, policy).await);
+            let target = format!("{hostname}:{SERVICE_PORT}");
+            rows.push(through_lb(state, &target, service, policy).await);
         }
     }
     let headers = ["TARGET", "POLICY", "POD_ON", "CLIENT_ADDRESS"];
@@ -299,13 +300,18 @@ fn health_table(health: &[TargetHealth], node_of: impl Fn(&str) -> String) -> St
     )
 }
 
-/// One request from the client to `hostname`: which node's pod answered and what it saw.
-async fn through_lb(state: &LabState, hostname: &str, service: &str, policy: &str) -> Vec<String> {
-    let target = format!("{hostname}:{SERVICE_PORT}");
+/// One request from the client to `target` (`name:port` or `ip:port`) through a load
+/// balancer: which node's pod answered and what it saw (both providers' `up` print it).
+pub(super) async fn through_lb(
+    state: &LabState,
+    target: &str,
+    service: &str,
+    policy: &str,
+) -> Vec<String> {
     let answer = probe_name_from(
         &state.lab_binary,
         &state.client_ns,
-        &target,
+        target,
         ProbeMode::Tcp,
         "/",
         report::PROBE_TIMEOUT,

@@ -27,7 +27,6 @@ use super::up::{
     Binaries, NODES, create_echo_services, kubectl_get_svc, sock, start_cluster,
     start_controller_and_agents, start_echo_pods,
 };
-use crate::netns::echo::echo_field;
 
 use super::up::{CLUSTER_SERVICE, LOCAL_SERVICE};
 /// A Local Service's own check shortened (1 s interval and timeout, healthy after 1, unhealthy
@@ -182,7 +181,8 @@ pub(super) async fn start_gcp(
         .zip([(CLUSTER_SERVICE, "Cluster"), (LOCAL_SERVICE, "Local")])
     {
         for _ in 0..6 {
-            rows.push(through_rule(state, sock(*ip, SERVICE_PORT), service, policy).await);
+            let target = sock(*ip, SERVICE_PORT).to_string();
+            rows.push(super::cloud_up::through_lb(state, &target, service, policy).await);
         }
     }
     let headers = ["TARGET", "POLICY", "POD_ON", "CLIENT_ADDRESS"];
@@ -198,42 +198,4 @@ pub(super) async fn start_gcp(
     );
     println!("export KUBECONFIG={}", state.kubeconfig.display());
     Ok(())
-}
-
-/// One request from the client to a forwarding rule: which node's pod answered, what it saw.
-async fn through_rule(
-    state: &LabState,
-    target: std::net::SocketAddr,
-    service: &str,
-    policy: &str,
-) -> Vec<String> {
-    let answer = crate::netns::probe::probe_from(
-        &state.lab_binary,
-        &state.client_ns,
-        target,
-        crate::netns::probe::ProbeMode::Tcp,
-        "/",
-        report::PROBE_TIMEOUT,
-    )
-    .await;
-    let (pod_on, seen) = match answer {
-        Ok(body) => {
-            let pod_ns = echo_field(&body, "namespace").unwrap_or_default();
-            let node = state
-                .nodes
-                .iter()
-                .find(|n| n.pods.iter().any(|p| p.ns == pod_ns))
-                .map(|n| n.name.clone())
-                .unwrap_or_default();
-            let seen = echo_field(&body, "client_address").unwrap_or_default();
-            (node, seen.to_owned())
-        }
-        Err(error) => (report::NO_ANSWER.to_owned(), error.to_string()),
-    };
-    vec![
-        format!("{service} {target}"),
-        policy.to_owned(),
-        pod_on,
-        seen,
-    ]
 }
