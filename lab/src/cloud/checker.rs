@@ -144,47 +144,45 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_new_target_is_unhealthy_until_it_passes_healthy_threshold_probes() {
-        assert_eq!(TargetHealth::new().health(), Health::Unhealthy);
-        let table = [
-            // (healthy, unhealthy, results, verdicts)
-            (1, 3, "+", "H"),
-            (2, 2, "++", "UH"),
-            (3, 3, "+++", "UUH"),
-            (2, 2, "-+-+", "UUUU"),
-            (2, 2, "+-++", "UUUH"),
-            (10, 1, "+++++++++-", "UUUUUUUUUU"),
-        ];
-        for (healthy, unhealthy, results, want) in table {
-            let mut target = TargetHealth::new();
-            assert_eq!(
-                run(&mut target, &spec(healthy, unhealthy), results),
-                want,
-                "healthy {healthy} unhealthy {unhealthy} results {results}"
-            );
-        }
-    }
+    /// Each row feeds its results ('+' success, '-' failure) to a new target under its healthy
+    /// and unhealthy thresholds and names the verdict after each probe.
+    const VERDICTS: &str = "
+        healthy unhealthy results    verdicts
+        # A new target is unhealthy until it passes `healthy` probes in a row.
+        1       3         +          H
+        2       2         ++         UH
+        3       3         +++        UUH
+        2       2         -+-+       UUUU
+        2       2         +-++       UUUH
+        10      1         +++++++++- UUUUUUUUUU
+        # Once healthy, it turns unhealthy only after `unhealthy` failures in a row.
+        1       3         +--        HHH
+        1       3         +---       HHHU
+        1       3         +--+--     HHHHHH
+        1       3         +--+---    HHHHHHU
+        2       2         ++--       UHHU
+        1       1         +-+-       HUHU
+    ";
 
     #[test]
-    fn a_healthy_target_turns_unhealthy_only_after_unhealthy_threshold_failures_in_a_row() {
-        let table = [
-            // starts with enough successes to be healthy, then:
-            (1, 3, "+--", "HHH"),
-            (1, 3, "+---", "HHHU"),
-            (1, 3, "+--+--", "HHHHHH"),
-            (1, 3, "+--+---", "HHHHHHU"),
-            (2, 2, "++--", "UHHU"),
-            (1, 1, "+-+-", "HUHU"),
-        ];
-        for (healthy, unhealthy, results, want) in table {
+    fn the_verdict_changes_only_after_threshold_probes_in_a_row() {
+        assert_eq!(TargetHealth::new().health(), Health::Unhealthy);
+        let rows = VERDICTS.lines().map(str::trim).filter(|line| {
+            !line.is_empty() && !line.starts_with('#') && !line.starts_with("healthy")
+        });
+        let mut checked = 0;
+        for row in rows {
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            let (healthy, unhealthy) = (cells[0].parse().unwrap(), cells[1].parse().unwrap());
             let mut target = TargetHealth::new();
             assert_eq!(
-                run(&mut target, &spec(healthy, unhealthy), results),
-                want,
-                "healthy {healthy} unhealthy {unhealthy} results {results}"
+                run(&mut target, &spec(healthy, unhealthy), cells[2]),
+                cells[3],
+                "{cells:?}"
             );
+            checked += 1;
         }
+        assert_eq!(checked, 12, "every row of the table is read");
     }
 
     #[test]
