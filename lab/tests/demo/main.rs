@@ -14,6 +14,7 @@ use portico_lab::demo::state::LabState;
 use portico_lab::demo::{l2, report};
 
 mod aws;
+mod cloud;
 mod gcp;
 mod install;
 
@@ -83,6 +84,44 @@ impl Drop for DownOnDrop {
                 .arg(&self.0)
                 .status();
         }
+    }
+}
+
+/// A lab in a temporary state dir on a free API port, taken down when dropped.
+struct Lab {
+    // Dropped first: `down` needs the state dir inside `_temp`.
+    _down: DownOnDrop,
+    state_dir: PathBuf,
+    port: String,
+    _temp: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let temp = tempfile::tempdir().unwrap();
+        let state_dir = temp.path().join("lab");
+        Lab {
+            _down: DownOnDrop(state_dir.clone()),
+            state_dir,
+            port: free_port().to_string(),
+            _temp: temp,
+        }
+    }
+
+    /// `portico-lab up` on `node_subnet` and the lab's port, with `extra` flags; prints and
+    /// returns its stdout.
+    fn up(&self, node_subnet: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "up",
+            "--node-subnet",
+            node_subnet,
+            "--port",
+            self.port.as_str(),
+        ];
+        args.extend(extra);
+        let (_, stdout) = run_lab(&args, &self.state_dir);
+        println!("{stdout}");
+        stdout
     }
 }
 
@@ -186,16 +225,9 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
     })) {
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let state_dir = temp.path().join("lab");
-    let _down = DownOnDrop(state_dir.clone());
-    let port = free_port().to_string();
-
-    let (_, up) = run_lab(
-        &["up", "--node-subnet", NODE_SUBNET, "--port", &port],
-        &state_dir,
-    );
-    println!("{up}");
+    let lab = Lab::new();
+    let state_dir = &lab.state_dir;
+    let up = lab.up(NODE_SUBNET, &[]);
 
     // kubectl get svc: both Services have an EXTERNAL-IP from the pool.
     let pool: Ipv4Net = POOL.parse().unwrap();
@@ -230,7 +262,7 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         "{rows:?}"
     );
     // arping from the client: each request gets exactly one reply, from the owner's MAC.
-    let state = LabState::load(&state_dir).unwrap().expect("state.json");
+    let state = LabState::load(state_dir).unwrap().expect("state.json");
     for (vip, owner) in &owners {
         assert_one_answer_from(&state, *vip, owner);
     }
@@ -262,14 +294,11 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
     );
 
     // A second `up` changes nothing.
-    let (_, again) = run_lab(
-        &["up", "--node-subnet", NODE_SUBNET, "--port", &port],
-        &state_dir,
-    );
+    let again = lab.up(NODE_SUBNET, &[]);
     assert!(again.contains("already up"), "{again}");
 
     // The tutorial: Cluster answers through every node, Local only through the endpoint's node.
-    let (_, scenario) = run_lab(&["scenario", "source-ip"], &state_dir);
+    let (_, scenario) = run_lab(&["scenario", "source-ip"], state_dir);
     println!("{scenario}");
     let before = traffic_rows(section(&scenario, "before"));
     assert_eq!(before.len(), 6, "{before:?}");
@@ -288,7 +317,7 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
 
     // `scenario failover`: the owner's agent killed, then its link down; each time another
     // node took the VIP over and the interruption is printed (its length is the bench's).
-    let (_, failover) = run_lab(&["scenario", "failover"], &state_dir);
+    let (_, failover) = run_lab(&["scenario", "failover"], state_dir);
     println!("{failover}");
     let table = section(&failover, "how long the client's traffic");
     let rows: Vec<Vec<&str>> = table
@@ -327,7 +356,7 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         }
     }
     // The scenario restarted the killed agent: its new PID is in the state file.
-    let state = LabState::load(&state_dir).unwrap().expect("state.json");
+    let state = LabState::load(state_dir).unwrap().expect("state.json");
 
     // Failover: the Cluster VIP's owner's agent dies (SIGKILL, no goodbye); another node
     // answers ARP for it and the client's TCP flows through the new owner.
@@ -364,7 +393,7 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
 
     // down: every process and namespace is gone, and the state dir with them.
     assert_eq!(state.processes.len(), 8, "{:?}", state.processes);
-    let (_, down) = run_lab(&["down"], &state_dir);
+    let (_, down) = run_lab(&["down"], state_dir);
     println!("{down}");
     for process in &state.processes {
         assert!(!process.alive(), "{process:?} still runs after down");
@@ -377,7 +406,7 @@ fn up_shows_the_source_ip_table_and_down_leaves_nothing_behind() {
         state.prefix
     );
     assert!(!state_dir.exists());
-    let (_, again) = run_lab(&["down"], &state_dir);
+    let (_, again) = run_lab(&["down"], state_dir);
     assert!(again.contains("nothing to do"), "{again}");
 }
 
