@@ -79,18 +79,7 @@ impl LoadBalancerProvider for GcpProvider {
             let Some(uid) = kube::ResourceExt::uid(service) else {
                 return Ok(None);
             };
-            let c = &self.compute;
-            let name = desired::lb_name(&uid);
-            let address = c
-                .find("addresses.get", || {
-                    c.addresses
-                        .get()
-                        .set_project(&c.project)
-                        .set_region(&c.region)
-                        .set_address(&name)
-                        .send()
-                })
-                .await?;
+            let address = self.get_address(&desired::lb_name(&uid)).await?;
             Ok(address
                 .and_then(|a| a.address)
                 .map(|ip| ensure::status(&ip)))

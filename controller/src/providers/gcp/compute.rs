@@ -22,6 +22,37 @@ use crate::providers::{ProviderError, is_throttling};
 
 pub type GcpResult<T> = Result<T, ProviderError>;
 
+/// The request closure a [`Compute`] call takes for a global resource (firewall rules, health
+/// checks), with the project set: `global!(c.firewalls.get().set_firewall(name))` stands for
+/// `|| c.firewalls.get().set_project(&c.project).set_firewall(name).send()`. Every request starts
+/// and ends alike; only the client, the method and the last setters differ. A body given after a
+/// comma is cloned into each attempt (a throttled call is sent again).
+macro_rules! global {
+    ($c:ident . $client:ident . $method:ident () $(. $set:ident ($($arg:expr),*))*
+        $(, $body:expr)?) => {
+        || {
+            $c.$client
+                .$method()
+                .set_project(&$c.project)
+                $(.$set($($arg),*))*
+                $(.set_body($body.clone()))?
+                .send()
+        }
+    };
+}
+
+/// [`global!`] for a regional resource (addresses, target pools, forwarding rules): the region
+/// is set too.
+macro_rules! regional {
+    ($c:ident . $client:ident . $method:ident () $($rest:tt)*) => {
+        $crate::providers::gcp::compute::global!(
+            $c.$client.$method().set_region(&$c.region) $($rest)*
+        )
+    };
+}
+
+pub(super) use {global, regional};
+
 /// Where a resource's Operation is polled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Where {
@@ -235,6 +266,42 @@ impl Compute {
                 message: format!("{resource}: {}", error.message.clone().unwrap_or_default()),
             });
         }
+        Ok(())
+    }
+
+    /// Brings a global resource in line with the desired one: nothing where `found` says it
+    /// matches, an update where it differs, an insert where it is missing (`found` is None).
+    /// What it did goes into `changes`.
+    pub async fn put_global<U, UFut, I, IFut>(
+        &self,
+        resource: &str,
+        found: Option<bool>,
+        (update, insert): ((&'static str, U), (&'static str, I)),
+        changes: &mut Vec<String>,
+    ) -> GcpResult<()>
+    where
+        U: FnMut() -> UFut,
+        UFut: Future<Output = Result<Operation, google_cloud_compute_v1::Error>>,
+        I: FnMut() -> IFut,
+        IFut: Future<Output = Result<Operation, google_cloud_compute_v1::Error>>,
+    {
+        match found {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                self.write(update.0, resource, Where::Global, update.1)
+                    .await?
+            }
+            None => {
+                self.write(insert.0, resource, Where::Global, insert.1)
+                    .await?
+            }
+        }
+        let verb = if found.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
+        changes.push(format!("{verb} {resource}"));
         Ok(())
     }
 

@@ -8,97 +8,49 @@ use std::collections::{BTreeSet, HashSet};
 use k8s_openapi::api::core::v1::Service;
 
 use super::GcpProvider;
-use super::compute::{GcpResult, Where};
+use super::compute::{GcpResult, Where, global, regional};
 use super::desired;
 use crate::nodes::LbNode;
 
 impl GcpProvider {
     pub(super) async fn delete_rule(&self, name: &str) -> GcpResult<bool> {
         let c = &self.compute;
-        c.delete(
-            "forwardingRules.delete",
-            &format!("forwarding rule {name}"),
-            Where::Region,
-            || {
-                c.rules
-                    .delete()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_forwarding_rule(name)
-                    .send()
-            },
-        )
-        .await
+        let delete = regional!(c.rules.delete().set_forwarding_rule(name));
+        let resource = format!("forwarding rule {name}");
+        c.delete("forwardingRules.delete", &resource, Where::Region, delete)
+            .await
     }
 
     pub(super) async fn delete_pool(&self, name: &str) -> GcpResult<bool> {
         let c = &self.compute;
-        c.delete(
-            "targetPools.delete",
-            &format!("target pool {name}"),
-            Where::Region,
-            || {
-                c.pools
-                    .delete()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_target_pool(name)
-                    .send()
-            },
-        )
-        .await
+        let delete = regional!(c.pools.delete().set_target_pool(name));
+        let resource = format!("target pool {name}");
+        c.delete("targetPools.delete", &resource, Where::Region, delete)
+            .await
     }
 
     pub(super) async fn delete_health_check(&self, name: &str) -> GcpResult<bool> {
         let c = &self.compute;
-        c.delete(
-            "httpHealthChecks.delete",
-            &format!("HTTP health check {name}"),
-            Where::Global,
-            || {
-                c.health_checks
-                    .delete()
-                    .set_project(&c.project)
-                    .set_http_health_check(name)
-                    .send()
-            },
-        )
-        .await
+        let delete = global!(c.health_checks.delete().set_http_health_check(name));
+        let resource = format!("HTTP health check {name}");
+        c.delete("httpHealthChecks.delete", &resource, Where::Global, delete)
+            .await
     }
 
     async fn delete_firewall(&self, name: &str) -> GcpResult<bool> {
         let c = &self.compute;
-        c.delete(
-            "firewalls.delete",
-            &format!("firewall rule {name}"),
-            Where::Global,
-            || {
-                c.firewalls
-                    .delete()
-                    .set_project(&c.project)
-                    .set_firewall(name)
-                    .send()
-            },
-        )
-        .await
+        let delete = global!(c.firewalls.delete().set_firewall(name));
+        let resource = format!("firewall rule {name}");
+        c.delete("firewalls.delete", &resource, Where::Global, delete)
+            .await
     }
 
     async fn delete_address(&self, name: &str) -> GcpResult<bool> {
         let c = &self.compute;
-        c.delete(
-            "addresses.delete",
-            &format!("address {name}"),
-            Where::Region,
-            || {
-                c.addresses
-                    .delete()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_address(name)
-                    .send()
-            },
-        )
-        .await
+        let delete = regional!(c.addresses.delete().set_address(name));
+        let resource = format!("address {name}");
+        c.delete("addresses.delete", &resource, Where::Region, delete)
+            .await
     }
 
     /// Everything of the Service with this UID, in dependency order.
@@ -163,17 +115,13 @@ impl GcpProvider {
         macro_rules! descriptions {
             ($client:ident, $operation:literal) => {
                 every_page(|token| async move {
-                    let list = c
-                        .call($operation, || {
-                            c.$client
-                                .list()
-                                .set_project(&c.project)
-                                .set_region(&c.region)
-                                .set_max_results(PAGE)
-                                .set_or_clear_page_token(token.clone())
-                                .send()
-                        })
-                        .await?;
+                    let list = regional!(
+                        c.$client
+                            .list()
+                            .set_max_results(PAGE)
+                            .set_or_clear_page_token(token.clone())
+                    );
+                    let list = c.call($operation, list).await?;
                     let items = list.items.into_iter().map(|item| item.description);
                     Ok((items.collect::<Vec<_>>(), list.next_page_token))
                 })

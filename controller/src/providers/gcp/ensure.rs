@@ -8,7 +8,7 @@ use google_cloud_compute_v1::model::{Address, Firewall, ForwardingRule, HttpHeal
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 
 use super::GcpProvider;
-use super::compute::{GcpResult, Where};
+use super::compute::{GcpResult, Where, global, regional};
 use super::desired::{self, DesiredLb, HealthCheck};
 use crate::nodes::LbNode;
 use crate::providers::{Ensured, LoadBalancerStatus, ProviderError};
@@ -106,8 +106,7 @@ impl GcpProvider {
             .await?;
         self.ensure_firewall(&want.health_firewall, &want.description, &[], &mut changes)
             .await?;
-        self.ensure_health_check(&want.health_check, &want.description, &mut changes)
-            .await?;
+        self.ensure_health_check(&want, &mut changes).await?;
         let dropped = self.ensure_pool(&want, &mut changes).await?;
         self.ensure_rule(&want, &ip, &mut changes).await?;
         // The pool left the Service's own check (Local → Cluster): delete it now it is unused.
@@ -125,17 +124,10 @@ impl GcpProvider {
         })
     }
 
-    async fn get_address(&self, name: &str) -> GcpResult<Option<Address>> {
+    pub(super) async fn get_address(&self, name: &str) -> GcpResult<Option<Address>> {
         let c = &self.compute;
-        c.find("addresses.get", || {
-            c.addresses
-                .get()
-                .set_project(&c.project)
-                .set_region(&c.region)
-                .set_address(name)
-                .send()
-        })
-        .await
+        let get = regional!(c.addresses.get().set_address(name));
+        c.find("addresses.get", get).await
     }
 
     async fn ensure_address(
@@ -163,20 +155,10 @@ impl GcpProvider {
             .set_name(&want.name)
             .set_description(&want.description)
             .set_or_clear_address(want.requested_ip.clone());
-        c.write(
-            "addresses.insert",
-            &format!("address {}", want.name),
-            Where::Region,
-            || {
-                c.addresses
-                    .insert()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_body(body.clone())
-                    .send()
-            },
-        )
-        .await?;
+        let insert = regional!(c.addresses.insert(), body);
+        let resource = format!("address {}", want.name);
+        c.write("addresses.insert", &resource, Where::Region, insert)
+            .await?;
         changes.push(format!("created address {}", want.name));
         let have = self.get_address(&want.name).await?;
         have.and_then(|a| a.address)
@@ -187,6 +169,37 @@ impl GcpProvider {
             })
     }
 
+    async fn ensure_health_check(
+        &self,
+        want: &DesiredLb,
+        changes: &mut Vec<String>,
+    ) -> GcpResult<()> {
+        let c = &self.compute;
+        let (check, name) = (&want.health_check, &want.health_check.name);
+        // The shared check outlives every Service: it names only the cluster.
+        let description = if check.shared {
+            serde_json::json!({"kubernetes.io/cluster-name": self.scope.cluster}).to_string()
+        } else {
+            want.description.clone()
+        };
+        let body = health_check_body(check, &description);
+        let get = global!(c.health_checks.get().set_http_health_check(name));
+        let matches = (c.find("httpHealthChecks.get", get).await?)
+            .map(|have| health_check_matches(&have, check));
+        let calls = (
+            (
+                "httpHealthChecks.update",
+                global!(c.health_checks.update().set_http_health_check(name), body),
+            ),
+            (
+                "httpHealthChecks.insert",
+                global!(c.health_checks.insert(), body),
+            ),
+        );
+        let resource = format!("HTTP health check {name}");
+        c.put_global(&resource, matches, calls, changes).await
+    }
+
     async fn ensure_firewall(
         &self,
         want: &desired::Firewall,
@@ -195,96 +208,16 @@ impl GcpProvider {
         changes: &mut Vec<String>,
     ) -> GcpResult<()> {
         let c = &self.compute;
+        let name = &want.name;
         let body = firewall_body(self, want, description, dest);
-        let have = c
-            .find("firewalls.get", || {
-                c.firewalls
-                    .get()
-                    .set_project(&c.project)
-                    .set_firewall(&want.name)
-                    .send()
-            })
-            .await?;
-        let resource = format!("firewall rule {}", want.name);
-        match have {
-            Some(have) if firewall_matches(&have, &body) => {}
-            Some(_) => {
-                c.write("firewalls.update", &resource, Where::Global, || {
-                    c.firewalls
-                        .update()
-                        .set_project(&c.project)
-                        .set_firewall(&want.name)
-                        .set_body(body.clone())
-                        .send()
-                })
-                .await?;
-                changes.push(format!("updated {resource}"));
-            }
-            None => {
-                c.write("firewalls.insert", &resource, Where::Global, || {
-                    c.firewalls
-                        .insert()
-                        .set_project(&c.project)
-                        .set_body(body.clone())
-                        .send()
-                })
-                .await?;
-                changes.push(format!("created {resource}"));
-            }
-        }
-        Ok(())
-    }
-
-    async fn ensure_health_check(
-        &self,
-        want: &HealthCheck,
-        description: &str,
-        changes: &mut Vec<String>,
-    ) -> GcpResult<()> {
-        let c = &self.compute;
-        let description = if want.shared {
-            serde_json::json!({"kubernetes.io/cluster-name": self.scope.cluster}).to_string()
-        } else {
-            description.to_owned()
-        };
-        let body = health_check_body(want, &description);
-        let have = c
-            .find("httpHealthChecks.get", || {
-                c.health_checks
-                    .get()
-                    .set_project(&c.project)
-                    .set_http_health_check(&want.name)
-                    .send()
-            })
-            .await?;
-        let resource = format!("HTTP health check {}", want.name);
-        match have {
-            Some(have) if health_check_matches(&have, want) => {}
-            Some(_) => {
-                c.write("httpHealthChecks.update", &resource, Where::Global, || {
-                    c.health_checks
-                        .update()
-                        .set_project(&c.project)
-                        .set_http_health_check(&want.name)
-                        .set_body(body.clone())
-                        .send()
-                })
-                .await?;
-                changes.push(format!("updated {resource}"));
-            }
-            None => {
-                c.write("httpHealthChecks.insert", &resource, Where::Global, || {
-                    c.health_checks
-                        .insert()
-                        .set_project(&c.project)
-                        .set_body(body.clone())
-                        .send()
-                })
-                .await?;
-                changes.push(format!("created {resource}"));
-            }
-        }
-        Ok(())
+        let get = global!(c.firewalls.get().set_firewall(name));
+        let found = c.find("firewalls.get", get).await?;
+        let update = global!(c.firewalls.update().set_firewall(name), body);
+        let insert = global!(c.firewalls.insert(), body);
+        let calls = (("firewalls.update", update), ("firewalls.insert", insert));
+        let matches = found.map(|have| firewall_matches(&have, &body));
+        let resource = format!("firewall rule {name}");
+        c.put_global(&resource, matches, calls, changes).await
     }
 
     async fn ensure_rule(
@@ -301,16 +234,8 @@ impl GcpProvider {
             IPProtocol::Tcp
         };
         let pool_url = self.scope.pool_url(&want.name);
-        let have = c
-            .find("forwardingRules.get", || {
-                c.rules
-                    .get()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_forwarding_rule(&want.name)
-                    .send()
-            })
-            .await?;
+        let get = regional!(c.rules.get().set_forwarding_rule(&want.name));
+        let have = c.find("forwardingRules.get", get).await?;
         if let Some(rule) = &have {
             let matches = rule.ip_address.as_deref() == Some(ip)
                 && rule.ip_protocol.as_ref() == Some(&protocol)
@@ -331,15 +256,9 @@ impl GcpProvider {
             .set_port_range(&want.port_range)
             .set_target(pool_url)
             .set_load_balancing_scheme(LoadBalancingScheme::External);
-        c.write("forwardingRules.insert", &resource, Where::Region, || {
-            c.rules
-                .insert()
-                .set_project(&c.project)
-                .set_region(&c.region)
-                .set_body(body.clone())
-                .send()
-        })
-        .await?;
+        let insert = regional!(c.rules.insert(), body);
+        c.write("forwardingRules.insert", &resource, Where::Region, insert)
+            .await?;
         changes.push(format!("created {resource} {ip}:{}", want.port_range));
         Ok(())
     }

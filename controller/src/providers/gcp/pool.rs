@@ -10,12 +10,19 @@ use google_cloud_compute_v1::model::{
 };
 
 use super::GcpProvider;
-use super::compute::{GcpResult, Where};
+use super::compute::{GcpResult, Where, regional};
 use super::desired::DesiredLb;
 use super::ensure::{last_segment, url_key};
 
 /// Instances per addInstance/removeInstance call (the API's limit, cloud-provider-gcp's batch).
 pub const INSTANCE_BATCH: usize = 1000;
+
+/// Which way a pool's instances or health checks change.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Add,
+    Remove,
+}
 
 fn affinity(value: &str) -> SessionAffinity {
     if value == "CLIENT_IP" {
@@ -28,15 +35,8 @@ fn affinity(value: &str) -> SessionAffinity {
 impl GcpProvider {
     pub(super) async fn get_pool(&self, name: &str) -> GcpResult<Option<TargetPool>> {
         let c = &self.compute;
-        c.find("targetPools.get", || {
-            c.pools
-                .get()
-                .set_project(&c.project)
-                .set_region(&c.region)
-                .set_target_pool(name)
-                .send()
-        })
-        .await
+        let get = regional!(c.pools.get().set_target_pool(name));
+        c.find("targetPools.get", get).await
     }
 
     /// Creates the pool or brings its health check, session affinity and instances in line.
@@ -70,15 +70,9 @@ impl GcpProvider {
                 .set_session_affinity(affinity(&want.affinity))
                 .set_health_checks([hc_url.clone()])
                 .set_instances(want.instances.clone());
-            c.write("targetPools.insert", &resource, Where::Region, || {
-                c.pools
-                    .insert()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_body(body.clone())
-                    .send()
-            })
-            .await?;
+            let insert = regional!(c.pools.insert(), body);
+            c.write("targetPools.insert", &resource, Where::Region, insert)
+                .await?;
             changes.push(format!(
                 "created {resource} with {} instances",
                 want.instances.len()
@@ -94,26 +88,8 @@ impl GcpProvider {
         let dropped: Vec<String> = others.iter().map(|u| last_segment(u).to_owned()).collect();
         if !others.is_empty() {
             // A pool holds one health check: the old one leaves before the new one joins.
-            let body = TargetPoolsRemoveHealthCheckRequest::new().set_health_checks(
-                others
-                    .iter()
-                    .map(|u| HealthCheckReference::new().set_health_check(u)),
-            );
-            c.write(
-                "targetPools.removeHealthCheck",
-                &resource,
-                Where::Region,
-                || {
-                    c.pools
-                        .remove_health_check()
-                        .set_project(&c.project)
-                        .set_region(&c.region)
-                        .set_target_pool(&want.name)
-                        .set_body(body.clone())
-                        .send()
-                },
-            )
-            .await?;
+            self.pool_health_checks(&want.name, Action::Remove, &others)
+                .await?;
             changes.push(format!(
                 "removed HTTP health check {} from {resource}",
                 dropped.join(", ")
@@ -124,23 +100,8 @@ impl GcpProvider {
             .iter()
             .any(|url| url_key(url) == url_key(&hc_url))
         {
-            let body = TargetPoolsAddHealthCheckRequest::new()
-                .set_health_checks([HealthCheckReference::new().set_health_check(&hc_url)]);
-            c.write(
-                "targetPools.addHealthCheck",
-                &resource,
-                Where::Region,
-                || {
-                    c.pools
-                        .add_health_check()
-                        .set_project(&c.project)
-                        .set_region(&c.region)
-                        .set_target_pool(&want.name)
-                        .set_body(body.clone())
-                        .send()
-                },
-            )
-            .await?;
+            self.pool_health_checks(&want.name, Action::Add, std::slice::from_ref(&hc_url))
+                .await?;
             changes.push(format!(
                 "added HTTP health check {} to {resource}",
                 want.health_check.name
@@ -159,7 +120,6 @@ impl GcpProvider {
         want: &[String],
         changes: &mut Vec<String>,
     ) -> GcpResult<()> {
-        let c = &self.compute;
         let resource = format!("target pool {name}");
         let have: Vec<&str> = pool.instances.iter().map(|u| url_key(u)).collect();
         let add: Vec<&String> = want
@@ -171,47 +131,72 @@ impl GcpProvider {
             .iter()
             .filter(|u| !want.iter().any(|w| url_key(w) == url_key(u)))
             .collect();
-        for batch in add.chunks(INSTANCE_BATCH) {
-            let body = TargetPoolsAddInstanceRequest::new().set_instances(
-                batch
-                    .iter()
-                    .map(|u| InstanceReference::new().set_instance(*u)),
-            );
-            c.write("targetPools.addInstance", &resource, Where::Region, || {
-                c.pools
-                    .add_instance()
-                    .set_project(&c.project)
-                    .set_region(&c.region)
-                    .set_target_pool(name)
-                    .set_body(body.clone())
-                    .send()
-            })
-            .await?;
-            changes.push(format!("added {} instances to {resource}", batch.len()));
-        }
-        for batch in remove.chunks(INSTANCE_BATCH) {
-            let body = TargetPoolsRemoveInstanceRequest::new().set_instances(
-                batch
-                    .iter()
-                    .map(|u| InstanceReference::new().set_instance(*u)),
-            );
-            c.write(
-                "targetPools.removeInstance",
-                &resource,
-                Where::Region,
-                || {
-                    c.pools
-                        .remove_instance()
-                        .set_project(&c.project)
-                        .set_region(&c.region)
-                        .set_target_pool(name)
-                        .set_body(body.clone())
-                        .send()
-                },
-            )
-            .await?;
-            changes.push(format!("removed {} instances from {resource}", batch.len()));
+        for (action, urls) in [(Action::Add, add), (Action::Remove, remove)] {
+            for batch in urls.chunks(INSTANCE_BATCH) {
+                self.pool_instances(name, action, batch).await?;
+                let (verb, to) = match action {
+                    Action::Add => ("added", "to"),
+                    Action::Remove => ("removed", "from"),
+                };
+                changes.push(format!("{verb} {} instances {to} {resource}", batch.len()));
+            }
         }
         Ok(())
+    }
+
+    /// One addHealthCheck or removeHealthCheck call on the pool.
+    async fn pool_health_checks(
+        &self,
+        name: &str,
+        action: Action,
+        urls: &[String],
+    ) -> GcpResult<()> {
+        let c = &self.compute;
+        let resource = format!("target pool {name}");
+        let refs = urls
+            .iter()
+            .map(|u| HealthCheckReference::new().set_health_check(u));
+        match action {
+            Action::Add => {
+                let body = TargetPoolsAddHealthCheckRequest::new().set_health_checks(refs);
+                let add = regional!(c.pools.add_health_check().set_target_pool(name), body);
+                let op = "targetPools.addHealthCheck";
+                c.write(op, &resource, Where::Region, add).await
+            }
+            Action::Remove => {
+                let body = TargetPoolsRemoveHealthCheckRequest::new().set_health_checks(refs);
+                let remove = regional!(c.pools.remove_health_check().set_target_pool(name), body);
+                let op = "targetPools.removeHealthCheck";
+                c.write(op, &resource, Where::Region, remove).await
+            }
+        }
+    }
+
+    /// One addInstance or removeInstance call on the pool.
+    async fn pool_instances(&self, name: &str, action: Action, urls: &[&String]) -> GcpResult<()> {
+        let c = &self.compute;
+        let resource = format!("target pool {name}");
+        let refs = urls
+            .iter()
+            .map(|u| InstanceReference::new().set_instance(*u));
+        match action {
+            Action::Add => {
+                let body = TargetPoolsAddInstanceRequest::new().set_instances(refs);
+                let add = regional!(c.pools.add_instance().set_target_pool(name), body);
+                c.write("targetPools.addInstance", &resource, Where::Region, add)
+                    .await
+            }
+            Action::Remove => {
+                let body = TargetPoolsRemoveInstanceRequest::new().set_instances(refs);
+                let remove = regional!(c.pools.remove_instance().set_target_pool(name), body);
+                c.write(
+                    "targetPools.removeInstance",
+                    &resource,
+                    Where::Region,
+                    remove,
+                )
+                .await
+            }
+        }
     }
 }
