@@ -4,7 +4,8 @@
 //! ```text
 //!   desired.rs (pure: Service + nodes ─▶ DesiredLb) ─▶ ensure.rs: address ─▶ firewall rules
 //!       ─▶ HTTP health check ─▶ target pool (pool.rs: instances, health check) ─▶ forwarding rule
-//!   delete.rs: forwarding rule ─▶ pool ─▶ own health check ─▶ firewall rules ─▶ address; orphans
+//!   delete.rs: forwarding rule ─▶ pool ─▶ own health check ─▶ the shared one when no pool uses
+//!       it ─▶ firewall rules ─▶ address; orphans
 //!   every call ─▶ compute.rs (count, retry 429 with jitter, wait on the Operation)
 //! ```
 //! A resync where nothing drifted makes six reads (one per resource) and no write.
@@ -35,6 +36,9 @@ use crate::nodes::LbNode;
 pub struct GcpProvider {
     compute: Compute,
     scope: Scope,
+    /// Read while a Service's pool joins the shared per-cluster health check, written while that
+    /// check is deleted, so a delete never lands between a check's ensure and its first pool.
+    shared_check: tokio::sync::RwLock<()>,
 }
 
 impl GcpProvider {
@@ -62,6 +66,7 @@ impl GcpProvider {
                 node_tags: args.gcp_node_tags.clone(),
                 cluster: cluster.to_owned(),
             },
+            shared_check: tokio::sync::RwLock::new(()),
         })
     }
 }

@@ -5,6 +5,7 @@ mod aws;
 mod bad_input;
 mod conditions;
 mod gcp;
+mod gcp_shared_check;
 mod leader;
 mod logs;
 mod outage;

@@ -123,6 +123,16 @@ pub fn is_not_found(error: &ProviderError) -> bool {
     matches!(error, ProviderError::Cloud { code, .. } if code == "notFound" || code == "404")
 }
 
+/// Compute refused to delete what another resource refers to (a health check a target pool
+/// uses): a 400 whose message says it "is already being used by" the other, read as
+/// cloud-provider-gcp's `isInUsedByError` reads it (the client keeps no `errors[].reason` once
+/// the body parses as a status).
+pub fn is_in_use(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Cloud { code, message, .. }
+        if code == "resourceInUseByAnotherResource"
+            || (code == "400" && message.contains("being used by")))
+}
+
 impl Compute {
     pub async fn new(
         project: String,
@@ -322,5 +332,35 @@ impl Compute {
             Err(error) if is_not_found(&error) => Ok(false),
             Err(error) => Err(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud(code: &str, message: &str) -> ProviderError {
+        ProviderError::Cloud {
+            operation: "httpHealthChecks.delete",
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_delete_refused_for_a_resource_in_use_is_told_apart_from_other_errors() {
+        let in_use = "The resource 'projects/p/global/httpHealthChecks/k8s-lab-node' is already \
+                      being used by 'projects/p/regions/r/targetPools/a1'";
+        assert!(is_in_use(&cloud("400", in_use)));
+        assert!(is_in_use(&cloud("resourceInUseByAnotherResource", "")));
+        assert!(!is_in_use(&cloud(
+            "400",
+            "Invalid value for field 'resource.port'"
+        )));
+        assert!(!is_in_use(&cloud("404", in_use)));
+        assert!(!is_in_use(&cloud(
+            "403",
+            "Required 'compute.httpHealthChecks.delete'"
+        )));
     }
 }

@@ -1,14 +1,15 @@
 //! Delete in the order the API accepts (what refers to a resource goes before it): forwarding
 //! rule → target pool → the Service's own health check → firewall rules → address. The shared
-//! per-cluster health check stays. Orphans (Services deleted while the controller was down) are
-//! found by the cluster and UID their descriptions carry.
+//! per-cluster health check goes with the last pool that refers to it: Compute refuses its delete
+//! while any pool does (as cloud-provider-gcp relies on). Orphans (Services deleted while the
+//! controller was down) are found by the cluster and UID their descriptions carry.
 
 use std::collections::{BTreeSet, HashSet};
 
 use k8s_openapi::api::core::v1::Service;
 
 use super::GcpProvider;
-use super::compute::{GcpResult, Where, global, regional};
+use super::compute::{GcpResult, Where, global, is_in_use, regional};
 use super::desired;
 use crate::nodes::LbNode;
 
@@ -35,6 +36,20 @@ impl GcpProvider {
         let resource = format!("HTTP health check {name}");
         c.delete("httpHealthChecks.delete", &resource, Where::Global, delete)
             .await
+    }
+
+    /// Deletes the shared per-cluster check unless a target pool still refers to it (Compute
+    /// answers `resourceInUseByAnotherResource`, and the check stays). True when it was deleted.
+    pub(super) async fn delete_shared_health_check(&self) -> GcpResult<bool> {
+        // No Service is between ensuring the check and attaching its pool to it.
+        let _no_pool_joining = self.shared_check.write().await;
+        match self
+            .delete_health_check(&self.scope.cluster_health_check())
+            .await
+        {
+            Err(error) if is_in_use(&error) => Ok(false),
+            result => result,
+        }
     }
 
     async fn delete_firewall(&self, name: &str) -> GcpResult<bool> {
@@ -65,6 +80,12 @@ impl GcpProvider {
         }
         if self.delete_health_check(&name).await? {
             deleted.push(format!("deleted HTTP health check {name}"));
+        }
+        // Which check the pool had is unknown here (an orphan has no Service): the shared one is
+        // tried too, and stays while other pools refer to it.
+        if self.delete_shared_health_check().await? {
+            let shared = self.scope.cluster_health_check();
+            deleted.push(format!("deleted HTTP health check {shared}"));
         }
         for firewall in [
             desired::firewall_name(&name),

@@ -54,7 +54,7 @@ impl Scope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
     pub name: String,
-    /// The shared per-cluster check (never deleted with a Service).
+    /// The shared per-cluster check (deleted with the last Service whose pool refers to it).
     pub shared: bool,
     pub port: i32,
     pub path: String,

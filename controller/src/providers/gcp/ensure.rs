@@ -106,13 +106,28 @@ impl GcpProvider {
             .await?;
         self.ensure_firewall(&want.health_firewall, &want.description, &[], &mut changes)
             .await?;
+        // From ensuring the shared check until the pool refers to it, no other Service's delete
+        // may remove it (it is unused in between).
+        let shared_check_held = if want.health_check.shared {
+            Some(self.shared_check.read().await)
+        } else {
+            None
+        };
         self.ensure_health_check(&want, &mut changes).await?;
         let dropped = self.ensure_pool(&want, &mut changes).await?;
+        drop(shared_check_held);
         self.ensure_rule(&want, &ip, &mut changes).await?;
-        // The pool left the Service's own check (Local → Cluster): delete it now it is unused.
-        if dropped.iter().any(|name| name == &want.name) {
-            let name = want.name.clone();
-            if self.delete_health_check(&name).await? {
+        // The pool left a check: the Service's own (Local → Cluster) is unused now; the shared
+        // one (Cluster → Local) goes once no other pool refers to it.
+        for name in dropped {
+            let deleted = if name == want.name {
+                self.delete_health_check(&name).await?
+            } else if name == self.scope.cluster_health_check() {
+                self.delete_shared_health_check().await?
+            } else {
+                false
+            };
+            if deleted {
                 changes.push(format!("deleted HTTP health check {name}"));
             }
         }
