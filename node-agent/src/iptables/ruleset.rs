@@ -161,6 +161,12 @@ impl RuleSet {
         self.restore(Select::Named(&wanted), &ChainNames::default(), extra)
     }
 
+    /// Input that adds `extra` lines (the jumps from built-in chains) and then deletes the
+    /// chains of `existing` this rule set does not have: the second half of a full sync.
+    pub fn jumps_and_deletions(&self, existing: &ChainNames, extra: &ExtraLines) -> RestorePlan {
+        self.restore(Select::Named(&ChainNames::default()), existing, extra)
+    }
+
     /// Input that only deletes the chains of `existing` this rule set does not have.
     pub fn delete_restore(&self, existing: &ChainNames) -> RestorePlan {
         self.restore(

@@ -278,12 +278,21 @@ impl Syncer {
         };
         let inspect = inspect + started.elapsed();
         let started = Instant::now();
-        let plan = self.cache.rule_set().full_restore(&existing, &jumps);
+        let rules = self.cache.rule_set();
+        // Every chain goes in one restore that has iptables-nft fetch the whole table (see
+        // `Iptables::restore_all_chains`). That fetch does not create the built-in chains a
+        // fresh table lacks, so the jumps from them, and the chains no longer wanted (which a
+        // stale jump may still point to), follow in a small restore of their own.
+        let mut plan = rules.full_restore(&ChainNames::default(), &ExtraLines::default());
+        let jumps_plan = rules.jumps_and_deletions(&existing, &jumps);
         let compute = compute + started.elapsed();
         let started = Instant::now();
-        self.iptables.restore(&plan.text).await?;
+        self.iptables.restore_all_chains(&plan.text).await?;
+        self.iptables.restore(&jumps_plan.text).await?;
         let restore = started.elapsed();
         self.in_sync = true;
+        plan.chains_deleted += jumps_plan.chains_deleted;
+        plan.text.push_str(&jumps_plan.text);
         Ok(outcome(SyncKind::Full, &plan, compute, inspect, restore))
     }
 

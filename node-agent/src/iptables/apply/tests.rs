@@ -94,3 +94,16 @@ COMMIT
         ""
     );
 }
+
+#[test]
+fn a_full_restore_lists_each_table_first_so_iptables_nft_fetches_the_whole_table() {
+    let text = "*nat\n:PORTICO-SERVICES - [0:0]\n-A PORTICO-SERVICES -j RETURN\nCOMMIT\n\
+                *filter\n:PORTICO-FIREWALL - [0:0]\nCOMMIT\n";
+    assert_eq!(
+        with_whole_table_cache(text),
+        "*nat\n-S\n:PORTICO-SERVICES - [0:0]\n-A PORTICO-SERVICES -j RETURN\nCOMMIT\n\
+         *filter\n-S\n:PORTICO-FIREWALL - [0:0]\nCOMMIT\n"
+    );
+    // A header on the last line without its newline still gets its own `-S` line.
+    assert_eq!(with_whole_table_cache("*nat"), "*nat\n-S\n");
+}
