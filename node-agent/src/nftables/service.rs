@@ -7,15 +7,27 @@
 //!                                      ─▶ external-<h> (external IP, LB IP) or firewall-<h> ─▶ external-<h>
 //!   service-nodeports (proto . port) ───▶ external-<h> ─ Cluster: mark, service-<h>
 //!                                                     ─ Local: pods ▶ service-<h>, node ▶ mark + service-<h>, else ▶ local-<h>
-//!   service-<h> / local-<h> ─▶ `numgen random mod (n-i)` per endpoint ─▶ dnat (or endpoint-<h> with affinity)
+//!   service-<h> / local-<h> ─▶ goto pick-cluster-endpoint / pick-local-endpoint (shared)
+//!        ─▶ dnat to <the packet's key> . numgen random mod n offset T(n) in the endpoint maps
+//!      (more than 16 endpoints, or ClientIP affinity: `numgen random mod (n-i)` per endpoint ─▶
+//!       dnat, or endpoint-<h> with affinity)
 //!   no-endpoint-* and firewall-ips maps (filter hooks): reject, or drop
 //! ```
 //!
-//! The endpoint choice is one rule per endpoint, `numgen random mod (n - i) 0`, the nftables
-//! spelling of iptables' `statistic --probability 1/(n-i)`, rather than one anonymous
-//! `numgen random mod N map { ... }` per Service: the kernel names each anonymous set by scanning
-//! every set of the table (`nf_tables_set_alloc_name`), so 10,000 of them took 18 s to load here
-//! against 2 s for the rules.
+//! Why the endpoint maps: any commit that adds a rule with a DNAT or a goto, or a goto element,
+//! makes the kernel re-validate every chain reachable from the hooks (`nft_table_validate`, 25+
+//! ms at 10,000 Services); elements of a map without verdicts commit in under a millisecond. So
+//! a policy chain's rules never name its endpoints or their count: its last rule is a goto to a
+//! shared pick chain, which holds one rule per list length n (1..=16), `dnat to ip daddr . meta
+//! l4proto . th dport . numgen random mod n offset T(n) map @cluster-ip-endpoints` (and the same
+//! keyed by protocol . port for node ports). A Service port with n endpoints has elements only
+//! under the buckets T(n)..T(n)+n-1 (T(n) = n(n-1)/2, so lengths never share a bucket), so
+//! exactly one rule finds it, and each endpoint is chosen with probability exactly 1/n, as
+//! kube-proxy's `numgen random mod n vmap`. An endpoint added or removed is only elements. The
+//! key is the packet's own destination (each address or node port that reaches the chain has
+//! its elements), because nothing else can carry the Service from its chain to the shared one.
+//! Not one anonymous `numgen ... map { ... }` per Service: the kernel names each anonymous set by
+//! scanning every set of the table (`nf_tables_set_alloc_name`), so 10,000 took 18 s to load.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -181,27 +193,63 @@ pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
             names::MARK_MASQ
         )
     });
-    let mut endpoint_chains: Vec<(String, Vec<String>)> = Vec::new();
-    let mut policy_chain = |name: &String, endpoints: &[&Endpoint], with_masq: bool| {
-        let mut rules: Vec<String> = Vec::new();
-        if with_masq {
-            rules.extend(masquerade.clone());
-        }
-        rules.extend(load_balance(
-            port,
-            endpoints,
-            ctx,
-            &mut endpoint_chains,
-            &mut out.sets,
-        ));
-        (name.clone(), rules)
+    // The destinations that reach each policy chain, which key its endpoint map elements.
+    let external_entries = || Entries {
+        addrs: port
+            .external_ips
+            .iter()
+            .chain(&port.load_balancer_ips)
+            .copied()
+            .collect(),
+        node_port: port.node_port,
     };
+    let mut cluster_entries = if uses_ext {
+        external_entries()
+    } else {
+        Entries::default()
+    };
+    let mut local_entries = if uses_ext && port.external_policy_local() && has_external {
+        external_entries()
+    } else {
+        Entries::default()
+    };
+    if has_internal {
+        let internal = if port.internal_policy_local() {
+            &mut local_entries
+        } else {
+            &mut cluster_entries
+        };
+        internal.addrs.insert(0, port.cluster_ip);
+    }
+    let mut endpoint_chains: Vec<(String, Vec<String>)> = Vec::new();
+    let mut policy_chain =
+        |name: &String, endpoints: &[&Endpoint], with_masq: bool, pick: Pick, entries: &Entries| {
+            let mut rules: Vec<String> = Vec::new();
+            if with_masq {
+                rules.extend(masquerade.clone());
+            }
+            if port.affinity_timeout_seconds.is_none() && endpoints.len() <= MAPPED_ENDPOINTS_MAX {
+                rules.push(format!("goto {}", pick.chain));
+                mapped_elements(port, endpoints, pick, entries, &mut out.elements);
+            } else {
+                rules.extend(load_balance(
+                    port,
+                    endpoints,
+                    ctx,
+                    &mut endpoint_chains,
+                    &mut out.sets,
+                ));
+            }
+            (name.clone(), rules)
+        };
     let mut chains = Vec::new();
     if !sets.cluster.is_empty() {
         chains.push(policy_chain(
             &svc,
             &sets.cluster,
             has_internal && !port.internal_policy_local(),
+            Pick::CLUSTER,
+            &cluster_entries,
         ));
     }
     if !sets.local.is_empty() {
@@ -209,6 +257,8 @@ pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
             &svl,
             &sets.local,
             has_internal && port.internal_policy_local(),
+            Pick::LOCAL,
+            &local_entries,
         ));
     }
     if uses_ext {
@@ -265,6 +315,96 @@ pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
     ips.dedup();
     out.endpoint_ips = ips;
     out
+}
+
+/// Endpoint lists up to this long are chosen through the endpoint maps (one pick rule per
+/// length and key kind, so the pick chains stay short); longer ones keep a rule per endpoint.
+pub const MAPPED_ENDPOINTS_MAX: usize = 16;
+
+/// The first bucket of a list of `count` endpoints, T(count) = count(count-1)/2: lists of each
+/// length own disjoint buckets (1: 0; 2: 1-2; 3: 3-5; ...), so one map serves every length.
+pub fn bucket_offset(count: usize) -> usize {
+    count * count.saturating_sub(1) / 2
+}
+
+/// The addresses (address . protocol . port keys) and node port (protocol . port key) whose
+/// packets reach a policy chain.
+#[derive(Default)]
+struct Entries {
+    addrs: Vec<IpAddr>,
+    node_port: Option<u16>,
+}
+
+/// A pick chain and its two endpoint maps.
+#[derive(Clone, Copy)]
+pub struct Pick {
+    pub chain: &'static str,
+    pub ip_map: &'static str,
+    pub port_map: &'static str,
+}
+
+impl Pick {
+    pub const CLUSTER: Pick = Pick {
+        chain: names::PICK_CLUSTER,
+        ip_map: names::CLUSTER_IP_ENDPOINTS,
+        port_map: names::CLUSTER_PORT_ENDPOINTS,
+    };
+    pub const LOCAL: Pick = Pick {
+        chain: names::PICK_LOCAL,
+        ip_map: names::LOCAL_IP_ENDPOINTS,
+        port_map: names::LOCAL_PORT_ENDPOINTS,
+    };
+}
+
+/// One element per (entry, endpoint): the entry's key and the endpoint's bucket → its address
+/// and port.
+fn mapped_elements(
+    port: &ServicePort,
+    endpoints: &[&Endpoint],
+    pick: Pick,
+    entries: &Entries,
+    elements: &mut Vec<Element>,
+) {
+    let proto = port.key.protocol.as_str();
+    let offset = bucket_offset(endpoints.len());
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        let bucket = offset + index;
+        let target = format!("{} . {}", endpoint.ip, endpoint.port);
+        for addr in &entries.addrs {
+            elements.push((
+                pick.ip_map,
+                format!("{addr} . {proto} . {} . {bucket}", port.port),
+                target.clone(),
+            ));
+        }
+        if let Some(node_port) = entries.node_port {
+            elements.push((
+                pick.port_map,
+                format!("{proto} . {node_port} . {bucket}"),
+                target,
+            ));
+        }
+    }
+}
+
+/// The rules of a pick chain: per list length, the lookup by address . protocol . port, then
+/// (for node ports) by protocol . port. A lookup that finds nothing ends its rule, so exactly
+/// the rule of the Service's length and key kind DNATs.
+pub fn pick_rules(pick: Pick, family: IpFamily) -> Vec<String> {
+    let ip = family_word(family);
+    let mut rules = Vec::new();
+    for (key, map) in [
+        (format!("{ip} daddr . meta l4proto . th dport"), pick.ip_map),
+        ("meta l4proto . th dport".to_string(), pick.port_map),
+    ] {
+        for count in 1..=MAPPED_ENDPOINTS_MAX {
+            rules.push(format!(
+                "dnat {ip} to {key} . numgen random mod {count} offset {} map @{map}",
+                bucket_offset(count)
+            ));
+        }
+    }
+    rules
 }
 
 /// `dnat ip to 10.0.0.1:80` or `dnat ip6 to [fd00::1]:80`, with the protocol match nft needs
