@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use super::names;
-use super::service::{NftContext, Pick, addr_type, family_word, pick_rules};
+use super::pick::{Pick, pick_rules};
+use super::service::{NftContext, addr_type, family_word};
 use super::transaction::Command;
 
 /// A map or set of the fixed part: its name, its declaration (`type ...`), and its elements.

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::dataplane::{Endpoint, Protocol, ServicePort, TrafficPolicy};
-use crate::nftables::service::{MAPPED_ENDPOINTS_MAX, bucket_offset};
+use crate::nftables::pick::{MAPPED_ENDPOINTS_MAX, bucket_offset};
 
 fn node() -> NodeContext {
     NodeContext {
