@@ -22,6 +22,7 @@ pub mod backend;
 pub mod fixed;
 pub mod names;
 pub mod netlink;
+pub mod pick;
 pub mod service;
 pub mod table;
 pub mod transaction;

@@ -2,9 +2,30 @@
 //! renderers' caches (iptables, nftables) hold a fingerprint per port instead of the port with
 //! its endpoints and their node names, which at 10,000 Services was the largest part of them.
 
-use std::hash::{BuildHasher, RandomState};
+use std::cell::RefCell;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 use super::ServicePort;
+
+/// Collects the bytes a `Hash` impl writes. SipHash is a stream hash, so one write of them all
+/// gives what the many small writes of the derived impl give, at a quarter of the cost (the
+/// per-write work dominated: 9-13 ms against 2.3 ms for 10,000 ports here, the largest part of
+/// a one-Service sync).
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl Hasher for Bytes<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
 
 /// 128 bits from two SipHashes under random keys of this process: two different ports agree on
 /// all of them with a chance of 2^-128, and nobody outside the process knows the keys to make
@@ -15,7 +36,16 @@ pub struct Fingerprints([RandomState; 2]);
 impl Fingerprints {
     pub fn of(&self, port: &ServicePort) -> u128 {
         let [a, b] = &self.0;
-        (u128::from(a.hash_one(port)) << 64) | u128::from(b.hash_one(port))
+        BUFFER.with_borrow_mut(|buffer| {
+            buffer.clear();
+            port.hash(&mut Bytes(buffer));
+            let hash = |state: &RandomState| {
+                let mut hasher = state.build_hasher();
+                hasher.write(buffer);
+                hasher.finish()
+            };
+            (u128::from(hash(a)) << 64) | u128::from(hash(b))
+        })
     }
 }
 
@@ -52,6 +82,14 @@ mod tests {
                 terminating: false,
             }],
         }
+    }
+
+    #[test]
+    fn the_buffered_fingerprint_is_the_hash_of_the_port() {
+        let fingerprints = Fingerprints::default();
+        let [a, b] = &fingerprints.0;
+        let direct = (u128::from(a.hash_one(port())) << 64) | u128::from(b.hash_one(port()));
+        assert_eq!(fingerprints.of(&port()), direct);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! network namespace (tests).
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use socket2::Socket;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -40,17 +43,45 @@ impl NftError {
     }
 }
 
-/// The nft tool, in the host's network namespace or in a named one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The nft tool and a netfilter netlink socket, in the host's network namespace or in a named
+/// one.
+#[derive(Clone, Debug, Default)]
 pub struct Nft {
     pub netns: Option<String>,
+    /// Kept between small batches: opening one in a named namespace takes a thread.
+    socket: Arc<Mutex<Option<Socket>>>,
 }
+
+impl PartialEq for Nft {
+    fn eq(&self, other: &Self) -> bool {
+        self.netns == other.netns
+    }
+}
+
+impl Eq for Nft {}
+
+/// Batches up to this size are sent from the calling task (see `send_netlink`).
+const INLINE_BATCH_BYTES: usize = 64 * 1024;
 
 impl Nft {
     pub fn new(netns: Option<&str>) -> Self {
         Nft {
             netns: netns.map(String::from),
+            socket: Arc::default(),
         }
+    }
+
+    /// Sends a small batch on the kept socket, opening it first if needed; a socket that saw
+    /// an error is dropped, so no stale reply can meet the next batch.
+    fn send_inline(&self, batch: &super::netlink::Batch) -> Result<(), NftError> {
+        let mut kept = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let socket = match kept.take() {
+            Some(socket) => socket,
+            None => super::netlink::socket::open_in(self.netns.as_deref())?,
+        };
+        super::netlink::socket::send_on(&socket, batch)?;
+        *kept = Some(socket);
+        Ok(())
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -119,6 +150,14 @@ impl Nft {
                 return None;
             }
         };
+        // A small batch (a partial sync) is committed by the kernel inside the send, its reply
+        // queued before the send returns, so it is sent from here: on a loaded node each
+        // thread handoff (a blocking-pool thread, a thread to enter the namespace) waited for a
+        // core, most of a one-Service change's wall time. Full loads are megabytes and go to a
+        // blocking thread.
+        if batch.bytes().len() <= INLINE_BATCH_BYTES {
+            return Some(self.send_inline(&batch));
+        }
         let netns = self.netns.clone();
         let sent =
             tokio::task::spawn_blocking(move || super::netlink::send(netns.as_deref(), &batch))

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::names;
+use super::pick::{Pick, pick_rules};
 use super::service::{NftContext, addr_type, family_word};
 use super::transaction::Command;
 
@@ -27,7 +28,17 @@ pub struct FixedPart {
 }
 
 pub fn map_type(ctx: &NftContext, map: &str) -> String {
-    if names::PORT_MAPS.contains(&map) {
+    let ip = family_word(ctx.family);
+    if names::ENDPOINT_MAPS.contains(&map) {
+        // `typeof`: nft has no fixed-size type name for numgen's integer. The data is `th
+        // dport`, not `tcp dport`, which would add a TCP match to the pick rules.
+        let key = if map == names::CLUSTER_IP_ENDPOINTS || map == names::LOCAL_IP_ENDPOINTS {
+            format!("{ip} daddr . meta l4proto . th dport")
+        } else {
+            "meta l4proto . th dport".into()
+        };
+        format!("typeof {key} . numgen random mod 1 : {ip} daddr . th dport")
+    } else if names::PORT_MAPS.contains(&map) {
         "type inet_proto . inet_service : verdict".into()
     } else {
         format!(
@@ -48,6 +59,7 @@ pub fn fixed_objects(ctx: &NftContext) -> FixedPart {
     let mut sets: Vec<FixedSet> = names::ADDRESS_MAPS
         .iter()
         .chain(&names::PORT_MAPS)
+        .chain(&names::ENDPOINT_MAPS)
         .map(|map| FixedSet {
             is_map: true,
             name: (*map).into(),
@@ -78,6 +90,12 @@ pub fn fixed_objects(ctx: &NftContext) -> FixedPart {
     let node_port = |map: &str| format!("{local_destination} meta l4proto . th dport vmap @{map}");
     let chains: Vec<(&str, &str, Vec<String>)> = vec![
         (names::REJECT, "", vec!["reject".into()]),
+        (
+            names::PICK_CLUSTER,
+            "",
+            pick_rules(Pick::CLUSTER, ctx.family),
+        ),
+        (names::PICK_LOCAL, "", pick_rules(Pick::LOCAL, ctx.family)),
         (
             names::MARK_MASQ,
             "",

@@ -18,6 +18,23 @@ pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const FIREWALL_IPS: &str = "firewall-ips";
 /// Pairs `a . a` of endpoint addresses: a DNATed connection from an endpoint to itself.
 pub const HAIRPIN: &str = "hairpin";
+/// Endpoint choice without rules per endpoint (`service.rs`): the Service's own key (address .
+/// protocol . port, or protocol . port for a node port) and a random bucket → the endpoint's
+/// address . port. Cluster-wide and node-local endpoint lists apart, as one key may reach both.
+pub const CLUSTER_IP_ENDPOINTS: &str = "cluster-ip-endpoints";
+pub const CLUSTER_PORT_ENDPOINTS: &str = "cluster-port-endpoints";
+pub const LOCAL_IP_ENDPOINTS: &str = "local-ip-endpoints";
+pub const LOCAL_PORT_ENDPOINTS: &str = "local-port-endpoints";
+/// Every endpoint map: data maps, whose last key field is the random bucket (a host-order integer).
+pub const ENDPOINT_MAPS: [&str; 4] = [
+    CLUSTER_IP_ENDPOINTS,
+    CLUSTER_PORT_ENDPOINTS,
+    LOCAL_IP_ENDPOINTS,
+    LOCAL_PORT_ENDPOINTS,
+];
+/// The shared chains that DNAT through the endpoint maps.
+pub const PICK_CLUSTER: &str = "pick-cluster-endpoint";
+pub const PICK_LOCAL: &str = "pick-local-endpoint";
 /// `--nodeport-addresses` of this family.
 pub const NODEPORT_IPS: &str = "nodeport-ips";
 

@@ -31,7 +31,7 @@ pub mod socket;
 use std::net::IpAddr;
 
 use self::decl::{Hook, SetDecl};
-use super::names::TABLE;
+use super::names::{ENDPOINT_MAPS, TABLE};
 use super::transaction::{Command, Transaction};
 use crate::dataplane::IpFamily;
 
@@ -286,14 +286,16 @@ pub fn encode(transaction: &Transaction) -> Result<Batch, Unsupported> {
                 batch.put_u32(NFTA_SET_KEY_TYPE, set.key_type);
                 batch.put_u32(NFTA_SET_KEY_LEN, set.key_len);
                 if set.flags & NFT_SET_MAP != 0 {
-                    batch.put_u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
-                    batch.put_u32(NFTA_SET_DATA_LEN, 0);
+                    let (data_type, data_len) = set.data.unwrap_or((NFT_DATA_VERDICT, 0));
+                    batch.put_u32(NFTA_SET_DATA_TYPE, data_type);
+                    batch.put_u32(NFTA_SET_DATA_LEN, data_len);
                 }
                 batch.put_u32(NFTA_SET_ID, set_id);
                 if let Some(ms) = set.timeout_ms {
                     batch.put(NFTA_SET_TIMEOUT, &ms.to_be_bytes());
                 }
                 let userdata: &[u8] = match (set.fields, set.flags & NFT_SET_MAP != 0) {
+                    _ if set.userdata.is_some() => set.userdata.unwrap_or_default(),
                     (1, _) => &SET_USERDATA_BIG_ENDIAN_KEY,
                     (_, false) => &SET_USERDATA_CONCAT,
                     (_, true) => &MAP_USERDATA_CONCAT,
@@ -354,20 +356,44 @@ fn put_elements(batch: &mut Batch, set: &str, elements: &[String]) -> Result<(),
     batch.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
     batch.put_str(NFTA_SET_ELEM_LIST_SET, set);
     let list = batch.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+    // The endpoint maps' keys end in a bucket number, and their data is address . port.
+    let endpoint_map = ENDPOINT_MAPS.contains(&set);
     for element in elements {
-        let (key, verdict) = match element.split_once(" : ") {
-            Some((key, verdict)) => (key, Some(expr::Verdict::parse(verdict)?)),
+        let (key, data) = match element.split_once(" : ") {
+            Some((key, data)) => (key, Some(data)),
             None => (element.as_str(), None),
         };
+        let key = if endpoint_map {
+            endpoint_key(key)?
+        } else {
+            element_key(key)?
+        };
         let item = batch.nest(NFTA_LIST_ELEM);
-        batch.put_value(NFTA_SET_ELEM_KEY, &element_key(key)?);
-        if let Some(verdict) = verdict {
-            batch.put_verdict(NFTA_SET_ELEM_DATA, &verdict);
+        batch.put_value(NFTA_SET_ELEM_KEY, &key);
+        match data {
+            Some(data) if endpoint_map => batch.put_value(NFTA_SET_ELEM_DATA, &element_key(data)?),
+            Some(verdict) => batch.put_verdict(NFTA_SET_ELEM_DATA, &expr::Verdict::parse(verdict)?),
+            None => {}
         }
         batch.end_nest(item);
     }
     batch.end_nest(list);
     Ok(())
+}
+
+/// An endpoint map's key (`10.96.0.1 . tcp . 80 . 7`, `tcp . 30001 . 7`): the concatenation,
+/// then the bucket as numgen writes it, a 32-bit integer in host order.
+pub fn endpoint_key(key: &str) -> Result<Vec<u8>, Unsupported> {
+    let (fields, bucket) = key
+        .rsplit_once(" . ")
+        .ok_or_else(|| Unsupported(format!("endpoint key {key}")))?;
+    let bucket: u32 = bucket
+        .trim()
+        .parse()
+        .map_err(|_| Unsupported(format!("endpoint key {key}")))?;
+    let mut bytes = element_key(fields)?;
+    bytes.extend_from_slice(&bucket.to_ne_bytes());
+    Ok(bytes)
 }
 
 /// A concatenated key (`10.96.0.1 . tcp . 80`): each field in network order, padded to 4 bytes

@@ -7,15 +7,27 @@
 //!                                      ─▶ external-<h> (external IP, LB IP) or firewall-<h> ─▶ external-<h>
 //!   service-nodeports (proto . port) ───▶ external-<h> ─ Cluster: mark, service-<h>
 //!                                                     ─ Local: pods ▶ service-<h>, node ▶ mark + service-<h>, else ▶ local-<h>
-//!   service-<h> / local-<h> ─▶ `numgen random mod (n-i)` per endpoint ─▶ dnat (or endpoint-<h> with affinity)
+//!   service-<h> / local-<h> ─▶ goto pick-cluster-endpoint / pick-local-endpoint (shared)
+//!        ─▶ dnat to <the packet's key> . numgen random mod n offset T(n) in the endpoint maps
+//!      (more than 16 endpoints, or ClientIP affinity: `numgen random mod (n-i)` per endpoint ─▶
+//!       dnat, or endpoint-<h> with affinity)
 //!   no-endpoint-* and firewall-ips maps (filter hooks): reject, or drop
 //! ```
 //!
-//! The endpoint choice is one rule per endpoint, `numgen random mod (n - i) 0`, the nftables
-//! spelling of iptables' `statistic --probability 1/(n-i)`, rather than one anonymous
-//! `numgen random mod N map { ... }` per Service: the kernel names each anonymous set by scanning
-//! every set of the table (`nf_tables_set_alloc_name`), so 10,000 of them took 18 s to load here
-//! against 2 s for the rules.
+//! Why the endpoint maps: any commit that adds a rule with a DNAT or a goto, or a goto element,
+//! makes the kernel re-validate every chain reachable from the hooks (`nft_table_validate`, 25+
+//! ms at 10,000 Services); elements of a map without verdicts commit in under a millisecond. So
+//! a policy chain's rules never name its endpoints or their count: its last rule is a goto to a
+//! shared pick chain, which holds one rule per list length n (1..=16), `dnat to ip daddr . meta
+//! l4proto . th dport . numgen random mod n offset T(n) map @cluster-ip-endpoints` (and the same
+//! keyed by protocol . port for node ports). A Service port with n endpoints has elements only
+//! under the buckets T(n)..T(n)+n-1 (T(n) = n(n-1)/2, so lengths never share a bucket), so
+//! exactly one rule finds it, and each endpoint is chosen with probability exactly 1/n, as
+//! kube-proxy's `numgen random mod n vmap`. An endpoint added or removed is only elements. The
+//! key is the packet's own destination (each address or node port that reaches the chain has
+//! its elements), because nothing else can carry the Service from its chain to the shared one.
+//! Not one anonymous `numgen ... map { ... }` per Service: the kernel names each anonymous set by
+//! scanning every set of the table (`nf_tables_set_alloc_name`), so 10,000 took 18 s to load.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -23,6 +35,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::names;
+use super::pick::{Entries, MAPPED_ENDPOINTS_MAX, Pick, mapped_elements};
 use crate::dataplane::{Endpoint, IpFamily, ServicePort, categorize};
 use crate::iptables::names::{port_proto_hash, sep_chain};
 
@@ -181,27 +194,63 @@ pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
             names::MARK_MASQ
         )
     });
-    let mut endpoint_chains: Vec<(String, Vec<String>)> = Vec::new();
-    let mut policy_chain = |name: &String, endpoints: &[&Endpoint], with_masq: bool| {
-        let mut rules: Vec<String> = Vec::new();
-        if with_masq {
-            rules.extend(masquerade.clone());
-        }
-        rules.extend(load_balance(
-            port,
-            endpoints,
-            ctx,
-            &mut endpoint_chains,
-            &mut out.sets,
-        ));
-        (name.clone(), rules)
+    // The destinations that reach each policy chain, which key its endpoint map elements.
+    let external_entries = || Entries {
+        addrs: port
+            .external_ips
+            .iter()
+            .chain(&port.load_balancer_ips)
+            .copied()
+            .collect(),
+        node_port: port.node_port,
     };
+    let mut cluster_entries = if uses_ext {
+        external_entries()
+    } else {
+        Entries::default()
+    };
+    let mut local_entries = if uses_ext && port.external_policy_local() && has_external {
+        external_entries()
+    } else {
+        Entries::default()
+    };
+    if has_internal {
+        let internal = if port.internal_policy_local() {
+            &mut local_entries
+        } else {
+            &mut cluster_entries
+        };
+        internal.addrs.insert(0, port.cluster_ip);
+    }
+    let mut endpoint_chains: Vec<(String, Vec<String>)> = Vec::new();
+    let mut policy_chain =
+        |name: &String, endpoints: &[&Endpoint], with_masq: bool, pick: Pick, entries: &Entries| {
+            let mut rules: Vec<String> = Vec::new();
+            if with_masq {
+                rules.extend(masquerade.clone());
+            }
+            if port.affinity_timeout_seconds.is_none() && endpoints.len() <= MAPPED_ENDPOINTS_MAX {
+                rules.push(format!("goto {}", pick.chain));
+                mapped_elements(port, endpoints, pick, entries, &mut out.elements);
+            } else {
+                rules.extend(load_balance(
+                    port,
+                    endpoints,
+                    ctx,
+                    &mut endpoint_chains,
+                    &mut out.sets,
+                ));
+            }
+            (name.clone(), rules)
+        };
     let mut chains = Vec::new();
     if !sets.cluster.is_empty() {
         chains.push(policy_chain(
             &svc,
             &sets.cluster,
             has_internal && !port.internal_policy_local(),
+            Pick::CLUSTER,
+            &cluster_entries,
         ));
     }
     if !sets.local.is_empty() {
@@ -209,6 +258,8 @@ pub fn render_port(port: &ServicePort, ctx: &NftContext) -> PortObjects {
             &svl,
             &sets.local,
             has_internal && port.internal_policy_local(),
+            Pick::LOCAL,
+            &local_entries,
         ));
     }
     if uses_ext {

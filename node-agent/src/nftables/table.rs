@@ -9,6 +9,7 @@
 //!   node context changed, or first render ─▶ Update::Full (TableCache::full_text)
 //! ```
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -98,13 +99,22 @@ impl TableCache {
             // 10,000 ports the lookups took 12 ms of a one-Service sync).
             let mut cached = self.ports.iter().peekable();
             for port in state.ports_of(self.ctx.family) {
-                while let Some((key, _)) = cached.next_if(|(key, _)| **key < port.key) {
-                    gone.push(key.clone());
+                // One key comparison per step (equal keys compare every string in full).
+                let mut same = None;
+                while let Some((key, (old, _))) = cached.peek() {
+                    match key.cmp(&&port.key) {
+                        Ordering::Less => gone.push((*key).clone()),
+                        Ordering::Equal => same = Some(*old),
+                        Ordering::Greater => break,
+                    }
+                    cached.next();
+                    if same.is_some() {
+                        break;
+                    }
                 }
                 let fingerprint = self.fingerprints.of(port);
-                match cached.next_if(|(key, _)| **key == port.key) {
-                    Some((_, (old, _))) if *old == fingerprint => {}
-                    _ => changed.push((port, fingerprint)),
+                if same != Some(fingerprint) {
+                    changed.push((port, fingerprint));
                 }
             }
             gone.extend(cached.map(|(key, _)| key.clone()));

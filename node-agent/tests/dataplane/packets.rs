@@ -126,3 +126,52 @@ async fn service_without_endpoints_refuses_connections(mode: ProxyMode) {
         Answer::Refused
     );
 }
+
+in_both_modes!(a_replaced_or_added_endpoint_is_reached_through_the_cluster_ip_and_node_port);
+async fn a_replaced_or_added_endpoint_is_reached_through_the_cluster_ip_and_node_port(
+    mode: ProxyMode,
+) {
+    let topology = Topology::new(&tag(mode, "epc"));
+    // Only pod B serves: a connection sent to pod A is refused.
+    let _echo = EchoServer::start(&topology.pod_b, &format!("0.0.0.0:{ECHO_PORT}"));
+    let services = [mk_service("web", "10.96.0.10", "NodePort", Some(30080))];
+    let mut backend = backend(mode, &topology.node);
+    // One endpoint, replaced, then a second added and the first removed: in nftables mode the
+    // later syncs are partial, changing only endpoint map elements.
+    for (step, endpoints) in [
+        vec![POD_A_IP],
+        vec![POD_B_IP],
+        vec![POD_A_IP, POD_B_IP],
+        vec![POD_B_IP],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let slice: Vec<(&str, &str)> = endpoints.iter().map(|ip| (*ip, NODE_NAME)).collect();
+        backend
+            .sync(
+                &state(&services, &[mk_slice("web", &slice)]),
+                &node_context(),
+            )
+            .await
+            .expect("sync");
+        let (node_port, cluster_ip) = match endpoints[..] {
+            [POD_A_IP] => (Answer::Refused, Answer::Refused),
+            [POD_B_IP] => (
+                Answer::Peer(NODE_POD_GATEWAY.into()),
+                Answer::Peer(POD_A_IP.into()),
+            ),
+            _ => continue,
+        };
+        assert_eq!(
+            connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+            node_port,
+            "step {step}"
+        );
+        assert_eq!(
+            connect_from(&topology.pod_a, "10.96.0.10:80"),
+            cluster_ip,
+            "step {step}"
+        );
+    }
+}

@@ -92,14 +92,20 @@ pub enum Expr {
     },
     Numgen {
         modulus: u32,
+        offset: u32,
+        dreg: u32,
     },
     Immediate {
         dreg: u32,
         data: Vec<u8>,
     },
     Verdict(Verdict),
+    /// DNAT to the address in register 1 and the port in `proto_reg`; `flags` as nft sends
+    /// them (none when address and port come from a map).
     Dnat {
         family: IpFamily,
+        proto_reg: u32,
+        flags: Option<u32>,
     },
     /// `fib saddr|daddr type`: flags say which address.
     FibType {
@@ -235,11 +241,15 @@ impl Expr {
                 batch.put_u32(NFTA_CT_DREG, NFT_REG_1);
                 batch.put_u32(NFTA_CT_KEY, *key);
             }
-            Expr::Numgen { modulus } => {
-                batch.put_u32(NFTA_NUMGEN_DREG, NFT_REG_1);
+            Expr::Numgen {
+                modulus,
+                offset,
+                dreg,
+            } => {
+                batch.put_u32(NFTA_NUMGEN_DREG, *dreg);
                 batch.put_u32(NFTA_NUMGEN_MODULUS, *modulus);
                 batch.put_u32(NFTA_NUMGEN_TYPE, NFT_NG_RANDOM);
-                batch.put_u32(NFTA_NUMGEN_OFFSET, 0);
+                batch.put_u32(NFTA_NUMGEN_OFFSET, *offset);
             }
             Expr::Immediate { dreg, data } => {
                 batch.put_u32(NFTA_IMMEDIATE_DREG, *dreg);
@@ -249,12 +259,18 @@ impl Expr {
                 batch.put_u32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
                 batch.put_verdict(NFTA_IMMEDIATE_DATA, verdict);
             }
-            Expr::Dnat { family } => {
+            Expr::Dnat {
+                family,
+                proto_reg,
+                flags,
+            } => {
                 batch.put_u32(NFTA_NAT_TYPE, NFT_NAT_DNAT);
                 batch.put_u32(NFTA_NAT_FAMILY, u32::from(super::nfproto(*family)));
                 batch.put_u32(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1);
-                batch.put_u32(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
-                batch.put_u32(NFTA_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+                batch.put_u32(NFTA_NAT_REG_PROTO_MIN, *proto_reg);
+                if let Some(flags) = flags {
+                    batch.put_u32(NFTA_NAT_FLAGS, *flags);
+                }
             }
             Expr::FibType { flags } => {
                 batch.put_u32(NFTA_FIB_DREG, NFT_REG_1);

@@ -8,6 +8,8 @@
 //! | `numgen random mod 3 0` | numgen, cmp |
 //! | `meta l4proto tcp` | meta, cmp |
 //! | `dnat ip to 10.0.0.1:80` / `dnat ip6 to [fd00::1]:80` | immediate ×2, nat (proto specified) |
+//! | `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 offset 3 map @m` | payload, meta, payload, numgen (registers 1, 9, 10, 11), lookup to register 1, nat (address register 1, port the next) |
+//! | `dnat ip to meta l4proto . th dport . numgen random mod 3 offset 3 map @m` | meta, payload, numgen (registers 1, 9, 10), lookup to register 1, nat |
 //! | `fib saddr type local` | fib, cmp |
 //! | `update @set { ip saddr }` | payload, dynset update |
 //! | `ip daddr . meta l4proto . th dport vmap @m` | payload, meta, payload (registers 1, 9, 10), lookup to the verdict register |
@@ -242,7 +244,11 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
             ["numgen", "random", "mod", modulus, value, ..] => {
                 let modulus: u32 = modulus.parse().map_err(|_| unsupported())?;
                 let value: u32 = value.parse().map_err(|_| unsupported())?;
-                exprs.push(Expr::Numgen { modulus });
+                exprs.push(Expr::Numgen {
+                    modulus,
+                    offset: 0,
+                    dreg: NFT_REG_1,
+                });
                 exprs.push(Expr::Cmp {
                     op: NFT_CMP_EQ,
                     data: value.to_ne_bytes().to_vec(),
@@ -308,6 +314,60 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                 exprs.push(is_zero(NFT_CMP_NEQ));
                 at += 3;
             }
+            // dnat ip to [ip daddr .] meta l4proto . th dport . numgen random mod 3 offset 3 map @m
+            ["dnat", ip, "to", key @ ..] if ours(ip) && key.contains(&"numgen") => {
+                let (by_address, key) = match key {
+                    [ip2, "daddr", ".", rest @ ..] if ours(ip2) => (true, rest),
+                    _ => (false, key),
+                };
+                let [
+                    "meta",
+                    "l4proto",
+                    ".",
+                    "th",
+                    "dport",
+                    ".",
+                    "numgen",
+                    "random",
+                    "mod",
+                    modulus,
+                    "offset",
+                    offset,
+                    "map",
+                    map,
+                ] = key
+                else {
+                    return Err(unsupported());
+                };
+                let modulus: u32 = modulus.parse().map_err(|_| unsupported())?;
+                let offset: u32 = offset.parse().map_err(|_| unsupported())?;
+                let map = map.strip_prefix('@').ok_or_else(unsupported)?;
+                let (_, addr_len) = address(family, "daddr").ok_or_else(unsupported)?;
+                let unit = if by_address {
+                    exprs.push(load_address(family, "daddr", NFT_REG_1).ok_or_else(unsupported)?);
+                    addr_len / 4
+                } else {
+                    0
+                };
+                exprs.extend(proto_port(unit));
+                exprs.push(Expr::Numgen {
+                    modulus,
+                    offset,
+                    dreg: register(unit + 2),
+                });
+                exprs.push(Expr::Lookup {
+                    set: map.into(),
+                    invert: false,
+                    dreg: Some(NFT_REG_1),
+                });
+                // nft leaves the flags out when address and port come from a map.
+                exprs.push(Expr::Dnat {
+                    family,
+                    proto_reg: register(addr_len / 4),
+                    flags: None,
+                });
+                at = words.len();
+            }
             ["dnat", ip, "to", target, ..] if ours(ip) => {
                 let (addr, port) = dnat_target(target).ok_or_else(unsupported)?;
                 if matches!(addr, IpAddr::V4(_)) != (family == IpFamily::V4) {
@@ -321,7 +381,11 @@ pub fn parse(rule: &str, family: IpFamily) -> Result<Vec<Expr>, Unsupported> {
                     dreg: NFT_REG_2,
                     data: port.to_be_bytes().to_vec(),
                 });
-                exprs.push(Expr::Dnat { family });
+                exprs.push(Expr::Dnat {
+                    family,
+                    proto_reg: NFT_REG_2,
+                    flags: Some(NF_NAT_RANGE_PROTO_SPECIFIED),
+                });
                 at += 4;
             }
             ["fib", field @ ("saddr" | "daddr"), "type", "local", ..] => {

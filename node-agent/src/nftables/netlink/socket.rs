@@ -48,7 +48,7 @@ fn open() -> std::io::Result<Socket> {
 /// A netfilter netlink socket in `netns` (a name under /run/netns) or in this process's
 /// namespace. A socket keeps the namespace it was created in, so a short-lived thread enters
 /// the namespace, creates it and ends; no other thread changes namespace.
-fn open_in(netns: Option<&str>) -> Result<Socket, NetlinkError> {
+pub fn open_in(netns: Option<&str>) -> Result<Socket, NetlinkError> {
     let Some(name) = netns else {
         return open().map_err(io("socket"));
     };
@@ -104,10 +104,19 @@ fn force_send_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
 /// Sends `batch` and waits for the kernel's verdict on it (blocking; the caller runs it on a
 /// blocking thread).
 pub fn send(netns: Option<&str>, batch: &Batch) -> Result<(), NetlinkError> {
+    if batch.last_seq().is_none() {
+        return Ok(());
+    }
+    send_on(&open_in(netns)?, batch)
+}
+
+/// Sends `batch` on an open socket (`open_in`) and reads the kernel's replies up to the last
+/// command's ack. On success nothing of this batch is left to read, so the socket can carry
+/// the next one; after an error the caller drops it.
+pub fn send_on(socket: &Socket, batch: &Batch) -> Result<(), NetlinkError> {
     let Some(last_seq) = batch.last_seq() else {
         return Ok(());
     };
-    let socket = open_in(netns)?;
     socket
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .map_err(io("set the reply timeout"))?;
@@ -115,7 +124,7 @@ pub fn send(netns: Option<&str>, batch: &Batch) -> Result<(), NetlinkError> {
     if bytes.len() > 128 * 1024 {
         // A batch is one message to the kernel, so the send buffer must hold all of it (a
         // full load at 10,000 Services is megabytes), past the sysctl cap as nft does.
-        force_send_buffer(&socket, bytes.len() + 64 * 1024)
+        force_send_buffer(socket, bytes.len() + 64 * 1024)
             .map_err(io("size the send buffer (SO_SNDBUFFORCE)"))?;
     }
     let sent = socket.send(bytes).map_err(io("send the batch"))?;
@@ -128,7 +137,7 @@ pub fn send(netns: Option<&str>, batch: &Batch) -> Result<(), NetlinkError> {
     let mut first_error: Option<NetlinkError> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let read = match (&socket).read(&mut buf) {
+        let read = match (&*socket).read(&mut buf) {
             Ok(read) => read,
             Err(source) => {
                 return Err(first_error.unwrap_or(NetlinkError::Io {

@@ -61,6 +61,14 @@ fn every_per_service_rule_shape_encodes_and_others_fall_back_to_text() {
             IpFamily::V4,
         ),
         ("numgen random mod 3 0 goto endpoint-X", IpFamily::V4),
+        (
+            "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 offset 3 map @cluster-ip-endpoints",
+            IpFamily::V4,
+        ),
+        (
+            "dnat ip6 to meta l4proto . th dport . numgen random mod 3 offset 3 map @local-port-endpoints",
+            IpFamily::V6,
+        ),
         ("goto service-X", IpFamily::V4),
         (
             "ip daddr . meta l4proto . th dport vmap @service-ips",
@@ -206,4 +214,75 @@ fn a_full_table_is_one_batch_whose_element_lists_fit_an_attribute() {
     let batch = encode(&transaction).unwrap();
     // begin + 3 table commands + map + chain + 5 element messages of 200 + end
     assert_eq!(batch.last_seq(), Some(11));
+}
+
+#[test]
+fn pick_rules_use_the_registers_nft_does() {
+    // As `nft --debug=netlink` prints them: v4 key in 1, 9, 10, 11 and the port in 9; v6 key
+    // in 1, 2, 13, 14 and the port in 2; node port keys from register 1.
+    for (rule, family, numgen_reg, proto_reg) in [
+        (
+            "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 5 offset 10 map @m",
+            IpFamily::V4,
+            11,
+            9,
+        ),
+        (
+            "dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 5 offset 10 map @m",
+            IpFamily::V6,
+            14,
+            2,
+        ),
+        (
+            "dnat ip to meta l4proto . th dport . numgen random mod 5 offset 10 map @m",
+            IpFamily::V4,
+            10,
+            9,
+        ),
+        (
+            "dnat ip6 to meta l4proto . th dport . numgen random mod 5 offset 10 map @m",
+            IpFamily::V6,
+            10,
+            2,
+        ),
+    ] {
+        let exprs = parse(rule, family).unwrap();
+        assert!(
+            exprs.contains(&Expr::Numgen {
+                modulus: 5,
+                offset: 10,
+                dreg: numgen_reg
+            }),
+            "{rule}: {exprs:?}"
+        );
+        assert_eq!(
+            exprs.last(),
+            Some(&Expr::Dnat {
+                family,
+                proto_reg,
+                flags: None
+            }),
+            "{rule}"
+        );
+    }
+}
+
+#[test]
+fn endpoint_map_keys_end_in_a_host_order_bucket() {
+    assert_eq!(
+        endpoint_key("10.96.0.1 . tcp . 80 . 10").unwrap(),
+        [
+            vec![10, 96, 0, 1, 6, 0, 0, 0, 0, 80, 0, 0],
+            10u32.to_ne_bytes().to_vec()
+        ]
+        .concat()
+    );
+    assert_eq!(
+        endpoint_key("udp . 30001 . 11").unwrap(),
+        [
+            vec![17, 0, 0, 0, 0x75, 0x31, 0, 0],
+            11u32.to_ne_bytes().to_vec()
+        ]
+        .concat()
+    );
 }

@@ -2,6 +2,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::dataplane::{Endpoint, Protocol, ServicePort, TrafficPolicy};
+use crate::nftables::pick::{MAPPED_ENDPOINTS_MAX, bucket_offset};
 
 fn node() -> NodeContext {
     NodeContext {
@@ -79,22 +80,68 @@ fn the_first_render_and_a_new_node_context_are_full() {
 }
 
 #[test]
-fn a_changed_service_sends_its_own_chain_and_hairpin_elements_only() {
+fn an_added_endpoint_is_only_endpoint_map_and_hairpin_elements() {
     let mut cache = TableCache::new(&node(), IpFamily::V4);
     cache.update(&many(None), &node());
     let Update::Partial(transaction) = cache.update(&many(Some(42)), &node()) else {
         panic!("a partial update");
     };
-    let text = transaction.text();
-    assert!(text.contains("-ns/svc42/tcp/http"), "{text}");
-    for line in text.lines() {
-        assert!(
-            line.contains("svc42") || line.contains(names::HAIRPIN),
-            "only svc42's objects: {line}"
-        );
+    // No rule or chain: the kernel then commits without re-validating the whole table.
+    for command in &transaction.commands {
+        match command {
+            Command::AddElements { set, .. } | Command::DeleteElements { set, .. } => assert!(
+                [
+                    names::CLUSTER_IP_ENDPOINTS,
+                    names::CLUSTER_PORT_ENDPOINTS,
+                    names::HAIRPIN
+                ]
+                .contains(&set.as_str()),
+                "{command:?}"
+            ),
+            other => panic!("only elements: {other:?}"),
+        }
     }
-    assert!(text.contains("numgen random mod 2 0"), "{text}");
+    let text = transaction.text();
+    // One endpoint owned bucket 0; two own buckets 1 and 2, by cluster IP and by node port.
+    assert!(text.contains("10.96.0.42 . tcp . 80 . 0"), "{text}");
+    assert!(
+        text.contains("10.96.0.42 . tcp . 80 . 1 : 10.245.0.42 . 8080"),
+        "{text}"
+    );
+    assert!(
+        text.contains("10.96.0.42 . tcp . 80 . 2 : 10.245.1.1 . 8080"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tcp . 30042 . 2 : 10.245.1.1 . 8080"),
+        "{text}"
+    );
     assert!(text.contains("10.245.1.1 . 10.245.1.1"), "{text}");
+}
+
+#[test]
+fn lists_of_each_length_own_disjoint_buckets_and_long_or_sticky_lists_keep_rules() {
+    let buckets: Vec<std::ops::Range<usize>> = (1..=MAPPED_ENDPOINTS_MAX)
+        .map(|count| bucket_offset(count)..bucket_offset(count) + count)
+        .collect();
+    for pair in buckets.windows(2) {
+        assert_eq!(pair[0].end, pair[1].start, "{buckets:?}");
+    }
+    let long: Vec<Endpoint> = (0..=MAPPED_ENDPOINTS_MAX)
+        .map(|i| endpoint(&format!("10.245.3.{i}"), "node-b"))
+        .collect();
+    let mut sticky = port(2, vec![endpoint("10.245.0.2", "node-b")]);
+    sticky.affinity_timeout_seconds = Some(10800);
+    let mut cache = TableCache::new(&node(), IpFamily::V4);
+    cache.update(&state(vec![port(1, long), sticky]), &node());
+    let text = cache.full_text();
+    assert!(
+        text.contains("numgen random mod 17 0 meta l4proto tcp dnat"),
+        "{text}"
+    );
+    assert!(text.contains("goto endpoint-"), "{text}");
+    assert!(!text.contains("10.96.0.1 . tcp . 80 . "), "{text}");
+    assert!(!text.contains("10.96.0.2 . tcp . 80 . "), "{text}");
 }
 
 #[test]
@@ -151,7 +198,14 @@ fn an_update_with_removals_additions_and_changes_ends_where_a_fresh_render_does(
         panic!("a partial update");
     };
     let text = transaction.text();
-    for touched in ["/svc1/", "/svc50/", "/svc99/", "/svc42/", "/svc200/"] {
+    // svc42's endpoint added is only endpoint map elements.
+    for touched in [
+        "/svc1/",
+        "/svc50/",
+        "/svc99/",
+        "10.96.0.42 . tcp . 80 . 2",
+        "/svc200/",
+    ] {
         assert!(text.contains(touched), "{touched} in {text}");
     }
     assert!(!text.contains("/svc2/"), "{text}");
