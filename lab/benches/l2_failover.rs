@@ -11,11 +11,14 @@
 //! Each run: a request every 25 ms from the client; the owner fails (agent or keepalived
 //! SIGKILLed; or the owner's link down); "until answered via new owner" is from the failure to the first request
 //! answered through the new owner. Then as many graceful agent restarts (SIGTERM, started again at
-//! once), whose failed requests must be 0.
+//! once), whose failed requests must be 0; and as many again right after the Service's
+//! EndpointSlice was deleted and recreated (a node's proxier may not have caught up when it
+//! takes the VIP over: the announcer's takeover gate waits for it), also 0.
 //!
 //! ```text
 //!   portico-lab up (release) ─▶ per run: Portico SIGKILL │ keepalived SIGKILL │ Portico link
-//!   down │ keepalived link down ─▶ median / worst table ; graceful restarts ─▶ failed requests
+//!   down │ keepalived link down ─▶ median / worst table ; graceful restarts, then graceful
+//!   restarts right after the EndpointSlice is recreated ─▶ failed requests
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -394,6 +397,24 @@ async fn main() {
             restart.failed,
         )));
     }
+    let mut churned = Series::default();
+    for run in 0..runs {
+        failover::recreate_endpoint_slice(&state, &slices, vip)
+            .await
+            .unwrap();
+        let restart = failover::measure(&dir, &mut state, &slices, vip, Failure::AgentRestarted)
+            .await
+            .unwrap();
+        eprintln!(
+            "restart after the slice was recreated {run}: {} {:?}",
+            restart.row().join("  "),
+            restart.failures
+        );
+        churned.add(Some((
+            restart.outage.map_or(GIVE_UP, |o| o.interrupted),
+            restart.failed,
+        )));
+    }
     drop(master);
     drop(echo);
     lab(&["down"], &dir);
@@ -405,6 +426,7 @@ async fn main() {
     );
     let mut rows: Vec<Vec<String>> = series.iter().map(|(what, s)| s.row(what)).collect();
     rows.push(restarts.row("Portico, graceful agent restart (over and back)"));
+    rows.push(churned.row("Portico, graceful restart just after the slice is recreated"));
     print!(
         "{}",
         render_table(

@@ -24,7 +24,14 @@ pub async fn run(
     let shared =
         crate::stores::ServiceStores::spawn(&client, watches, std::slice::from_ref(&changed));
     let announcer = crate::announcer::spawn(
-        args, node_name, client, &readiness, shared, changed, metrics,
+        args,
+        node_name,
+        client,
+        &readiness,
+        crate::announcer::Dataplane::Off,
+        shared,
+        changed,
+        metrics,
     );
     // Readiness still waits for the watches (the admin server reports each one).
     readiness.set(true);

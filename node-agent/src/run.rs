@@ -88,11 +88,14 @@ pub async fn run(
         watches,
         &[changed.clone(), announcer_changed.clone()],
     );
+    // The store generation the last successful sync covered: the announcer's takeover gate.
+    let (synced, synced_rx) = tokio::sync::watch::channel(None);
     let announcer = crate::announcer::spawn(
         args,
         node_name,
         client.clone(),
         &readiness,
+        crate::announcer::Dataplane::Synced(synced_rx),
         shared.clone(),
         announcer_changed,
         metrics.l2.clone(),
@@ -169,11 +172,14 @@ pub async fn run(
         let started = Instant::now();
         let kind = schedule.kind(started);
         tracing::debug!(?kind, "dataplane sync");
+        // Read before the stores: the sync covers at least this generation.
+        let covered = shared.generation.covered();
         let result = proxier.sync(&services.state(), &slices.state(), kind).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "dataplane sync failed; retrying");
         } else {
             readiness.set(true);
+            synced.send_replace(Some(covered));
         }
         schedule.finished(kind, started, result.is_err());
     }

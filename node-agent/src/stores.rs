@@ -16,8 +16,13 @@
 //! task that polled it, so with two components waiting on the same store one would never
 //! wake. One task here waits on the stores and publishes readiness on a `watch` that any number
 //! of components can wait on.
+//!
+//! Every event applied to the stores advances their `Generation`, so that one component can
+//! tell another which state it has acted on: the proxier publishes the generation its last
+//! sync covered, and the announcer takes a VIP over only once that covers what it saw.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -44,8 +49,49 @@ pub struct ServiceStores {
     /// The announcer's Services (see `announced`), trimmed (see `trim`): a few whole objects,
     /// since it reads their status and writes their conditions.
     pub load_balancers: Store<Service>,
+    /// Counts the events applied to these stores.
+    pub generation: Generation,
     /// True once every store holds its first list.
     ready: watch::Receiver<bool>,
+}
+
+/// How many events have been applied to the shared stores, counted on both sides of each
+/// apply (the two watches apply theirs concurrently), so that a reader can bound the state it
+/// reads from either side:
+///
+/// ```text
+///   covered() ─▶ read the stores     that state holds at least the first `covered` events
+///   read the stores ─▶ seen()        that state holds no event past the first `seen`
+/// ```
+///
+/// So when `covered()` read before one read of the stores is at least `seen()` read after
+/// another, the first read holds every event the second held, whichever came first in time:
+/// `done` never passes `begun`, so `covered >= seen` leaves no event begun but not done at the
+/// first read that the second could have seen.
+#[derive(Clone, Debug, Default)]
+pub struct Generation {
+    begun: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+}
+
+impl Generation {
+    /// Applies one event to the stores inside the count.
+    pub fn apply<R>(&self, apply: impl FnOnce() -> R) -> R {
+        self.begun.fetch_add(1, Ordering::SeqCst);
+        let applied = apply();
+        self.done.fetch_add(1, Ordering::SeqCst);
+        applied
+    }
+
+    /// Read before reading the stores: the state read then includes this many events at least.
+    pub fn covered(&self) -> u64 {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Read after reading the stores: the state read before includes no event past this.
+    pub fn seen(&self) -> u64 {
+        self.begun.load(Ordering::SeqCst)
+    }
 }
 
 impl ServiceStores {
@@ -54,30 +100,37 @@ impl ServiceStores {
         let (services, mut services_writer) = reflector::store::<ServiceView>();
         let (load_balancers, mut load_balancers_writer) = reflector::store::<Service>();
         let mut strings = Interner::default();
+        let generation = Generation::default();
+        let counted = generation.clone();
         watch_into(
             Api::<Service>::all(client.clone()),
             watches,
             wake,
             move |event: Event<Service>| {
                 let view = map_event(&event, |s| ServiceView::project(s, &mut strings));
-                services_writer.apply_watcher_event(&view);
-                if let Some(event) = announcer_event(event) {
-                    load_balancers_writer.apply_watcher_event(&event);
-                }
+                counted.apply(|| {
+                    services_writer.apply_watcher_event(&view);
+                    if let Some(event) = announcer_event(event) {
+                        load_balancers_writer.apply_watcher_event(&event);
+                    }
+                });
             },
         );
         let (slices, mut slices_writer) = reflector::store::<SliceView>();
         let mut strings = Interner::default();
+        let counted = generation.clone();
         watch_into(
             Api::<EndpointSlice>::all(client.clone()),
             watches,
             wake,
             move |event: Event<EndpointSlice>| {
                 let view = map_event(&event, |s| SliceView::project(s, &mut strings));
-                slices_writer.apply_watcher_event(&view);
+                counted.apply(|| slices_writer.apply_watcher_event(&view));
             },
         );
-        Self::over(services, slices, load_balancers)
+        let mut stores = Self::over(services, slices, load_balancers);
+        stores.generation = generation;
+        stores
     }
 
     /// Shares the stores; the only task that waits on their own readiness is started here.
@@ -105,6 +158,7 @@ impl ServiceStores {
             services,
             slices,
             load_balancers,
+            generation: Generation::default(),
             ready,
         }
     }

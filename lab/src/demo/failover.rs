@@ -131,30 +131,53 @@ async fn current_owner(state: &LabState, vip: Ipv4Addr) -> anyhow::Result<String
     })
 }
 
+/// The Service's EndpointSlice with its one endpoint on an echo pod of a node other than `owner`.
+fn slice_away_from(state: &LabState, owner: &str) -> anyhow::Result<EndpointSlice> {
+    let node = ECHO_NODES
+        .iter()
+        .find(|n| **n != owner)
+        .expect("two echo nodes");
+    let node = state.node(node)?;
+    Ok(objects::echo_slice(SERVICE, &node.name, node.pods[0].ip))
+}
+
 /// Puts the Service's one endpoint on an echo pod of a node other than `owner`.
 async fn endpoint_away_from(
     slices: &Api<EndpointSlice>,
     state: &LabState,
     owner: &str,
 ) -> anyhow::Result<()> {
-    let node = ECHO_NODES
-        .iter()
-        .find(|n| **n != owner)
-        .expect("two echo nodes");
-    let node = state.node(node)?;
-    let slice = objects::echo_slice(SERVICE, &node.name, node.pods[0].ip);
+    let slice = slice_away_from(state, owner)?;
     let name = slice.metadata.name.clone().unwrap_or_default();
-    // Already there: leave it. Recreating it would leave the Service without endpoints for a
-    // moment, and a node that has not synced again by the time it takes the VIP over would
-    // have no rule for it (measured: graceful restarts, where the takeover comes 300 ms after).
+    // Already there: leave it, so that a measurement starts from a quiet Service (see
+    // `recreate_endpoint_slice` for the other case).
     if let Ok(Some(current)) = slices.get_opt(&name).await
         && current.endpoints == slice.endpoints
     {
         return Ok(());
     }
+    recreate(slices, &slice).await
+}
+
+/// Deletes and recreates the Service's EndpointSlice, unchanged, as a controller replacing a
+/// slice does: for a moment the Service has no endpoints, and a node's proxier, which batches
+/// changes (`--min-sync-period`), may have written that moment and not yet the slice's return.
+/// A failure measured right after shows whether a node takes the VIP over before its rules
+/// have caught up (the announcer's takeover gate keeps it from doing so).
+pub async fn recreate_endpoint_slice(
+    state: &LabState,
+    slices: &Api<EndpointSlice>,
+    vip: Ipv4Addr,
+) -> anyhow::Result<()> {
+    let owner = current_owner(state, vip).await?;
+    recreate(slices, &slice_away_from(state, &owner)?).await
+}
+
+async fn recreate(slices: &Api<EndpointSlice>, slice: &EndpointSlice) -> anyhow::Result<()> {
+    let name = slice.metadata.name.clone().unwrap_or_default();
     let _ = slices.delete(&name, &DeleteParams::default()).await;
     super::report::retry(Duration::from_secs(10), || async {
-        slices.create(&PostParams::default(), &slice).await.ok()
+        slices.create(&PostParams::default(), slice).await.ok()
     })
     .await
     .ok_or_else(|| anyhow::anyhow!("could not create EndpointSlice {name}"))?;

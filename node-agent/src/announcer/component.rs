@@ -10,6 +10,8 @@
 //!        ─▶ before any announcement: hand-back rules (handoff) for connections open through
 //!           the previous owner of a VIP taken over, or through the owner of one this node
 //!           would take over
+//!        ─▶ a takeover waits until the dataplane has synced the VIP's last change (gate;
+//!           woken by the proxier's synced generation)
 //!   stop(): leave the membership first (peers take over), then fall silent
 //! ```
 
@@ -29,6 +31,8 @@ use portico_runtime::Readiness;
 use portico_runtime::reflect::{reflect_reported, reflect_reported_trimmed};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::Dataplane;
+use super::gate::{self, Decision, Gate, Synced};
 use super::guard::{self, Reported};
 use super::handoff::{self, Handoffs};
 use super::handoff_rules::HandoffRules;
@@ -87,6 +91,7 @@ pub fn spawn(
     config: AnnouncerConfig,
     client: kube::Client,
     readiness: &Readiness,
+    dataplane: Dataplane,
     shared: ServiceStores,
     changed: Arc<Notify>,
     metrics: AnnouncerMetrics,
@@ -128,14 +133,7 @@ pub fn spawn(
         recorder,
         metrics,
     };
-    tokio::spawn(run(
-        config,
-        stores,
-        changed,
-        outputs,
-        readiness.clone(),
-        stop_rx,
-    ));
+    tokio::spawn(run(config, stores, changed, outputs, dataplane, stop_rx));
     AnnouncerHandle { stop }
 }
 
@@ -155,7 +153,7 @@ async fn run(
     stores: Stores,
     changed: Arc<Notify>,
     outputs: Outputs,
-    dataplane: Readiness,
+    mut dataplane: Dataplane,
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let _ = tokio::join!(
@@ -166,17 +164,19 @@ async fn run(
     );
     // Join (and so take VIPs, taking them back after a restart or a reboot) only once this
     // node's rules are in place; until then the other nodes keep them.
-    if !dataplane.get() {
+    let unsynced = dataplane.synced() == Synced::Upto(None);
+    if let Dataplane::Synced(synced) = &mut dataplane
+        && unsynced
+    {
         tracing::info!("waiting for the dataplane's first sync before joining the membership");
-        while !dataplane.get() {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                done = stop.recv() => {
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
-                    return;
+        tokio::select! {
+            // Err: the proxier is gone (the agent is stopping); the gate then holds every VIP.
+            _ = synced.wait_for(Option::is_some) => {}
+            done = stop.recv() => {
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
+                return;
             }
         }
     }
@@ -223,6 +223,8 @@ async fn run(
     let mut handoffs = Handoffs::default();
     let mut handoff_rules = HandoffRules::default();
     let mut handoff_failed = false;
+    let mut gate = Gate::default();
+    let mut held = Decision::default().held;
     let mut alive_rx = membership.as_ref().map(Membership::alive);
     let mut responders: BTreeMap<String, Running> = BTreeMap::new();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
@@ -298,7 +300,21 @@ async fn run(
             status_failed =
                 !status::write_conditions(&plans, &writer, &services, &outputs.client).await;
         }
-        let wanted = owned_by_interface(&plans, &me, default_interface.as_deref());
+        // After every read of the stores this pass: the plan came from no later state.
+        let vips = gate::vips_of(&plans, &me, &stores.shared.services, &slices);
+        let seen = stores.shared.generation.seen();
+        let decision = gate.update(vips, seen, dataplane.synced());
+        if decision.held != held {
+            // Empty: the dataplane caught up, and the VIPs held until now are announced.
+            tracing::info!(held = ?decision.held, synced = ?dataplane.synced(),
+                "VIPs this node owns wait for the dataplane to sync their last change (VIP: generation)");
+            held = decision.held.clone();
+        }
+        let wanted = decision.announced(owned_by_interface(
+            &plans,
+            &me,
+            default_interface.as_deref(),
+        ));
         // The hand-back rules go in before the responders announce a takeover.
         if handoffs_changed || handoff_failed {
             let resolved = handoff::resolve(handoffs.rules(), |node, vip| {
@@ -314,6 +330,7 @@ async fn run(
             // A responder that could not start or a condition that could not be written.
             _ = tokio::time::sleep(Duration::from_secs(5)), if retry => {}
             _ = sleep_until(handoffs.next_expiry()) => {}
+            _ = dataplane.changed(), if !held.is_empty() => {}
             done = stop.recv() => {
                 if let Some(membership) = &membership {
                     membership.leave().await;

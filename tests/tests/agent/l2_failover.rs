@@ -20,8 +20,14 @@ use portico_tests::lab_cluster::{ingress_ips, wait_for};
 
 use crate::two_nodes::{TwoNodeLab, two_node_lab};
 
-/// The real agent in `node`'s namespace, its log in `dir`.
-fn start_agent(lab: &LabTopology, node: &NodeLayout, kubeconfig: &Path, dir: &Path) -> NsChild {
+/// The real agent in `node`'s namespace, its log in `dir`, with `extra` flags.
+pub(crate) fn start_agent(
+    lab: &LabTopology,
+    node: &NodeLayout,
+    kubeconfig: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> NsChild {
     let binary = portico_tests::workspace_binary("portico-agent").expect("portico-agent is built");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -35,6 +41,7 @@ fn start_agent(lab: &LabTopology, node: &NodeLayout, kubeconfig: &Path, dir: &Pa
         .args(["--cluster-cidr", "10.244.0.0/16"])
         .args(["--healthz-bind-address", &format!("{}:10256", node.ip)])
         .args(["--admin-addr", "127.0.0.1:9473"])
+        .args(extra)
         .env_remove("KUBECONFIG")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -42,7 +49,7 @@ fn start_agent(lab: &LabTopology, node: &NodeLayout, kubeconfig: &Path, dir: &Pa
     NsChild::spawn(&node.ns, command).expect("agent starts")
 }
 
-fn logs(dir: &Path) -> String {
+pub(crate) fn logs(dir: &Path) -> String {
     let mut out = String::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         out += &format!("--- {}\n", entry.path().display());
@@ -53,15 +60,15 @@ fn logs(dir: &Path) -> String {
 
 /// The lab with echo servers in both nodes' pods, the controller, an L2Announcement for every
 /// pool, the pool on-link for the client, and an agent on each node.
-struct L2Lab {
-    lab: TwoNodeLab,
+pub(crate) struct L2Lab {
+    pub(crate) lab: TwoNodeLab,
     _echo: Vec<NsChild>,
     _controller: portico_tests::lab_cluster::Process,
-    agents: Vec<Option<NsChild>>,
-    logs: tempfile::TempDir,
+    pub(crate) agents: Vec<Option<NsChild>>,
+    pub(crate) logs: tempfile::TempDir,
 }
 
-async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
+pub(crate) async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
     let lab = two_node_lab(node_subnet).await;
     let echo = lab
         .lab
@@ -87,7 +94,15 @@ async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
         .lab
         .nodes()
         .iter()
-        .map(|node| Some(start_agent(&lab.lab, node, &lab.kubeconfig, logs.path())))
+        .map(|node| {
+            Some(start_agent(
+                &lab.lab,
+                node,
+                &lab.kubeconfig,
+                logs.path(),
+                &[],
+            ))
+        })
         .collect();
     L2Lab {
         lab,
@@ -99,7 +114,7 @@ async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
 }
 
 impl L2Lab {
-    async fn service(&self, name: &str, policy: &str, endpoint_node: usize) -> Ipv4Addr {
+    pub(crate) async fn service(&self, name: &str, policy: &str, endpoint_node: usize) -> Ipv4Addr {
         let cluster = &self.lab.cluster;
         cluster
             .create_service("default", &objects::echo_service(name, policy))
@@ -120,7 +135,7 @@ impl L2Lab {
     }
 
     /// The Service's one endpoint: the pod on node `index`.
-    async fn put_endpoint(&self, name: &str, index: usize) {
+    pub(crate) async fn put_endpoint(&self, name: &str, index: usize) {
         let node = &self.lab.lab.nodes()[index];
         let slices: Api<EndpointSlice> =
             Api::namespaced(self.lab.cluster.client.clone(), "default");
@@ -135,7 +150,7 @@ impl L2Lab {
 
     /// The index of the node whose MAC answers ARP for `vip` from the client, once all the
     /// answers (two requests) come from that one node.
-    async fn owner(&self, vip: Ipv4Addr, not: Option<usize>) -> usize {
+    pub(crate) async fn owner(&self, vip: Ipv4Addr, not: Option<usize>) -> usize {
         let lab = &self.lab.lab;
         wait_for(
             &format!("one node other than {not:?} to answer ARP for {vip}"),
@@ -156,7 +171,7 @@ impl L2Lab {
     }
 
     /// The address the echo server saw for a request from the client to `vip`.
-    async fn seen(&self, vip: Ipv4Addr) -> Option<String> {
+    pub(crate) async fn seen(&self, vip: Ipv4Addr) -> Option<String> {
         let body = self
             .lab
             .lab
@@ -292,7 +307,7 @@ impl OpenRequest {
 }
 
 /// SIGTERMs the agent and waits for it to exit (successfully: it left the membership).
-fn stop_gracefully(mut agent: NsChild, logs_dir: &Path) {
+pub(crate) fn stop_gracefully(mut agent: NsChild, logs_dir: &Path) {
     let stopped = Instant::now();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &agent.id().to_string()])
@@ -345,6 +360,7 @@ async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
             &node,
             &l2lab.lab.kubeconfig,
             l2lab.logs.path(),
+            &[],
         ));
     };
 

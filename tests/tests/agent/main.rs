@@ -3,6 +3,7 @@
 //! after itself. Root only; fails rather than skips under CI.
 
 mod announce;
+mod announce_gate;
 mod drift;
 mod hairpin;
 mod health;
