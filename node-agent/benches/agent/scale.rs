@@ -35,21 +35,36 @@ fn nftables_mode() -> bool {
     std::env::var("BENCH_AGENT_ARGS").is_ok_and(|args| args.contains("nftables"))
 }
 
-fn reflected(node: &NodeNs, index: u32, generation: u32) -> bool {
-    let rules = if nftables_mode() {
-        let key = port_key(index);
-        let chain = nft_names::chain(
-            "service",
-            &names::port_proto_hash(&key),
-            &nft_names::port_label(&key),
-        );
-        node.exec(&["nft", "list", "chain", "ip", nft_names::TABLE, &chain])
-    } else {
-        let chain = names::svc_chain(&port_key(index));
-        node.exec(&["iptables", "-w", "-t", "nat", "-S", &chain])
-    };
-    // Endpoint 1 is on another node: DNATed from the Service's own chain.
-    rules.contains(&format!("{}:8080", pod_ip(index, 1, generation)))
+/// The Services of `pending` whose rules do not yet send to their endpoint 1 of `generation`
+/// (on another node, so DNATed from the Service's own chain in iptables, and an element of the
+/// cluster endpoint map in nftables, listed once for all of them).
+fn not_reflected(node: &NodeNs, pending: &[u32], generation: u32) -> Vec<u32> {
+    let map = nftables_mode().then(|| {
+        node.exec(&[
+            "nft",
+            "list",
+            "map",
+            "ip",
+            nft_names::TABLE,
+            nft_names::CLUSTER_IP_ENDPOINTS,
+        ])
+    });
+    pending
+        .iter()
+        .copied()
+        .filter(|&index| {
+            let endpoint = pod_ip(index, 1, generation);
+            match &map {
+                Some(elements) => !elements.contains(&format!("{endpoint} . 8080")),
+                None => {
+                    let chain = names::svc_chain(&port_key(index));
+                    !node
+                        .exec(&["iptables", "-w", "-t", "nat", "-S", &chain])
+                        .contains(&format!("{endpoint}:8080"))
+                }
+            }
+        })
+        .collect()
 }
 
 /// The per-Service chains the rules hold (iptables SVC chains, or nftables service chains).
@@ -82,6 +97,20 @@ pub struct Row {
     pub idle_syncs: f64,
     pub churn: Duration,
     pub chains: usize,
+}
+
+/// Waits until the agent used no CPU for a whole second, or 30 s.
+async fn settle(agent: &Agent) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = agent.cpu_seconds();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = agent.cpu_seconds();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 pub async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
@@ -121,7 +150,10 @@ pub async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
     eprintln!("{scale}: first sync {clean:?}");
     let chains = service_chains(&node);
 
-    // The idle minute: nothing changes.
+    // The idle minute: nothing changes. It starts once the agent has settled after its first
+    // sync (a second with no CPU, at most 30 s): what the agent finishes after the sync it
+    // reported (health listeners, Events, giving memory back) is start-up, not rest.
+    settle(&agent).await;
     let (cpu_before, syncs_before) = (agent.cpu_seconds(), agent.full_syncs());
     let idle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
@@ -161,7 +193,7 @@ pub async fn bench_scale(scale: u32, idle_secs: u64) -> Row {
         if now > syncs {
             let at = churn_started.elapsed();
             syncs = now;
-            pending.retain(|&index| !reflected(&node, index, 1));
+            pending = not_reflected(&node, &pending, 1);
             if pending.is_empty() {
                 break at;
             }
