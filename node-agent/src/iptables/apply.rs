@@ -277,6 +277,29 @@ impl Iptables {
         }
     }
 
+    /// `iptables -S` of several chains of one table in one process: `-S <chain>` lines fed to
+    /// `iptables-restore`, which prints each listing and changes nothing. `None` when the run
+    /// fails, which a chain that does not exist makes it do.
+    pub async fn list_chains(
+        &self,
+        table: Table,
+        chains: &[&str],
+    ) -> Result<Option<String>, IptablesError> {
+        let mut text = format!("*{}\n", table.as_str());
+        for chain in chains {
+            text.push_str(&format!("-S {chain}\n"));
+        }
+        text.push_str("COMMIT\n");
+        match self
+            .run(&self.binary("-restore"), &["--noflush"], Some(&text))
+            .await
+        {
+            Ok(listing) => Ok(Some(listing)),
+            Err(IptablesError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes every PORTICO- chain and every rule elsewhere that jumps to one, in one restore
     /// per table; other rules are left alone.
     pub async fn cleanup(&self) -> Result<(), IptablesError> {

@@ -4,15 +4,19 @@
 //! full sync (k/k#129329).
 //!
 //! ```text
-//!   iptables -S PREROUTING, OUTPUT, ...  ─▶ missing jumps (inspect_dump)       ┐
-//!   iptables -S PORTICO-SERVICES, ...    ─▶ rule counts vs the rendered set ───┴▶ repair_for ─▶ Repair
+//!   -S PREROUTING, OUTPUT, ...  ─▶ missing jumps (inspect_dump)       ┐
+//!   -S PORTICO-SERVICES, ...    ─▶ rule counts vs the rendered set ───┴▶ repair_for ─▶ Repair
 //! ```
+//!
+//! With iptables-nft the listings of a table are `-S <chain>` lines fed to one
+//! `iptables-restore` (two processes per check, not fourteen: starting iptables is most of a
+//! listing's cost); with iptables-legacy, one `iptables-save` and a listing per chain.
 //!
 //! A flushed top-level chain is rewritten alone. A missing top-level chain, or every top-level
 //! chain of a table emptied, means the table itself was flushed or deleted (a firewall reload):
 //! then nothing of Portico's can be trusted and the repair is a full rewrite.
 
-use super::apply::{Iptables, IptablesError};
+use super::apply::{Backend, Iptables, IptablesError, inspect_dump};
 use super::names;
 use super::render::BUILTIN_JUMPS;
 use super::ruleset::{ChainNames, ExtraLines, RuleSet, Table};
@@ -93,6 +97,14 @@ pub fn earlier_run_seen(jumps: &ExtraLines) -> bool {
 
 /// Lists the built-in chains and Portico's top-level chains of `set` and decides the repair.
 pub async fn check(iptables: &Iptables, set: &RuleSet) -> Result<Repair, IptablesError> {
+    // iptables-nft: one process per table lists every chain (a process start is most of what
+    // a listing costs, and the check runs every sync period). A chain that does not exist fails
+    // that run; the one-by-one listing below then tells which.
+    if iptables.backend != Some(Backend::Legacy)
+        && let Some(repair) = check_per_table(iptables, set).await?
+    {
+        return Ok(repair);
+    }
     let jumps = iptables.missing_jumps().await?;
     let mut observed = Vec::new();
     for (table, chain) in TOP_CHAINS {
@@ -108,6 +120,72 @@ pub async fn check(iptables: &Iptables, set: &RuleSet) -> Result<Repair, Iptable
         });
     }
     Ok(repair_for(&observed, jumps))
+}
+
+/// The check with one listing per table; `None` when a listed chain does not exist.
+async fn check_per_table(
+    iptables: &Iptables,
+    set: &RuleSet,
+) -> Result<Option<Repair>, IptablesError> {
+    let mut builtin_dump = String::new();
+    let mut observed = Vec::new();
+    for table in Table::ALL {
+        let mut builtin: Vec<&str> = Vec::new();
+        for jump in BUILTIN_JUMPS.iter().filter(|jump| jump.table == table) {
+            if !builtin.contains(&jump.chain) {
+                builtin.push(jump.chain);
+            }
+        }
+        let top: Vec<(&str, usize)> = TOP_CHAINS
+            .iter()
+            .filter(|(t, _)| *t == table)
+            .filter_map(|(_, chain)| Some((*chain, set.chains(table).get(*chain)?.len())))
+            .collect();
+        let names: Vec<&str> = builtin
+            .iter()
+            .copied()
+            .chain(top.iter().map(|(chain, _)| *chain))
+            .collect();
+        let Some(listing) = iptables.list_chains(table, &names).await? else {
+            return Ok(None);
+        };
+        let (builtin_lines, counts) = split_listing(&listing, &builtin);
+        builtin_dump.push_str(&format!("*{}\n{builtin_lines}COMMIT\n", table.as_str()));
+        for (chain, expected) in top {
+            observed.push(Observed {
+                table,
+                chain,
+                expected,
+                found: Some(counts.get(chain).copied().unwrap_or(0)),
+            });
+        }
+    }
+    let (_, jumps) = inspect_dump(&builtin_dump);
+    Ok(Some(repair_for(&observed, jumps)))
+}
+
+/// Splits the listing of several chains (pure): the rules of the `builtin` chains, as lines,
+/// and the number of rules of every chain listed.
+pub fn split_listing<'a>(
+    listing: &'a str,
+    builtin: &[&str],
+) -> (String, std::collections::BTreeMap<&'a str, usize>) {
+    let mut builtin_lines = String::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in listing.lines() {
+        let Some(chain) = line
+            .strip_prefix("-A ")
+            .and_then(|rest| rest.split_whitespace().next())
+        else {
+            continue;
+        };
+        *counts.entry(chain).or_insert(0) += 1;
+        if builtin.contains(&chain) {
+            builtin_lines.push_str(line);
+            builtin_lines.push('\n');
+        }
+    }
+    (builtin_lines, counts)
 }
 
 #[cfg(test)]
@@ -126,6 +204,27 @@ mod tests {
             expected,
             found,
         }
+    }
+
+    #[test]
+    fn a_listing_of_several_chains_splits_into_builtin_rules_and_counts() {
+        let listing = "-P PREROUTING ACCEPT\n\
+            -A PREROUTING -m comment --comment \"portico service portals\" -j PORTICO-SERVICES\n\
+            -P OUTPUT ACCEPT\n\
+            -N PORTICO-SERVICES\n\
+            -A PORTICO-SERVICES -d 0.0.0.10/0.0.0.255 -j PORTICO-SVCS-0A\n\
+            -A PORTICO-SERVICES -m addrtype --dst-type LOCAL -j PORTICO-NODEPORTS\n\
+            -N PORTICO-MARK-MASQ\n";
+        let (builtin, counts) = split_listing(listing, &["PREROUTING", "OUTPUT"]);
+        assert_eq!(
+            builtin,
+            "-A PREROUTING -m comment --comment \"portico service portals\" -j PORTICO-SERVICES\n"
+        );
+        assert_eq!(counts.get("PREROUTING"), Some(&1));
+        assert_eq!(counts.get("PORTICO-SERVICES"), Some(&2));
+        // Listed with no rules: not counted, read as 0 by the check.
+        assert_eq!(counts.get("OUTPUT"), None);
+        assert_eq!(counts.get("PORTICO-MARK-MASQ"), None);
     }
 
     fn in_place() -> Vec<Observed> {
