@@ -114,6 +114,37 @@ impl Proxier {
         Ok(())
     }
 
+    /// The periodic check when the stores have not changed since the last successful sync:
+    /// no desired state is built unless the backend finds drift. False when the caller must
+    /// run `sync` instead.
+    pub async fn check_unchanged(&mut self) -> Result<bool, BackendError> {
+        let started = Instant::now();
+        let writes = match self.backend.check_unchanged().await {
+            Ok(Some(writes)) => writes,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.metrics
+                    .sync_errors
+                    .get_or_create(&crate::metrics::ErrorLabels { error: e.label() })
+                    .inc();
+                return Err(e);
+            }
+        };
+        self.metrics
+            .sync_duration
+            .get_or_create(&SyncLabels { kind: "check" })
+            .observe(started.elapsed().as_secs_f64());
+        let backend = self.backend.mode();
+        for kind in writes {
+            self.metrics
+                .writes
+                .get_or_create(&WriteLabels { backend, kind })
+                .inc();
+        }
+        self.sync_health.updated();
+        Ok(true)
+    }
+
     async fn sync_rules(
         &mut self,
         state: &DesiredState,

@@ -147,6 +147,8 @@ pub async fn run(
         args.full_sync_period,
     );
     tracing::info!(node = %node_name, node_ips = ?context.node_ips, "dataplane starting");
+    // The store generation the last successful sync read exactly (no event in flight then).
+    let mut exact: Option<u64> = None;
 
     loop {
         let due = tokio::time::Instant::from_std(schedule.next_at(Instant::now()));
@@ -168,13 +170,26 @@ pub async fn run(
         if fresh != context {
             context = fresh;
             proxier.set_node(context.clone());
+            exact = None;
         }
         let started = Instant::now();
         let kind = schedule.kind(started);
         tracing::debug!(?kind, "dataplane sync");
         // Read before the stores: the sync covers at least this generation.
         let covered = shared.generation.covered();
-        let result = proxier.sync(&services.state(), &slices.state(), kind).await;
+        // No event since the last sync read exactly `covered` of them: the periodic check
+        // needs no desired state (see `Proxier::check_unchanged`).
+        let unchanged = kind == crate::sync_schedule::SyncRequest::Check
+            && exact == Some(shared.generation.seen());
+        let result = match unchanged {
+            true => match proxier.check_unchanged().await {
+                Ok(true) => Ok(()),
+                Ok(false) => proxier.sync(&services.state(), &slices.state(), kind).await,
+                Err(e) => Err(e),
+            },
+            false => proxier.sync(&services.state(), &slices.state(), kind).await,
+        };
+        exact = (result.is_ok() && shared.generation.seen() == covered).then_some(covered);
         if let Err(e) = &result {
             tracing::error!(error = %e, "dataplane sync failed; retrying");
         } else {

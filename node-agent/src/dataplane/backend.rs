@@ -68,6 +68,14 @@ pub trait Backend: Send {
     ) -> BoxFuture<'a, Result<Vec<WriteKind>, BackendError>>;
 
     /// Removes everything this backend installed (both families); other rules stay.
+    /// The periodic check when nothing changed since the last successful sync, without the
+    /// desired state (building it is a fifth of a second of CPU at 10,000 Services, every sync
+    /// period): `Some(writes)` when the kernel holds what was last written, `None` when the
+    /// backend needs the state (it never synced, it found drift, or it has no such check).
+    fn check_unchanged(&mut self) -> BoxFuture<'_, Result<Option<Vec<WriteKind>>, BackendError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     fn cleanup(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
 }
 

@@ -120,6 +120,20 @@ impl Backend for IptablesBackend {
         Box::pin(self.run(state, node, Request::Check))
     }
 
+    fn check_unchanged(&mut self) -> BoxFuture<'_, Result<Option<Vec<WriteKind>>, BackendError>> {
+        Box::pin(async move {
+            if self.syncers.is_empty() {
+                return Ok(None);
+            }
+            for syncer in self.syncers.values_mut() {
+                if !syncer.drift_free().await? {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(Vec::new()))
+        })
+    }
+
     fn cleanup(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             self.syncers.clear();

@@ -177,6 +177,16 @@ impl Syncer {
         }
     }
 
+    /// Whether the kernel holds what the last sync wrote, as far as the periodic check looks
+    /// (the jumps and the top-level chains), with no earlier run's chains left to look for.
+    /// Needs no desired state: the caller knows nothing changed since that sync.
+    pub async fn drift_free(&mut self) -> Result<bool, IptablesError> {
+        if !self.in_sync || self.leftovers_unknown {
+            return Ok(false);
+        }
+        Ok(drift::check(&self.iptables, self.cache.rule_set()).await? == Repair::Nothing)
+    }
+
     /// Writes every chain, deletes PORTICO- chains that are not wanted, and restores missing
     /// jumps from the built-in chains. Run on start, after failures and periodically.
     pub async fn sync_full(
