@@ -174,6 +174,25 @@ impl Backend for NftablesBackend {
         "nftables"
     }
 
+    fn check_unchanged(&mut self) -> BoxFuture<'_, Result<Option<Vec<WriteKind>>, BackendError>> {
+        Box::pin(async move {
+            if self.families.is_empty() || self.families.values().any(|f| !f.in_sync) {
+                return Ok(None);
+            }
+            let mut writes = Vec::new();
+            for family in self.families.values_mut() {
+                // A gone table is written again from the cache: no desired state needed.
+                if !self.nft.table_exists(family.cache.family()).await? {
+                    tracing::warn!(family = ?family.cache.family(), "Portico's nftables table is gone; rewriting it");
+                    let netlink = write_full(&self.nft, family).await?;
+                    self.netlink_transactions += usize::from(netlink);
+                    writes.push("repair");
+                }
+            }
+            Ok(Some(writes))
+        })
+    }
+
     fn sync<'a>(
         &'a mut self,
         state: &'a DesiredState,

@@ -375,6 +375,17 @@ async fn foreign_tables_and_iptables_rules_survive_and_cleanup_removes_only_port
         connect_from(&topology.client, &format!("{NODE_IP}:30080")),
         Answer::Peer(NODE_POD_GATEWAY.into())
     );
+    // The same check when nothing changed since (no desired state): in place, then rewritten
+    // from what was last written.
+    let writes = nft.check_unchanged().await.expect("check");
+    assert_eq!(writes, Some(vec![]));
+    in_ns(node, &["nft", "delete table ip portico"]);
+    let writes = nft.check_unchanged().await.expect("check");
+    assert_eq!(writes, Some(vec!["repair"]));
+    assert_eq!(
+        connect_from(&topology.client, &format!("{NODE_IP}:30080")),
+        Answer::Peer(NODE_POD_GATEWAY.into())
+    );
     nft.cleanup().await.expect("cleanup");
     let tables = output_in_ns(node, &["nft", "list", "tables"]);
     assert!(!tables.contains("portico"), "{tables}");
