@@ -157,24 +157,11 @@ impl CloudLab {
                 .await
                 .unwrap();
         }
-        let agent = crate::workspace_binary("portico-agent")?;
+        crate::workspace_binary("portico-agent")?;
         let mut agents = Vec::new();
         let mut echoes = Vec::new();
         for node in lab.nodes() {
-            let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
-            let args = [
-                "--node-name",
-                &node.name,
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--cluster-cidr",
-                "10.244.0.0/16",
-                "--healthz-bind-address",
-                &health,
-                "--admin-addr",
-                "127.0.0.1:9473",
-            ];
-            agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
+            agents.push(crate::lab_agent::start_agent(&lab, node, &kubeconfig, &[]).unwrap());
             let listen = SocketAddr::from(([0, 0, 0, 0], ECHO_PORT));
             echoes.push(Some(
                 lab.spawn_echo_server(&node.pods[0].ns, listen).unwrap(),

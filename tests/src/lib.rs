@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cloud_lab;
 pub mod cuttable_proxy;
 pub mod fake_compute;
+pub mod lab_agent;
 pub mod lab_cluster;
 pub mod manifests;
 pub mod moto;

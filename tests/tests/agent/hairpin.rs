@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::PostParams;
 use portico_lab::demo::objects::{self, ECHO_PORT};
+use portico_tests::lab_agent::start_agent;
 use portico_tests::lab_cluster::{ingress_ips, wait_for};
 
 use crate::two_nodes::{TwoNodeLab, seen_from, two_node_lab};
@@ -53,23 +54,9 @@ async fn a_pod_reaches_its_own_service_through_every_address() {
             .await
             .unwrap();
     }
-    let agent = portico_tests::workspace_binary("portico-agent").unwrap();
     let mut agents = Vec::new();
     for node in [&node0, &node1] {
-        let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
-        let args = [
-            "--node-name",
-            &node.name,
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--cluster-cidr",
-            "10.244.0.0/16",
-            "--healthz-bind-address",
-            &health,
-            "--admin-addr",
-            "127.0.0.1:9473",
-        ];
-        agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
+        agents.push(start_agent(&lab, node, &kubeconfig, &[]).unwrap());
     }
 
     let at = |ip: Ipv4Addr, port: u16| SocketAddr::new(IpAddr::V4(ip), port);

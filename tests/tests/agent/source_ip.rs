@@ -16,6 +16,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::PostParams;
 use portico_lab::demo::objects::{self, ECHO_PORT};
 use portico_lab::netns::LabTopology;
+use portico_tests::lab_agent::start_agent;
 use portico_tests::lab_cluster::{ingress_ips, wait_for};
 
 use crate::two_nodes::{TwoNodeLab, seen_from, two_node_lab};
@@ -62,26 +63,10 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
             .await
             .unwrap();
     }
-    let agent = portico_tests::workspace_binary("portico-agent").unwrap();
     for mode in ["iptables", "nftables"] {
         let mut agents = Vec::new();
         for node in [&node0, &node1] {
-            let health = SocketAddr::new(IpAddr::V4(node.ip), 10256).to_string();
-            let args = [
-                "--node-name",
-                &node.name,
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--cluster-cidr",
-                "10.244.0.0/16",
-                "--healthz-bind-address",
-                &health,
-                "--admin-addr",
-                "127.0.0.1:9473",
-                "--proxy-mode",
-                mode,
-            ];
-            agents.push(lab.spawn_in(&node.ns, &agent, &args).unwrap());
+            agents.push(start_agent(&lab, node, &kubeconfig, &["--proxy-mode", mode]).unwrap());
         }
 
         let services = cluster.services("default");
@@ -234,6 +219,7 @@ async fn every_row_of_the_source_ip_table_holds_through_the_real_agents() {
             "{mode}: only that mode's rules are in place"
         );
     }
+    let agent = portico_tests::workspace_binary("portico-agent").unwrap();
     let agent_path = agent.to_str().unwrap();
     let cleanup = std::process::Command::new("ip")
         .args(["netns", "exec", &node0.ns, agent_path, "--cleanup"])
