@@ -12,12 +12,28 @@ import sys
 import time
 
 import boto3
+import botocore.exceptions
 
 endpoint, command = sys.argv[1], sys.argv[2]
 kw = dict(endpoint_url=endpoint, region_name="us-east-1",
           aws_access_key_id="testing", aws_secret_access_key="testing")
 ec2 = boto3.client("ec2", **kw)
 elb = boto3.client("elbv2", **kw)
+
+
+
+def consistent(read):
+    """`read()` again when an NLB, listener or target group went away between two of its calls
+    (the controller deleting one while this reads): a snapshot of one moment, not a mix."""
+    for _ in range(50):
+        try:
+            return read()
+        except botocore.exceptions.ClientError as error:
+            if not error.response["Error"]["Code"].endswith("NotFound"):
+                raise
+            time.sleep(0.1)
+    return read()
+
 
 if command == "setup":
     cluster, count = sys.argv[3], int(sys.argv[4])
@@ -32,26 +48,29 @@ if command == "setup":
     reservation = ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, SubnetId=subnets[0])
     print(json.dumps({"instances": [i["InstanceId"] for i in reservation["Instances"]], "subnets": subnets}))
 elif command == "state":
-    out = []
-    for lb in elb.describe_load_balancers()["LoadBalancers"]:
-        arn = lb["LoadBalancerArn"]
-        tags = elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
-        groups = []
-        for tg in elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]:
-            targets = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
-            groups.append({
-                "name": tg["TargetGroupName"], "protocol": tg["Protocol"], "port": tg["Port"],
-                "health": [tg.get("HealthCheckProtocol"), tg.get("HealthCheckPort"), tg.get("HealthCheckPath"),
-                           tg.get("HealthCheckIntervalSeconds"), tg.get("HealthCheckTimeoutSeconds"),
-                           tg.get("HealthyThresholdCount"), tg.get("UnhealthyThresholdCount")],
-                "targets": sorted([t["Target"]["Id"], t["Target"]["Port"]] for t in targets),
-            })
-        listeners = [[l["Protocol"], l["Port"]] for l in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]]
-        out.append({"name": lb["LoadBalancerName"], "dns": lb["DNSName"], "scheme": lb["Scheme"],
-                    "tags": {t["Key"]: t["Value"] for t in tags}, "target_groups": groups,
-                    "listeners": sorted(listeners)})
-    all_groups = [tg["TargetGroupName"] for tg in elb.describe_target_groups()["TargetGroups"]]
-    print(json.dumps({"load_balancers": out, "all_target_groups": all_groups}))
+    def state():
+        out = []
+        for lb in elb.describe_load_balancers()["LoadBalancers"]:
+            arn = lb["LoadBalancerArn"]
+            tags = elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+            groups = []
+            for tg in elb.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]:
+                targets = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+                groups.append({
+                    "name": tg["TargetGroupName"], "protocol": tg["Protocol"], "port": tg["Port"],
+                    "health": [tg.get("HealthCheckProtocol"), tg.get("HealthCheckPort"), tg.get("HealthCheckPath"),
+                               tg.get("HealthCheckIntervalSeconds"), tg.get("HealthCheckTimeoutSeconds"),
+                               tg.get("HealthyThresholdCount"), tg.get("UnhealthyThresholdCount")],
+                    "targets": sorted([t["Target"]["Id"], t["Target"]["Port"]] for t in targets),
+                })
+            listeners = [[l["Protocol"], l["Port"]] for l in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]]
+            out.append({"name": lb["LoadBalancerName"], "dns": lb["DNSName"], "scheme": lb["Scheme"],
+                        "tags": {t["Key"]: t["Value"] for t in tags}, "target_groups": groups,
+                        "listeners": sorted(listeners)})
+        all_groups = [tg["TargetGroupName"] for tg in elb.describe_target_groups()["TargetGroups"]]
+        return {"load_balancers": out, "all_target_groups": all_groups}
+
+    print(json.dumps(consistent(state)))
 elif command == "watch":
     def snapshot():
         """Every NLB with its listeners (and the target group each forwards to) and its target
