@@ -134,13 +134,7 @@ impl Proxier {
             .sync_duration
             .get_or_create(&SyncLabels { kind: "check" })
             .observe(started.elapsed().as_secs_f64());
-        let backend = self.backend.mode();
-        for kind in writes {
-            self.metrics
-                .writes
-                .get_or_create(&WriteLabels { backend, kind })
-                .inc();
-        }
+        self.count_writes(writes);
         self.sync_health.updated();
         Ok(true)
     }
@@ -155,6 +149,12 @@ impl Proxier {
             SyncRequest::Check => self.backend.check(state, &self.node).await?,
             SyncRequest::Changes => self.backend.sync(state, &self.node).await?,
         };
+        self.count_writes(writes);
+        Ok(())
+    }
+
+    /// Counts the backend's writes in `portico_agent_dataplane_writes_total{backend,kind}`.
+    fn count_writes(&self, writes: Vec<crate::dataplane::backend::WriteKind>) {
         let backend = self.backend.mode();
         for kind in writes {
             self.metrics
@@ -162,7 +162,6 @@ impl Proxier {
                 .get_or_create(&WriteLabels { backend, kind })
                 .inc();
         }
-        Ok(())
     }
 
     /// Opens and closes health check listeners and updates their counts.
