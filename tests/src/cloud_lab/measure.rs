@@ -60,9 +60,20 @@ pub async fn measure_move(lab: &CloudLab, service: &str, from: usize, to: usize)
     lab.set_endpoints(service, &[(to, true, true, false)]).await;
     lab.wait_for_in_service(service, &[to]).await;
     let in_service = mark.elapsed();
+    // The sampler's requests run beside this one; on a loaded machine starting a probe can
+    // take longer than a fixed pause, so wait for the new node to answer before stopping.
+    let new_pod = lab.lab.nodes()[to].pods[0].ns.clone();
+    crate::lab_cluster::wait_for(
+        "an answer from the new node",
+        Duration::from_secs(30),
+        || async {
+            let body = lab.request(service).await?;
+            (echo_field(&body, "namespace") == Some(new_pod.as_str())).then_some(())
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let samples = sampler.stop().await;
-    let new_pod = lab.lab.nodes()[to].pods[0].ns.clone();
     let outage = outage_after(&samples, mark, |body| {
         echo_field(body, "namespace") == Some(new_pod.as_str())
     })
