@@ -10,7 +10,7 @@
 //! Environment: `BENCH_SCALES` (default `1000,10000`), `BENCH_IDLE_SECS` (the idle minute,
 //! default 60), `BENCH_AGENT` (the agent binary, default target/release/portico-agent),
 //! `BENCH_AGENT_ARGS` (extra flags, space separated; with `--proxy-mode nftables` the bench reads
-//! the rules with nft). Root only.
+//! the rules with nft; `BENCH_AGENT_LOG` keeps the agent's debug log at that path). Root only.
 
 #[path = "agent/node_ns.rs"]
 mod node_ns;

@@ -18,7 +18,7 @@ use portico_agent::iptables::{Backend, Iptables, SyncKind, Syncer, render};
 
 #[path = "common/services.rs"]
 mod services;
-use services::{node, state};
+use services::{node, state, state_with_changes};
 
 /// A network namespace for one measurement, removed on drop.
 struct Netns(String);
@@ -152,6 +152,42 @@ async fn resync(syncer: &mut Syncer, backend: Backend, services: usize, rows: &m
     });
 }
 
+/// A restarted agent's first sync over the rules its earlier run left: a new syncer (no
+/// knowledge of the kernel's state) on the same namespace, with `changed` Services (spread over
+/// the cluster) changed while no agent ran.
+async fn restart(
+    netns: &Netns,
+    backend: Backend,
+    services: usize,
+    changed: usize,
+    rows: &mut Vec<Row>,
+) {
+    let tools = Iptables::new(IpFamily::V4)
+        .with_backend(backend)
+        .in_netns(&netns.0);
+    let mut syncer = Syncer::new(tools, &node());
+    let desired = state_with_changes(
+        services,
+        (0..changed).map(|i| i * (services / changed.max(1))),
+    );
+    let started = Instant::now();
+    let outcome = syncer
+        .sync(&desired, &node())
+        .await
+        .expect("sync after a restart");
+    let sync = started.elapsed();
+    rows.push(Row {
+        backend: backend.as_str(),
+        scenario: format!("restart, {services} Services in place, {changed} changed meanwhile"),
+        chains: outcome.chains_written,
+        rules: outcome.rules_written,
+        compute: outcome.compute,
+        restore: outcome.restore,
+        sync,
+        raw_restore: None,
+    });
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     if std::env::args().any(|arg| arg == "--list") {
@@ -169,9 +205,12 @@ async fn main() {
     let mut rows = Vec::new();
     for backend in [Backend::Nft, Backend::Legacy] {
         let _ = full_sync(backend, 1_000, &mut rows).await;
-        let (_netns, mut syncer) = full_sync(backend, 10_000, &mut rows).await;
+        let (netns, mut syncer) = full_sync(backend, 10_000, &mut rows).await;
         partial_sync(&mut syncer, backend, 10_000, &mut rows).await;
         resync(&mut syncer, backend, 10_000, &mut rows).await;
+        restart(&netns, backend, 10_000, 0, &mut rows).await;
+        restart(&netns, backend, 10_000, 100, &mut rows).await;
+        restart(&netns, backend, 10_000, 1000, &mut rows).await;
     }
     println!(
         "| backend | scenario | chains written | rules written | compute ms | restore ms | sync ms | raw restore ms | sync / raw |"

@@ -19,6 +19,7 @@ pub mod apply;
 pub mod backend;
 pub mod drift;
 pub mod incremental;
+pub mod ledger;
 pub mod names;
 pub mod render;
 pub mod ruleset;

@@ -27,6 +27,16 @@ impl Agent {
     pub fn start(node: &NodeNs, kubeconfig: &Path, log: &Path) -> Agent {
         let admin = SocketAddr::new(node.node_ip, 9473);
         let extra = std::env::var("BENCH_AGENT_ARGS").unwrap_or_default();
+        // BENCH_AGENT_LOG keeps the agent's debug log (both starts) at that path.
+        let (level, log) = match std::env::var("BENCH_AGENT_LOG") {
+            Ok(path) => ("info,portico_agent=debug", std::path::PathBuf::from(path)),
+            Err(_) => ("warn", log.to_path_buf()),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &node.netns])
             .arg(agent_binary())
@@ -34,12 +44,12 @@ impl Agent {
             .arg(kubeconfig)
             .args(["--healthz-bind-address", &format!("{}:10256", node.node_ip)])
             .args(["--admin-addr", &admin.to_string()])
-            .args(["--cluster-cidr", "10.244.0.0/16", "--log-level", "warn"])
+            .args(["--cluster-cidr", "10.244.0.0/16", "--log-level", level])
             .args(extra.split_whitespace())
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
+            .stderr(log)
             .spawn()
             .expect("agent starts");
         Agent { child, admin }

@@ -69,9 +69,18 @@ pub fn service(index: usize, extra_endpoint: bool) -> ServicePort {
 }
 
 pub fn state(services: usize, changed: Option<usize>) -> DesiredState {
+    state_with_changes(services, changed.iter().copied())
+}
+
+/// `services` Services, those of `changed` with a sixth endpoint.
+pub fn state_with_changes(
+    services: usize,
+    changed: impl IntoIterator<Item = usize>,
+) -> DesiredState {
+    let changed: std::collections::BTreeSet<usize> = changed.into_iter().collect();
     let mut ports = BTreeMap::new();
     for index in 0..services {
-        let port = service(index, changed == Some(index));
+        let port = service(index, changed.contains(&index));
         ports.insert(port.key.clone(), port);
     }
     DesiredState { ports }

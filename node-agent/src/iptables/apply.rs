@@ -358,7 +358,8 @@ pub fn inspect_dump(dump: &str) -> (ChainNames, ExtraLines) {
                 .strip_prefix(':')
                 .and_then(|rest| rest.split_whitespace().next())
             {
-                if name.starts_with(names::PREFIX) {
+                // The ledger describes the chains; it is not one of them.
+                if name.starts_with(names::PREFIX) && name != super::ledger::CHAIN {
                     chains.of_mut(table).insert(name.to_string());
                 }
             } else if line.starts_with("-A ") {

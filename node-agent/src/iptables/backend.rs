@@ -87,6 +87,7 @@ fn write_kind(outcome: &SyncOutcome) -> Option<WriteKind> {
         SyncKind::Full => Some("full"),
         SyncKind::Partial => Some("partial"),
         SyncKind::Repair => Some("repair"),
+        SyncKind::Resume => Some("resume"),
         SyncKind::Unchanged => None,
     }
 }

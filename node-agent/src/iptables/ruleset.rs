@@ -132,13 +132,9 @@ impl RuleSet {
     }
 
     /// Input for a partial sync when the changed chains are known: each is written if this rule
-    /// set has it, else deleted.
-    pub fn changed_restore(&self, changed: &ChainNames) -> RestorePlan {
-        self.restore(
-            Select::Named(changed),
-            &ChainNames::default(),
-            &ExtraLines::default(),
-        )
+    /// set has it, else deleted; `extra` lines (the ledger) follow.
+    pub fn changed_restore(&self, changed: &ChainNames, extra: &ExtraLines) -> RestorePlan {
+        self.restore(Select::Named(changed), &ChainNames::default(), extra)
     }
 
     /// Input that rewrites the named chains (those this rule set has) and adds `extra` lines:

@@ -5,13 +5,16 @@
 //! dispatch bucket it sits in, the small parent and filter chains when they change), so the
 //! cost follows the size of the change, not of the cluster. A failed partial restore falls
 //! back to a full one, as kube-proxy does. The periodic `check` lists only the built-in chains
-//! and Portico's top-level chains (`drift`) and rewrites only what drifted.
+//! and Portico's top-level chains (`drift`) and rewrites only what drifted. Every restore also
+//! writes the `ledger` of what the chains hold, so a restarted agent over an earlier run's rules
+//! rewrites only the chains that changed meanwhile (a resume) instead of all of them.
 
 use std::time::{Duration, Instant};
 
 use super::apply::{Iptables, IptablesError};
 use super::drift::{self, Repair};
 use super::incremental::RenderCache;
+use super::ledger::{self, Ledger};
 use super::names;
 use super::ruleset::{ChainNames, ExtraLines, RestorePlan, RuleSet, Table};
 use crate::dataplane::{DesiredState, NodeContext};
@@ -25,6 +28,9 @@ pub enum SyncKind {
     Unchanged,
     /// A drift check found and rewrote only what drifted.
     Repair,
+    /// The first sync over an earlier run's rules: only the chains whose ledger group changed
+    /// were written.
+    Resume,
 }
 
 /// What one sync did and how long its parts took.
@@ -55,7 +61,15 @@ pub struct Syncer {
     hairpin_match: Option<bool>,
     /// Whether chains of an earlier run may exist that were not yet listed and deleted.
     leftovers_unknown: bool,
+    /// The ledger of the rule set the cache holds, written with it (see `ledger`).
+    ledger: Ledger,
+    /// Whether a full sync may resume from the kernel's ledger; false once a resume failed.
+    trust_ledger: bool,
 }
+
+/// Up to this many chains a resume writes in a plain restore; beyond, iptables-nft's sorted list
+/// of the batch's chain names costs more than its whole-table fetch (`restore_all_chains`).
+const PLAIN_RESTORE_CHAINS: usize = 2000;
 
 impl Syncer {
     pub fn new(iptables: Iptables, node: &NodeContext) -> Self {
@@ -66,6 +80,8 @@ impl Syncer {
             in_sync: false,
             hairpin_match: None,
             leftovers_unknown: false,
+            ledger: Ledger::default(),
+            trust_ledger: true,
         }
     }
 
@@ -98,7 +114,10 @@ impl Syncer {
                 .restore_full(changes.chains, None, started.elapsed(), Duration::ZERO)
                 .await;
         }
-        let plan = self.cache.rule_set().changed_restore(&changes.chains);
+        let rules = self.cache.rule_set();
+        self.ledger.update(rules, &changes.chains);
+        let extra = ledger::extra_lines(&self.ledger, |table| !changes.chains.of(table).is_empty());
+        let plan = rules.changed_restore(&changes.chains, &extra);
         let compute = started.elapsed();
         if plan.text.is_empty() {
             return Ok(outcome(
@@ -234,13 +253,91 @@ impl Syncer {
         self.cache.render(state, node);
         self.cache.take_changes();
         self.leftovers_unknown |= earlier_run;
-        self.restore_full(
-            ChainNames::default(),
-            Some(jumps),
-            started.elapsed(),
+        let compute = started.elapsed();
+        if earlier_run
+            && self.trust_ledger
+            && let Some(resumed) = self.resume(&jumps, compute, inspect).await?
+        {
+            return Ok(resumed);
+        }
+        self.restore_full(ChainNames::default(), Some(jumps), compute, inspect)
+            .await
+    }
+
+    /// The first sync over an earlier run's rules, from the ledger it left: only the chains of
+    /// the groups whose fingerprint differs are written (with the ledger and the missing jumps).
+    /// `None` when there is no ledger to trust, or the restore failed: then a full sync follows.
+    /// Chains the earlier run had in those groups and this one does not want are left to the
+    /// next check's listing, like any earlier run's leftovers.
+    async fn resume(
+        &mut self,
+        jumps: &ExtraLines,
+        compute: Duration,
+        inspect: Duration,
+    ) -> Result<Option<SyncOutcome>, IptablesError> {
+        let started = Instant::now();
+        let Some(found) = self.read_ledger().await? else {
+            tracing::info!(
+                family = ?self.iptables.family,
+                "no ledger from the earlier run's rules; rewriting every chain"
+            );
+            return Ok(None);
+        };
+        let inspect = inspect + started.elapsed();
+        let started = Instant::now();
+        let rules = self.cache.rule_set();
+        let ours = Ledger::of_rule_set(rules);
+        let stale = ours.stale_chains(rules, &found);
+        let mut extra = jumps.clone();
+        let ledger_lines = ledger::extra_lines(&ours, |table| ours.of(table) != found.of(table));
+        extra.nat.extend(ledger_lines.nat);
+        extra.filter.extend(ledger_lines.filter);
+        let plan = rules.repair_restore(&stale, &extra);
+        let compute = compute + started.elapsed();
+        let started = Instant::now();
+        let restored = if plan.chains_written <= PLAIN_RESTORE_CHAINS {
+            self.iptables.restore(&plan.text).await
+        } else {
+            self.iptables.restore_all_chains(&plan.text).await
+        };
+        if let Err(error) = restored {
+            tracing::warn!(%error, "resuming from the earlier run's ledger failed; rewriting every chain");
+            self.trust_ledger = false;
+            return Ok(None);
+        }
+        tracing::info!(
+            family = ?self.iptables.family,
+            chains = plan.chains_written,
+            of = rules.nat.len() + rules.filter.len(),
+            "resumed over the earlier run's rules"
+        );
+        self.ledger = ours;
+        self.in_sync = true;
+        Ok(Some(outcome(
+            SyncKind::Resume,
+            &plan,
+            compute,
             inspect,
-        )
-        .await
+            started.elapsed(),
+        )))
+    }
+
+    /// Both tables' ledgers as the kernel holds them; `None` when either is missing or unreadable.
+    async fn read_ledger(&self) -> Result<Option<Ledger>, IptablesError> {
+        let mut found = Ledger::default();
+        for table in Table::ALL {
+            let Some(listing) = self.iptables.list_chain(table, ledger::CHAIN).await? else {
+                return Ok(None);
+            };
+            let Some(groups) = ledger::parse(&listing) else {
+                return Ok(None);
+            };
+            match table {
+                Table::Nat => found.nat = groups,
+                Table::Filter => found.filter = groups,
+            }
+        }
+        Ok(Some(found))
     }
 
     /// Deletes the PORTICO- chains an earlier run (or a failed sync) left that are no longer
@@ -289,11 +386,13 @@ impl Syncer {
         let inspect = inspect + started.elapsed();
         let started = Instant::now();
         let rules = self.cache.rule_set();
+        self.ledger = Ledger::of_rule_set(rules);
+        let extra = ledger::extra_lines(&self.ledger, |_| true);
         // Every chain goes in one restore that has iptables-nft fetch the whole table (see
         // `Iptables::restore_all_chains`). That fetch does not create the built-in chains a
         // fresh table lacks, so the jumps from them, and the chains no longer wanted (which a
         // stale jump may still point to), follow in a small restore of their own.
-        let mut plan = rules.full_restore(&ChainNames::default(), &ExtraLines::default());
+        let mut plan = rules.full_restore(&ChainNames::default(), &extra);
         let jumps_plan = rules.jumps_and_deletions(&existing, &jumps);
         let compute = compute + started.elapsed();
         let started = Instant::now();

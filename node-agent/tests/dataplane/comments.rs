@@ -3,7 +3,9 @@
 //! again by the next agent (an older agent's jumps without comments replaced, not doubled).
 
 use portico_agent::dataplane::IpFamily;
-use portico_agent::iptables::{BUILTIN_JUMPS, Backend, Iptables, RuleSet, SyncKind, Syncer};
+use portico_agent::iptables::{
+    BUILTIN_JUMPS, Backend, Iptables, RuleSet, SyncKind, Syncer, ledger,
+};
 
 use crate::services::{mk_service, mk_slice, node_context, state, with_lb_ip, with_local_policy};
 use crate::topology::{
@@ -110,6 +112,7 @@ async fn save_shows_the_rendered_rules(backend: Backend, tag: &str) {
     let saved: Vec<&str> = dump
         .lines()
         .filter(|line| line.starts_with("-A ") && line.contains("PORTICO-"))
+        .filter(|line| !line.starts_with(&format!("-A {} ", ledger::CHAIN)))
         .collect();
     let rendered = rendered_lines(syncer.rule_set());
     let mut saved_comments: Vec<&str> = saved.iter().filter_map(|line| comment_of(line)).collect();

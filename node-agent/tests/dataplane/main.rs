@@ -18,6 +18,7 @@ mod hairpin;
 mod helper;
 mod nftables;
 mod packets;
+mod resume;
 mod services;
 mod survival;
 mod topology;

@@ -144,15 +144,16 @@ async fn a_restart_removes_chains_of_services_that_went_away_at_the_first_check(
         .sync(&state(&services, &slices), &node_context())
         .await
         .expect("sync");
-    // A new agent process knows nothing of the old one's chains. Its first sync writes its own
-    // without dumping every rule first (seconds at scale); nothing jumps to the old chains any
-    // more, and the first periodic check finds and deletes them.
+    // A new agent process knows nothing of the old one's chains but what its ledger says. Its
+    // first sync writes the changed groups without dumping every rule first (seconds at
+    // scale); nothing jumps to the old chains any more, and the first periodic check finds
+    // and deletes them.
     let mut after = crate::services::syncer(&topology.node);
     let outcome = after
         .sync(&state(&[], &[]), &node_context())
         .await
         .expect("sync");
-    assert_eq!(outcome.kind, SyncKind::Full);
+    assert_eq!(outcome.kind, SyncKind::Resume);
     let dump = output_in_ns(&topology.node, &["iptables-save"]);
     assert!(
         !dump

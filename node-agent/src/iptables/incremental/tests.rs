@@ -6,6 +6,7 @@ use super::*;
 use crate::dataplane::TrafficPolicy;
 use crate::iptables::render::render;
 use crate::iptables::render::tests::{mk_endpoint, mk_port, node};
+use crate::iptables::ruleset::ExtraLines;
 
 /// A small deterministic generator (no dependency, same steps on every run).
 struct Steps(u64);
@@ -94,7 +95,7 @@ fn the_cache_equals_render_while_ports_sharing_buckets_change() {
         );
         let changes = cache.take_changes();
         assert_eq!(
-            rendered.changed_restore(&changes.chains),
+            rendered.changed_restore(&changes.chains, &ExtraLines::default()),
             rendered.partial_restore(&previous),
             "step {step}"
         );

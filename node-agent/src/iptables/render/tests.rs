@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use super::*;
 use crate::dataplane::{Endpoint, Protocol, ServicePort, ServicePortKey, TrafficPolicy};
 use crate::iptables::incremental::RenderCache;
+use crate::iptables::ruleset::ExtraLines;
 
 pub(crate) const NODE: &str = "node-a";
 
@@ -488,7 +489,7 @@ fn a_changed_service_rewrites_only_its_chains_and_its_bucket() {
     let changes = cache.take_changes();
     assert!(!changes.rebuilt);
     assert_eq!(
-        after.changed_restore(&changes.chains),
+        after.changed_restore(&changes.chains, &ExtraLines::default()),
         plan,
         "the recorded changes give the same restore"
     );
@@ -522,7 +523,7 @@ fn the_cache_follows_services_that_come_and_go() {
         );
         let changes = cache.take_changes();
         assert_eq!(
-            rendered.changed_restore(&changes.chains),
+            rendered.changed_restore(&changes.chains, &ExtraLines::default()),
             rendered.partial_restore(&previous),
             "step {step}"
         );
