@@ -375,6 +375,7 @@ async fn main() {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     for &services in &scales {
         let mut cells = Vec::new();
+        let mut restarts = Vec::new();
         for mode in modes {
             let lab = Lab::new(&format!("full{services}{mode:?}"));
             let mut backend = for_mode(mode, Some(&lab.node), &node()).unwrap();
@@ -394,6 +395,11 @@ async fn main() {
                     kinds.extend(writes);
                 }
                 kinds.dedup();
+                // A restarted agent: a new backend over the rules the last one left.
+                let mut restarted = for_mode(mode, Some(&lab.node), &node()).unwrap();
+                let started = Timed::start();
+                let writes = restarted.sync(&desired, &node()).await.expect("restart");
+                restarts.push(format!("{} ({writes:?})", Timed::since(started).cell()));
                 rows.push((
                     format!(
                         "one changed Service among {services} ({kinds:?}, median of {CHANGES})"
@@ -403,6 +409,13 @@ async fn main() {
             }
         }
         let largest = services == *scales.iter().max().unwrap();
+        if !restarts.is_empty() {
+            restarts.extend(["–".to_string(), "–".to_string()]);
+            rows.push((
+                format!("first sync of a restarted agent over {services} in place"),
+                restarts,
+            ));
+        }
         let (text_full, text_partial) = nft_text(services, largest).await;
         cells.push(text_full.cell());
         if let Some(partial) = text_partial {

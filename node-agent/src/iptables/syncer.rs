@@ -63,8 +63,10 @@ pub struct Syncer {
     leftovers_unknown: bool,
     /// The ledger of the rule set the cache holds, written with it (see `ledger`).
     ledger: Ledger,
-    /// Whether a full sync may resume from the kernel's ledger; false once a resume failed.
-    trust_ledger: bool,
+    /// Whether the next full sync may resume from the kernel's ledger: only the process's first
+    /// (a restart). After a failure or drift the kernel's state is in doubt, and those full
+    /// syncs rewrite everything as before.
+    may_resume: bool,
 }
 
 /// Up to this many chains a resume writes in a plain restore; beyond, iptables-nft's sorted list
@@ -81,7 +83,7 @@ impl Syncer {
             hairpin_match: None,
             leftovers_unknown: false,
             ledger: Ledger::default(),
-            trust_ledger: true,
+            may_resume: true,
         }
     }
 
@@ -254,8 +256,8 @@ impl Syncer {
         self.cache.take_changes();
         self.leftovers_unknown |= earlier_run;
         let compute = started.elapsed();
-        if earlier_run
-            && self.trust_ledger
+        if std::mem::take(&mut self.may_resume)
+            && earlier_run
             && let Some(resumed) = self.resume(&jumps, compute, inspect).await?
         {
             return Ok(resumed);
@@ -302,7 +304,6 @@ impl Syncer {
         };
         if let Err(error) = restored {
             tracing::warn!(%error, "resuming from the earlier run's ledger failed; rewriting every chain");
-            self.trust_ledger = false;
             return Ok(None);
         }
         tracing::info!(
