@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use portico_agent::dataplane::IpFamily;
 use portico_agent::iptables::ruleset::{ChainNames, ExtraLines};
-use portico_agent::iptables::{Backend, Iptables, SyncKind, Syncer, render};
+use portico_agent::iptables::{Backend, Iptables, SyncKind, SyncOutcome, Syncer, render};
 
 #[path = "common/services.rs"]
 mod services;
@@ -69,6 +69,22 @@ struct Row {
     raw_restore: Option<Duration>,
 }
 
+impl Row {
+    /// A row for one sync (without a raw restore to compare with).
+    fn of(backend: Backend, scenario: String, outcome: &SyncOutcome, sync: Duration) -> Self {
+        Row {
+            backend: backend.as_str(),
+            scenario,
+            chains: outcome.chains_written,
+            rules: outcome.rules_written,
+            compute: outcome.compute,
+            restore: outcome.restore,
+            sync,
+            raw_restore: None,
+        }
+    }
+}
+
 async fn full_sync(backend: Backend, services: usize, rows: &mut Vec<Row>) -> (Netns, Syncer) {
     let desired = state(services, None);
     let netns = Netns::new(&format!("{}-{services}", backend.as_str()));
@@ -94,15 +110,10 @@ async fn full_sync(backend: Backend, services: usize, rows: &mut Vec<Row>) -> (N
     let raw_restore = started.elapsed();
     drop(raw_netns);
 
+    let scenario = format!("full sync, {services} Services");
     rows.push(Row {
-        backend: backend.as_str(),
-        scenario: format!("full sync, {services} Services"),
-        chains: outcome.chains_written,
-        rules: outcome.rules_written,
-        compute: outcome.compute,
-        restore: outcome.restore,
-        sync,
         raw_restore: Some(raw_restore),
+        ..Row::of(backend, scenario, &outcome, sync)
     });
     (netns, syncer)
 }
@@ -117,16 +128,8 @@ async fn partial_sync(syncer: &mut Syncer, backend: Backend, services: usize, ro
         let sync = started.elapsed();
         assert_eq!(outcome.kind, SyncKind::Partial);
         if best.as_ref().is_none_or(|row| sync < row.sync) {
-            best = Some(Row {
-                backend: backend.as_str(),
-                scenario: format!("partial sync, 1 of {services} changed"),
-                chains: outcome.chains_written,
-                rules: outcome.rules_written,
-                compute: outcome.compute,
-                restore: outcome.restore,
-                sync,
-                raw_restore: None,
-            });
+            let scenario = format!("partial sync, 1 of {services} changed");
+            best = Some(Row::of(backend, scenario, &outcome, sync));
         }
     }
     rows.extend(best);
@@ -139,17 +142,8 @@ async fn resync(syncer: &mut Syncer, backend: Backend, services: usize, rows: &m
         .sync_full(&state(services, None), &node())
         .await
         .expect("full resync");
-    let sync = started.elapsed();
-    rows.push(Row {
-        backend: backend.as_str(),
-        scenario: format!("full resync, {services} Services in place"),
-        chains: outcome.chains_written,
-        rules: outcome.rules_written,
-        compute: outcome.compute,
-        restore: outcome.restore,
-        sync,
-        raw_restore: None,
-    });
+    let scenario = format!("full resync, {services} Services in place");
+    rows.push(Row::of(backend, scenario, &outcome, started.elapsed()));
 }
 
 /// A restarted agent's first sync over the rules its earlier run left: a new syncer (no
@@ -175,17 +169,8 @@ async fn restart(
         .sync(&desired, &node())
         .await
         .expect("sync after a restart");
-    let sync = started.elapsed();
-    rows.push(Row {
-        backend: backend.as_str(),
-        scenario: format!("restart, {services} Services in place, {changed} changed meanwhile"),
-        chains: outcome.chains_written,
-        rules: outcome.rules_written,
-        compute: outcome.compute,
-        restore: outcome.restore,
-        sync,
-        raw_restore: None,
-    });
+    let scenario = format!("restart, {services} Services in place, {changed} changed meanwhile");
+    rows.push(Row::of(backend, scenario, &outcome, started.elapsed()));
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -202,17 +202,6 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn rule_set(nat: &[(&str, &[&str])]) -> RuleSet {
-        let mut set = RuleSet::default();
-        for (name, rules) in nat {
-            set.nat.insert(
-                name.to_string(),
-                rules.iter().map(|r| r.to_string()).collect(),
-            );
-        }
-        set
-    }
-
     fn many_chains(count: usize) -> RuleSet {
         let mut set = RuleSet::default();
         for i in 0..count {
@@ -306,9 +295,11 @@ mod tests {
 
     #[test]
     fn the_same_rules_give_the_same_ledger() {
-        let set = rule_set(&[("PORTICO-A", &["-j ACCEPT"]), ("PORTICO-B", &[])]);
+        let set = many_chains(20);
         assert_eq!(Ledger::of_rule_set(&set), Ledger::of_rule_set(&set.clone()));
-        let renamed = rule_set(&[("PORTICO-A", &["-j ACCEPT"]), ("PORTICO-C", &[])]);
+        let mut renamed = set.clone();
+        let rules = renamed.nat.remove("PORTICO-SVC-000003").unwrap();
+        renamed.nat.insert("PORTICO-SVC-X00003".into(), rules);
         assert_ne!(Ledger::of_rule_set(&set), Ledger::of_rule_set(&renamed));
     }
 
