@@ -6,10 +6,12 @@
 //! packets to the pods. Root only; fails rather than skips under CI.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use portico_tests::cloud_lab::gcp::{ROLLING_CHECKS, cloud_ns, routed_to, vip_of};
 use portico_tests::cloud_lab::measure::{measure_move, run_rolling_update};
 use portico_tests::cloud_lab::{CloudLab, Provider, fast_checks};
+use portico_tests::lab_cluster::wait_for;
 
 use crate::lab_cloud::policies::run_policy_story;
 
@@ -61,11 +63,18 @@ async fn gcp_connections_stay_on_their_node_other_ports_stay_out_and_a_dead_agen
         .await;
     let moved = measure_move(&lab, "local", 0, 1).await;
     eprintln!("gcp lab cloud, Local endpoint move with 1 s / 1 s / 1 / 2 checks: {moved}");
-    assert_eq!(routed_to(&lab, vip_of(&lab, "local").await), [1]);
+    // Routed to node-1 alone; a check that timed out on a loaded machine may briefly take it
+    // out, which is the check's job, not what this test is about.
+    let vip = vip_of(&lab, "local").await;
+    wait_for(
+        "the VIP routed to node-1 alone",
+        Duration::from_secs(20),
+        || async { (routed_to(&lab, vip) == [1]).then_some(()) },
+    )
+    .await;
 
     // Every connection carries the mark of the node its first packet went to, so a change of
     // the ECMP route leaves it there.
-    let vip = vip_of(&lab, "local").await;
     lab.who_answers("local", 10).await;
     let mark = portico_lab::cloud::gcp::pinning::mark(lab.lab.nodes()[1].ip).to_string();
     let pinned = lab
