@@ -29,7 +29,7 @@ use super::state::LabState;
 use super::up::{agent_command, sock, spawn_detached, wait_for_vip};
 use crate::netns::cmd;
 use crate::netns::echo::echo_field;
-use crate::netns::sampler::{Outage, Sampler, failed, longest_gap, outage_after};
+use crate::netns::sampler::{Outage, Sampler, error_lines, failed, longest_gap, outage_after};
 
 const SERVICE: &str = "failover";
 /// Nodes whose pod runs an echo server (`up` starts them on node-0 and node-1).
@@ -347,9 +347,9 @@ pub async fn measure(
         outage,
         longest_gap: longest_gap(&samples, mark),
         failed: failed(&samples),
-        failures: samples
-            .iter()
-            .filter_map(|s| Some(s.error.as_deref()?.lines().next()?.to_owned()))
+        failures: error_lines(&samples)
+            .into_iter()
+            .map(str::to_owned)
             .collect(),
         sent: samples.len(),
     })

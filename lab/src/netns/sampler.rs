@@ -152,6 +152,14 @@ pub fn failed(samples: &[Sample]) -> usize {
     samples.iter().filter(|s| s.answer.is_none()).count()
 }
 
+/// The first line of each failed request's error, in start order (for reports and messages).
+pub fn error_lines(samples: &[Sample]) -> Vec<&str> {
+    samples
+        .iter()
+        .filter_map(|s| s.error.as_deref()?.lines().next())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,10 @@ use std::time::Duration;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use portico_lab::demo::objects;
-use portico_lab::netns::sampler::{Sampler, failed};
+use portico_lab::netns::sampler::{Sampler, error_lines, failed};
 use portico_tests::lab_cluster::wait_for;
 
-use crate::l2_failover::{L2Lab, l2_lab, logs, start_agent, stop_gracefully};
+use crate::l2_failover::{L2Lab, assert_none_failed, l2_lab, logs, start_agent, stop_gracefully};
 
 /// How long the other node's proxier batches changes: long enough that the owner's graceful
 /// stop and the other node's takeover fall inside it.
@@ -146,10 +146,7 @@ async fn a_graceful_restart_right_after_an_endpoint_change_fails_no_request() {
     assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let samples = sampler.stop().await;
-    let errors: Vec<&str> = samples
-        .iter()
-        .filter_map(|s| s.error.as_deref()?.lines().next())
-        .collect();
+    let errors = error_lines(&samples);
     assert!(
         dispatched_at_takeover,
         "the other node answered ARP for {vip} with no rule sending it to the Service: \
@@ -158,13 +155,7 @@ async fn a_graceful_restart_right_after_an_endpoint_change_fails_no_request() {
         samples.len(),
         logs(l2lab.logs.path())
     );
-    assert_eq!(
-        failed(&samples),
-        0,
-        "requests failed around the restart ({} sent): {errors:?}\n{}",
-        samples.len(),
-        logs(l2lab.logs.path())
-    );
+    assert_none_failed(&samples, "around the restart", &l2lab);
     let L2Lab { lab, agents, .. } = l2lab;
     drop(agents);
     tokio::task::spawn_blocking(move || lab.lab.teardown())

@@ -14,7 +14,7 @@ use portico_lab::demo::l2;
 use portico_lab::demo::objects::{self, ECHO_PORT};
 use portico_lab::netns::echo::echo_field;
 use portico_lab::netns::process::NsChild;
-use portico_lab::netns::sampler::{Sampler, failed};
+use portico_lab::netns::sampler::{Sample, Sampler, error_lines, failed};
 use portico_lab::netns::{LabTopology, NodeLayout};
 use portico_tests::lab_cluster::{ingress_ips, wait_for};
 
@@ -47,6 +47,18 @@ pub(crate) fn start_agent(
         .stdout(log.try_clone().unwrap())
         .stderr(log);
     NsChild::spawn(&node.ns, command).expect("agent starts")
+}
+
+/// Asserts no request of `samples` failed, naming the errors and the agents' logs.
+pub(crate) fn assert_none_failed(samples: &[Sample], during: &str, l2lab: &L2Lab) {
+    assert_eq!(
+        failed(samples),
+        0,
+        "requests failed {during} ({} sent): {:?}\n{}",
+        samples.len(),
+        error_lines(samples),
+        logs(l2lab.logs.path())
+    );
 }
 
 pub(crate) fn logs(dir: &Path) -> String {
@@ -446,17 +458,7 @@ async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
         through.iter().any(|seen| *seen != owner_ip),
         "the other node carried traffic while the owner restarted: {through:?}"
     );
-    let errors: Vec<&str> = samples
-        .iter()
-        .filter_map(|s| s.error.as_deref()?.lines().next())
-        .collect();
-    assert_eq!(
-        failed(&samples),
-        0,
-        "requests failed during the handovers ({} sent): {errors:?}\n{}",
-        samples.len(),
-        logs(l2lab.logs.path())
-    );
+    assert_none_failed(&samples, "during the handovers", &l2lab);
     let L2Lab { lab, agents, .. } = l2lab;
     drop(agents);
     // `--cleanup` removes the hand-back chain an agent left (the other node's was killed).
