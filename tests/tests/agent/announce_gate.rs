@@ -10,13 +10,13 @@
 //!   announces it only once synced ─▶ owner's agent back, takes the VIP back
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use portico_lab::demo::objects;
-use portico_lab::netns::sampler::{Sampler, error_lines, failed};
+use portico_lab::netns::sampler::{error_lines, failed};
 use portico_tests::lab_cluster::wait_for;
 
 use crate::l2_failover::{L2Lab, assert_none_failed, l2_lab, logs, start_agent, stop_gracefully};
@@ -113,14 +113,7 @@ async fn a_graceful_restart_right_after_an_endpoint_change_fails_no_request() {
     .await;
 
     // The owner's agent restarts, a request every 25 ms throughout.
-    let lab = &l2lab.lab.lab;
-    let sampler = Sampler::start(
-        lab.lab_binary().to_path_buf(),
-        lab.client_ns().to_owned(),
-        SocketAddr::from((vip, 80)),
-        Duration::from_millis(25),
-        Duration::from_secs(2),
-    );
+    let sampler = l2lab.sample(vip);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_gracefully(l2lab.agents[owner].take().unwrap(), l2lab.logs.path());
     assert_eq!(l2lab.owner(vip, Some(owner)).await, other);

@@ -126,6 +126,18 @@ pub(crate) async fn l2_lab(node_subnet: &str, pool: &str) -> L2Lab {
 }
 
 impl L2Lab {
+    /// A request from the client to `vip`:80 every 25 ms, each given 2 s, until stopped.
+    pub(crate) fn sample(&self, vip: Ipv4Addr) -> Sampler {
+        let lab = &self.lab.lab;
+        Sampler::start(
+            lab.lab_binary().to_path_buf(),
+            lab.client_ns().to_owned(),
+            SocketAddr::from((vip, 80)),
+            Duration::from_millis(25),
+            Duration::from_secs(2),
+        )
+    }
+
     pub(crate) async fn service(&self, name: &str, policy: &str, endpoint_node: usize) -> Ipv4Addr {
         let cluster = &self.lab.cluster;
         cluster
@@ -433,14 +445,7 @@ async fn graceful_restarts_of_the_owners_agent_fail_no_request() {
     assert_eq!(l2lab.owner(vip, Some(other)).await, owner);
 
     // Several restarts in a row (a rolling update), a new request every 25 ms throughout.
-    let lab = &l2lab.lab.lab;
-    let sampler = Sampler::start(
-        lab.lab_binary().to_path_buf(),
-        lab.client_ns().to_owned(),
-        SocketAddr::from((vip, 80)),
-        Duration::from_millis(25),
-        Duration::from_secs(2),
-    );
+    let sampler = l2lab.sample(vip);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop_gracefully(l2lab.agents[owner].take().unwrap(), l2lab.logs.path());
